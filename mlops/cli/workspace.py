@@ -1,0 +1,9 @@
+"""CLI commands: workspace. (Filled in by its area; registers nothing yet.)"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add this area's commands."""
