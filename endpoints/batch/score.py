@@ -1,0 +1,78 @@
+"""Batch scoring script: ``init()`` and ``run(mini_batch)`` as Azure ML batch deployments call them.
+
+Each entry of ``mini_batch`` is a file path. For every CSV (``date,count[,...]``, the GitHub DAU
+format) it makes a rolling forecast (horizons 1..max_horizon, step 1) against the file's own
+actuals - the model's stored training tail is the context of the first origins when the file
+continues it - and returns one DataFrame with columns ``date, forecast_origin, predicted, count,
+file`` (``output_action: append_row`` writes it). Entries that are not CSV files are skipped. A
+malformed file raises an error that names the file and the problem, so the mini-batch fails
+visibly instead of writing partial results.
+
+Like the online script, it runs without ``mlops`` installed: the deployment's code snapshot
+(``mlops.packaging.stage_scoring_code``) puts ``mlops/forecasting`` beside it. A pickled AutoML
+model is loaded only when ``MLOPS_TRUST_PICKLED_MODEL=1``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pandas as pd  # noqa: E402
+
+from mlops.forecasting.data import load_series_csv  # noqa: E402
+from mlops.forecasting.errors import ForecastInputError  # noqa: E402
+from mlops.forecasting.forecaster import load_forecaster, single_threaded_torch  # noqa: E402
+
+TRUST_ENV = "MLOPS_TRUST_PICKLED_MODEL"
+OUTPUT_COLUMNS = ["date", "forecast_origin", "predicted", "count", "file"]
+forecaster = None
+
+
+class BatchInputError(ValueError):
+    """A file of the mini-batch cannot be scored; the message starts with the file name."""
+
+
+def init() -> None:
+    global forecaster
+    model_dir = os.environ.get("AZUREML_MODEL_DIR")
+    if not model_dir:
+        raise RuntimeError("AZUREML_MODEL_DIR is not set")
+    single_threaded_torch()
+    forecaster = load_forecaster(model_dir, trust_pickled=os.environ.get(TRUST_ENV, "") == "1")
+    print(f"batch score.py: loaded {type(forecaster).__name__} from {model_dir}", flush=True)
+
+
+def score_file(path: Path) -> pd.DataFrame:
+    """The rolling forecast of one CSV, in the output columns."""
+    try:
+        frame = load_series_csv(path)
+        X = frame.drop(columns=["count"])
+        rolling = forecaster.rolling_forecast(X, frame["count"].to_numpy(), step=1)
+    except ForecastInputError as error:
+        message = str(error)
+        raise BatchInputError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+    out = pd.DataFrame({
+        "date": pd.DatetimeIndex(rolling[forecaster.time_column_name]).strftime("%Y-%m-%d"),
+        "forecast_origin": pd.DatetimeIndex(rolling[forecaster.forecast_origin_column_name]).strftime("%Y-%m-%d"),
+        "predicted": rolling[forecaster.forecast_column_name].to_numpy(dtype=float).round(3),
+        "count": rolling[forecaster.actual_column_name].to_numpy(dtype=float),
+    })
+    out["file"] = path.name
+    return out
+
+
+def run(mini_batch: list) -> pd.DataFrame:
+    frames = []
+    for entry in mini_batch:
+        path = Path(str(entry))
+        if path.suffix.lower() != ".csv" or not path.is_file():
+            print(f"batch score.py: skipping {path} (not a CSV file)", flush=True)
+            continue
+        frames.append(score_file(path))
+    if not frames:
+        return pd.DataFrame(columns=OUTPUT_COLUMNS)
+    return pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS]

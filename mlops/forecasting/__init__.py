@@ -1,0 +1,22 @@
+"""The TCN forecaster: data, model, training, and an AutoML-compatible forecasting API.
+
+This package is shipped *inside* every deployment's code snapshot (``mlops.packaging``), next to
+the scoring scripts, because the serving environment does not install ``mlops``. Therefore it
+depends only on torch, numpy and pandas, imports its own modules relatively, and never imports
+the rest of ``mlops`` (not even ``mlops.errors``: its errors are ``ForecastInputError``, which the
+CLI translates). Importing the package itself is cheap; torch is imported by the modules that
+need it.
+
+Modules:
+
+* ``synthetic``  - a seeded DAU-like daily series with the GitHub DAU columns
+* ``data``       - loading/validating series, calendar features, the target scaling
+* ``windows``    - slicing a series into (context window, horizon) samples, batched
+* ``model``      - the temporal convolutional network (torch.nn.Module)
+* ``training``   - ``train_model``: fit, early stop, evaluate, write ``model.pt`` + ``metrics.json``
+* ``artifact``   - ``model.pt`` as a plain dict that ``torch.load(weights_only=True)`` loads
+* ``forecaster`` - ``TCNForecaster`` (``forecast``/``rolling_forecast``) and ``load_forecaster``
+* ``metrics``    - MAPE/RMSE/MAE and the weekly seasonal-naive baseline on the same pairs
+* ``payload``    - parsing/validating the online scoring payload (AutoML's format)
+* ``errors``     - ``ForecastInputError`` (bad input, with what and where) and ``UntrustedModelError``
+"""

@@ -1,0 +1,76 @@
+"""``model.pt``: a plain dict that ``torch.load(path, weights_only=True)`` loads - no pickled classes.
+
+Keys (``format`` = ``"mlops-tcn"``, ``format_version`` = 1):
+
+* ``config``   - ``TCNConfig`` as a dict (ints, floats, a list of dilations)
+* ``state_dict`` - the network's tensors
+* ``scaling``  - the target scaling (``data.TargetScaling``)
+* ``context``  - the last days of the training data (``dates`` as ISO strings, ``count`` and
+  ``holiday`` tensors): the forecasting context used when a request brings no recent actuals
+* ``metadata`` - ``data_sha256``, ``metrics`` (holdout figures), ``created`` (UTC ISO time), the
+  seed, epochs, training time, library versions
+
+Loading a pickled model (as Azure AutoML saves its TCNForecaster) is ``forecaster.load_forecaster``'s
+job and happens only when the caller says the file is trusted.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .errors import ForecastInputError
+
+FORMAT = "mlops-tcn"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.pt"
+
+
+def build_artifact(*, config: dict, state_dict: dict[str, torch.Tensor], scaling: dict,
+                   context: pd.DataFrame, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Assemble the dict saved as ``model.pt`` (tensors are detached, contiguous CPU copies)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "config": dict(config),
+        "state_dict": OrderedDict((k, v.detach().cpu().clone().contiguous()) for k, v in state_dict.items()),
+        "scaling": dict(scaling),
+        "context": {
+            "dates": [d.strftime("%Y-%m-%d") for d in pd.DatetimeIndex(context["date"])],
+            "count": torch.tensor(context["count"].to_numpy(dtype=np.float64)),
+            "holiday": torch.tensor(context["holiday"].to_numpy(dtype=np.float64)),
+        },
+        "metadata": metadata,
+    }
+
+
+def save_artifact(artifact: dict[str, Any], path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(artifact, tmp)
+    tmp.replace(path)  # a reader never sees half a file
+    return path
+
+
+def check_artifact(artifact: Any, *, source: str) -> dict[str, Any]:
+    """Raise ``ForecastInputError`` unless ``artifact`` is an ``mlops-tcn`` dict this code can use."""
+    if not isinstance(artifact, dict) or artifact.get("format") != FORMAT:
+        raise ForecastInputError(f"{source}: not an mlops TCN model (no format={FORMAT!r} key)")
+    if artifact.get("format_version") != FORMAT_VERSION:
+        raise ForecastInputError(f"{source}: model format_version {artifact.get('format_version')!r} "
+                                 f"is not supported (this code reads version {FORMAT_VERSION})")
+    missing = [k for k in ("config", "state_dict", "scaling", "context", "metadata") if k not in artifact]
+    if missing:
+        raise ForecastInputError(f"{source}: model file lacks {', '.join(missing)}")
+    return artifact
+
+
+def load_artifact(path: str | Path) -> dict[str, Any]:
+    """``torch.load(weights_only=True)``: never executes code from the file."""
+    return check_artifact(torch.load(Path(path), map_location="cpu", weights_only=True), source=str(path))

@@ -1,0 +1,371 @@
+"""An AutoML-compatible forecaster over ``model.pt``, and ``load_forecaster`` for either kind of model.
+
+The scoring scripts talk to a forecaster through the surface that Azure AutoML's
+``ForecastingPipelineWrapper`` (its TCNForecaster included) offers, so one script serves both:
+
+* ``forecast(X_pred, y_pred=None) -> (y, X_trans)``: ``X_pred`` has the time column; ``y_pred``
+  holds actuals for the context rows and NaN for the rows to forecast (``None``: forecast every
+  row). ``y`` is ``y_pred`` with the NaN rows filled by forecasts, in ``X_pred``'s order.
+* ``rolling_forecast(X, y, step=1) -> DataFrame``: AutoML's semantics - the first origin is the
+  end of the model's known history (the stored training tail when ``X`` continues it); at every
+  origin the next ``max_horizon`` days are forecast from the actuals up to the origin; the
+  origin advances by ``step`` while its horizon ends before the last date of ``X``. Columns:
+  ``time_column_name``, ``_automl_forecast_origin``, ``_automl_forecast_y``, ``_automl_actual_y``,
+  sorted by origin then date. All origins are scored in one batched tensor pass. When ``X`` does
+  not continue the stored history, its own first ``MIN_CONTEXT_DAYS`` days are the first context.
+* attributes ``time_column_name``, ``forecast_origin_column_name``, ``forecast_column_name``,
+  ``actual_column_name``, ``max_horizon``.
+
+Where AutoML would raise on bad input this raises ``ForecastInputError`` with what and where
+(a gap the model cannot bridge, a date beyond the horizon, a duplicate date, ...).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .artifact import MODEL_FILE, check_artifact
+from .data import HOLIDAY_COLUMN, TIME_COLUMN, TargetScaling, calendar_features, us_federal_holidays
+from .errors import ForecastInputError, UntrustedModelError
+from .model import TCN, TCNConfig
+from .windows import build_samples, to_counts
+
+_DAY = pd.Timedelta(days=1)
+_CHUNK = 8192
+MIN_CONTEXT_DAYS = 14
+"""Fewest consecutive actuals a forecast needs. With fewer than the network's window, the missing
+earlier days are filled by repeating the earliest known weeks (``pad_weekly``)."""
+
+
+def pad_weekly(frame: pd.DataFrame, days: int) -> pd.DataFrame:
+    """Prepend ``days`` days to a contiguous daily frame (``count``, ``holiday`` by date), each a copy
+    of the day one week later: the weekly pattern and level carry back, no holiday is invented."""
+    if days <= 0:
+        return frame
+    counts = np.concatenate([np.empty(days), frame["count"].to_numpy(dtype=np.float64)])
+    for i in range(days - 1, -1, -1):
+        counts[i] = counts[i + 7]
+    index = pd.date_range(frame.index[0] - days * _DAY, periods=days, freq="D").append(frame.index)
+    holiday = np.concatenate([np.zeros(days), frame[HOLIDAY_COLUMN].to_numpy(dtype=np.float64)])
+    return pd.DataFrame({"count": counts, HOLIDAY_COLUMN: holiday}, index=index)
+
+
+def _iso(day: pd.Timestamp) -> str:
+    return pd.Timestamp(day).strftime("%Y-%m-%d")
+
+
+def _parse_dates(frame: pd.DataFrame, column: str, what: str) -> pd.DatetimeIndex:
+    if not isinstance(frame, pd.DataFrame):
+        raise ForecastInputError(f"{what} must be a pandas DataFrame, got {type(frame).__name__}")
+    if column not in frame.columns:
+        raise ForecastInputError(f"{what} has no time column {column!r}")
+    dates = pd.to_datetime(frame[column], errors="coerce")
+    if dates.isna().any():
+        row = int(np.argmax(dates.isna().to_numpy()))
+        raise ForecastInputError(f"{what}, row {row + 1}: cannot parse {frame[column].iloc[row]!r} as a date")
+    index = pd.DatetimeIndex(dates)
+    if (index != index.normalize()).any():
+        row = int(np.argmax(index != index.normalize()))
+        raise ForecastInputError(f"{what}, row {row + 1}: {frame[column].iloc[row]!r} is not a whole day")
+    duplicated = index.duplicated()
+    if duplicated.any():
+        row = int(np.argmax(duplicated))
+        raise ForecastInputError(f"{what}, row {row + 1}: duplicate date {_iso(index[row])}")
+    return index
+
+
+def _as_values(y: Any, n: int, what: str) -> np.ndarray:
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise ForecastInputError(f"{what} must have one column, got {y.shape[1]}")
+        y = y.iloc[:, 0]
+    try:
+        values = np.asarray(y, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ForecastInputError(f"{what} must be numeric") from None
+    if len(values) != n:
+        raise ForecastInputError(f"{what} has {len(values)} values for {n} rows")
+    bad = ~np.isnan(values) & (~np.isfinite(values) | (values < 0))
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ForecastInputError(f"{what}, row {row + 1}: {float(values[row])!r} is not a finite, non-negative count")
+    return values
+
+
+def _holidays(frame: pd.DataFrame, dates: pd.DatetimeIndex) -> np.ndarray:
+    """The frame's ``holiday`` column where given, else the US federal calendar."""
+    derived = us_federal_holidays(dates)
+    if HOLIDAY_COLUMN not in frame.columns:
+        return derived
+    given = pd.to_numeric(frame[HOLIDAY_COLUMN], errors="coerce").to_numpy(dtype=np.float64)
+    return np.where(np.isnan(given), derived, (given > 0).astype(np.float64))
+
+
+class TCNForecaster:
+    """The TCN of a ``model.pt`` behind AutoML's forecasting interface."""
+
+    time_column_name = TIME_COLUMN
+    target_column_name = "count"
+    forecast_origin_column_name = "_automl_forecast_origin"
+    forecast_column_name = "_automl_forecast_y"
+    actual_column_name = "_automl_actual_y"
+
+    def __init__(self, artifact: dict[str, Any], *, source: str = MODEL_FILE) -> None:
+        artifact = check_artifact(artifact, source=source)
+        self.config = TCNConfig.from_dict(artifact["config"])
+        self.scaling = TargetScaling.from_dict(artifact["scaling"])
+        self.metadata: dict[str, Any] = dict(artifact["metadata"])
+        self.network = TCN(self.config)
+        try:
+            self.network.load_state_dict(artifact["state_dict"])
+        except RuntimeError as error:
+            raise ForecastInputError(f"{source}: weights do not match the model config ({error})") from None
+        self.network.eval()
+        context = artifact["context"]
+        self._history = pd.DataFrame({
+            "count": np.asarray(context["count"], dtype=np.float64),
+            HOLIDAY_COLUMN: np.asarray(context["holiday"], dtype=np.float64),
+        }, index=pd.DatetimeIndex(pd.to_datetime(context["dates"])))
+
+    # -- AutoML's attributes -------------------------------------------------------------------
+
+    @property
+    def max_horizon(self) -> int:
+        return self.config.horizon
+
+    @property
+    def window(self) -> int:
+        """Days of consecutive actuals the network reads before each origin."""
+        return self.config.window
+
+    @property
+    def history_end(self) -> pd.Timestamp:
+        """The last day of the stored training tail: the default forecast origin."""
+        return self._history.index[-1]
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The stored training tail (``count``, ``holiday`` by date)."""
+        return self._history.copy()
+
+    # -- scoring -------------------------------------------------------------------------------
+
+    def _score(self, dates: pd.DatetimeIndex, counts: np.ndarray, holiday: np.ndarray,
+               origins: np.ndarray) -> np.ndarray:
+        """Forecast counts ``(len(origins), horizon)`` for origin positions into a contiguous daily
+        series (``counts`` only read up to each origin). Batched: one tensor pass per 8192 origins."""
+        horizon = self.max_horizon
+        need = int(origins.max()) + horizon + 1 if len(origins) else len(dates)
+        if need > len(dates):
+            extra = pd.date_range(dates[-1] + _DAY, periods=need - len(dates), freq="D")
+            dates = dates.append(extra)
+            holiday = np.concatenate([holiday, us_federal_holidays(extra)])
+            counts = np.concatenate([counts, np.full(len(extra), np.nan)])
+        calendar = calendar_features(dates, holiday)
+        log_target = np.log1p(counts)
+        out = np.empty((len(origins), horizon), dtype=np.float64)
+        with torch.inference_mode():
+            for start in range(0, len(origins), _CHUNK):
+                part = origins[start:start + _CHUNK]
+                samples = build_samples(log_target, calendar, part, window=self.window, horizon=horizon,
+                                        scale=self.scaling.scale)
+                z = self.network(torch.from_numpy(samples.past), torch.from_numpy(samples.future),
+                                 torch.from_numpy(samples.naive)).numpy()
+                out[start:start + len(part)] = to_counts(z, samples.level, self.scaling.scale)
+        return out
+
+    def forecast(self, X_pred: pd.DataFrame, y_pred: Any = None) -> tuple[np.ndarray, pd.DataFrame]:
+        """Forecast the rows of ``X_pred`` whose ``y_pred`` is NaN (all rows when ``y_pred`` is None).
+
+        Rows with a value are recent actuals: the origin is the latest of them (or the end of the
+        stored training tail when there are none), and they override the stored tail. At least
+        ``MIN_CONTEXT_DAYS`` consecutive days up to the origin must be known (the network's full
+        ``window`` ideally; fewer are padded by ``pad_weekly``), and every row to forecast must lie
+        within ``max_horizon`` days after the origin. Unlike AutoML, actuals older than the
+        training data are accepted (a back-test), since the context comes from the request.
+        """
+        dates = _parse_dates(X_pred, self.time_column_name, "X_pred")
+        n = len(dates)
+        if n == 0:
+            raise ForecastInputError("X_pred has no rows: nothing to forecast")
+        values = np.full(n, np.nan) if y_pred is None else _as_values(y_pred, n, "y_pred")
+        known = ~np.isnan(values)
+        if known.all():
+            raise ForecastInputError("nothing to forecast: every row has an actual value "
+                                     "(leave the value out, or null, for the dates to forecast)")
+        holiday = _holidays(X_pred, dates)
+        given = pd.DataFrame({"count": values[known], HOLIDAY_COLUMN: holiday[known]}, index=dates[known])
+        origin = given.index.max() if known.any() else self.history_end
+        history = self._history[self._history.index <= origin]
+        history = pd.concat([history[~history.index.isin(given.index)], given]).sort_index()
+
+        future = np.flatnonzero(~known)
+        lead = (dates[future] - origin).days.to_numpy()
+        early = lead < 1
+        if early.any():
+            i = future[int(np.argmax(early))]
+            raise ForecastInputError(
+                f"row {i + 1} ({_iso(dates[i])}) has no value to forecast but is not after the last actual "
+                f"({_iso(origin)}); the model forecasts forward from the latest actual")
+        late = lead > self.max_horizon
+        if late.any():
+            i = future[int(np.argmax(late))]
+            raise ForecastInputError(
+                f"row {i + 1} ({_iso(dates[i])}) is {int(lead[np.argmax(late)])} days after the last actual "
+                f"({_iso(origin)}), beyond the model's horizon of {self.max_horizon} days; send more recent "
+                "actuals as rows with a value")
+
+        span = pd.date_range(origin - (self.window - 1) * _DAY, origin, freq="D")
+        present = span.isin(history.index)
+        run = len(span) if present.all() else len(span) - 1 - int(np.flatnonzero(~present)[-1])
+        if run < MIN_CONTEXT_DAYS:
+            need = span[-MIN_CONTEXT_DAYS:]
+            missing = need[~need.isin(history.index)]
+            raise ForecastInputError(
+                f"the model needs actuals for at least the {MIN_CONTEXT_DAYS} consecutive days up to "
+                f"{_iso(origin)} (ideally {self.window}), but {len(missing)} of those are missing "
+                f"({_iso(missing[0])} .. {_iso(missing[-1])}); its stored history ends "
+                f"{_iso(self.history_end)}, so send the days in between as rows with a value")
+        context = pad_weekly(history.reindex(span[-run:]), self.window - run)
+        future_holiday = pd.Series(holiday[future], index=dates[future])
+        ahead = pd.date_range(origin + _DAY, periods=self.max_horizon, freq="D")
+        ahead_holiday = future_holiday.reindex(ahead).to_numpy()
+        ahead_holiday = np.where(np.isnan(ahead_holiday), us_federal_holidays(ahead), ahead_holiday)
+        all_dates = span.append(ahead)
+        counts = np.concatenate([context["count"].to_numpy(), np.full(len(ahead), np.nan)])
+        holidays = np.concatenate([context[HOLIDAY_COLUMN].to_numpy(), ahead_holiday])
+        predicted = self._score(all_dates, counts, holidays, np.array([self.window - 1]))[0]
+
+        result = values.copy()
+        result[future] = predicted[lead - 1]
+        horizon = np.zeros(n, dtype=np.int64)
+        horizon[future] = lead
+        X_trans = pd.DataFrame({
+            self.time_column_name: dates,
+            self.forecast_origin_column_name: np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
+            self.forecast_column_name: np.where(known, np.nan, result),
+            "horizon": horizon,
+        }, index=X_pred.index)
+        X_trans.loc[X_trans.index[future], self.forecast_origin_column_name] = origin
+        return result, X_trans
+
+    def rolling_forecast(self, X: pd.DataFrame, y: Any, step: int = 1) -> pd.DataFrame:
+        """Rolling-origin forecasts over ``X`` with its actuals ``y`` (AutoML's semantics, see module doc)."""
+        if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
+            raise ForecastInputError(f"step must be a positive integer, got {step!r}")
+        dates = _parse_dates(X, self.time_column_name, "X")
+        values = _as_values(y, len(dates), "y")
+        if np.isnan(values).any():
+            row = int(np.argmax(np.isnan(values)))
+            raise ForecastInputError(f"y, row {row + 1}: rolling_forecast needs the actual value of every row")
+        if len(dates) == 0:
+            raise ForecastInputError("X has no rows")
+        order = np.argsort(dates.to_numpy(), kind="stable")
+        dates, values = dates[order], values[order]
+        holiday = _holidays(X.iloc[order], dates)
+        steps = np.diff(dates.to_numpy()).astype("timedelta64[D]").astype(np.int64)
+        if (steps != 1).any():
+            at = int(np.argmax(steps != 1))
+            raise ForecastInputError(f"X must be daily without gaps, but {_iso(dates[at])} is followed by "
+                                     f"{_iso(dates[at + 1])}")
+        given = pd.DataFrame({"count": values, HOLIDAY_COLUMN: holiday}, index=dates)
+        start = dates[0]
+        if self._history.index[0] <= start <= self.history_end + _DAY:
+            series = pd.concat([self._history[self._history.index < start], given])
+        else:  # X does not continue the stored history: its own first days are the context
+            series = given
+        first = max(series.index.get_loc(start) - 1, MIN_CONTEXT_DAYS - 1)
+        if first >= len(series) - 1:
+            raise ForecastInputError(
+                f"X has {len(given)} rows starting {_iso(start)}, which does not continue the model's stored "
+                f"history (ending {_iso(self.history_end)}); it then needs at least {MIN_CONTEXT_DAYS + 1} "
+                "rows (the first ones are the context of the first forecast)")
+        short = max(0, self.window - 1 - first)
+        series, first = pad_weekly(series, short), first + short
+        end = len(series) - 1
+        horizon = self.max_horizon
+        last_k = max(0, -(-(end - horizon - first) // step))
+        origins = first + step * np.arange(last_k + 1)
+        predicted = self._score(pd.DatetimeIndex(series.index), series["count"].to_numpy(),
+                                series[HOLIDAY_COLUMN].to_numpy(), origins)
+        target = origins[:, None] + np.arange(1, horizon + 1)[None, :]
+        keep = target <= end
+        origin_pos = np.broadcast_to(origins[:, None], target.shape)[keep]
+        target_pos = target[keep]
+        index = pd.DatetimeIndex(series.index)
+        return pd.DataFrame({
+            self.time_column_name: index[target_pos],
+            self.forecast_origin_column_name: index[origin_pos],
+            self.forecast_column_name: predicted[keep],
+            self.actual_column_name: series["count"].to_numpy()[target_pos],
+        })
+
+
+def single_threaded_torch() -> None:
+    """One torch thread per scoring worker, unless ``OMP_NUM_THREADS`` says otherwise.
+
+    A worker scores one request at a time and the small convolutions of one forecast do not gain
+    from threads; on shared cores, OpenMP threads spinning for work made a single forecast ~30x
+    slower in our measurements. Scale with workers and instances instead."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
+
+
+def find_model_file(model_dir: str | Path) -> Path:
+    """``model_dir`` itself if it is a file; else its ``model.pt`` (Azure puts a registered folder in a
+    subfolder of ``AZUREML_MODEL_DIR``, so subfolders are searched, shallowest first), else a ``*.pkl``."""
+    root = Path(model_dir)
+    if root.is_file():
+        return root
+    if not root.is_dir():
+        raise ForecastInputError(f"model directory {root} does not exist")
+
+    def shallow_first(paths: list[Path]) -> list[Path]:
+        return sorted(paths, key=lambda p: (len(p.relative_to(root).parts), str(p)))
+
+    for pattern in (MODEL_FILE, "*.pt", "*.pkl"):
+        found = shallow_first(list(root.rglob(pattern)))
+        if found:
+            return found[0]
+    raise ForecastInputError(f"no {MODEL_FILE} (or *.pkl) under {root}")
+
+
+def load_forecaster(model_dir: str | Path, *, trust_pickled: bool = False) -> Any:
+    """A forecaster for ``model.pt`` (``weights_only=True``), or - only when ``trust_pickled`` - a
+    pickled AutoML model (``torch.load(weights_only=False)`` / pickle). Unpickling runs code from
+    the file, so an untrusted pickle raises ``UntrustedModelError`` instead."""
+    path = find_model_file(model_dir)
+    refusal = (f"{path} is a pickled model (e.g. Azure AutoML's); unpickling runs code from the file, so it "
+               "is loaded only when trusted (MLOPS_TRUST_PICKLED_MODEL=1 for the scoring scripts)")
+    if path.suffix == ".pkl":
+        if not trust_pickled:
+            raise UntrustedModelError(refusal)
+        with path.open("rb") as handle:
+            model = pickle.load(handle)  # noqa: S301 - explicitly trusted by the caller
+    else:
+        with path.open("rb") as handle:
+            head = handle.read(4)
+        if not (zipfile.is_zipfile(path) or head[:1] == b"\x80"):  # torch's zip format or a raw pickle
+            raise ForecastInputError(f"{path}: not a readable torch file")
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            if not trust_pickled:
+                raise UntrustedModelError(refusal) from None
+            loaded = torch.load(path, map_location="cpu", weights_only=False)
+        except (RuntimeError, EOFError, OSError) as error:
+            raise ForecastInputError(f"{path}: not a readable torch file ({error})") from None
+        if isinstance(loaded, dict):
+            return TCNForecaster(loaded, source=str(path))
+        model = loaded
+    if not (hasattr(model, "forecast") and hasattr(model, "rolling_forecast")):
+        raise ForecastInputError(f"{path}: loaded a {type(model).__name__}, which has no forecast/rolling_forecast")
+    return model

@@ -1,0 +1,116 @@
+"""model.pt (weights_only, no pickled classes), load_forecaster's trust rule, and training."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from mlops.forecasting.artifact import FORMAT
+from mlops.forecasting.data import series_sha256
+from mlops.forecasting.errors import ForecastInputError, UntrustedModelError
+from mlops.forecasting.forecaster import TCNForecaster, load_forecaster
+from mlops.forecasting.synthetic import generate_dau
+from mlops.forecasting.training import TrainResult
+from tests.forecasting.tiny import TINY_DAYS, TINY_SEED, train_tiny
+
+
+class PickledForecaster:
+    """Stands in for a pickled AutoML model (a class the weights-only loader refuses)."""
+
+    max_horizon = 3
+
+    def forecast(self, X_pred, y_pred=None):  # pragma: no cover - only its presence matters
+        raise NotImplementedError
+
+    def rolling_forecast(self, X, y, step=1):  # pragma: no cover
+        raise NotImplementedError
+
+
+def test_model_pt_is_a_plain_dict_loadable_weights_only(tiny_model: TrainResult) -> None:
+    artifact = torch.load(tiny_model.model_path, weights_only=True)
+    assert artifact["format"] == FORMAT
+    assert set(artifact) >= {"config", "state_dict", "scaling", "context", "metadata"}
+    assert all(isinstance(t, torch.Tensor) for t in artifact["state_dict"].values())
+    meta = artifact["metadata"]
+    assert meta["data_sha256"] == series_sha256(generate_dau(TINY_DAYS, seed=TINY_SEED))
+    assert meta["created"].endswith("Z")
+    assert meta["metrics"]["holdout"]["model"]["mape"] == tiny_model.holdout_mape
+    assert artifact["context"]["dates"][-1] == generate_dau(TINY_DAYS, seed=TINY_SEED)["date"].iloc[-1].strftime(
+        "%Y-%m-%d")
+
+
+def test_metrics_json_has_model_and_baseline_on_the_same_pairs(tiny_model: TrainResult) -> None:
+    metrics = json.loads(tiny_model.metrics_path.read_text())
+    holdout = metrics["holdout"]
+    for who in ("model", "seasonal_naive"):
+        assert set(holdout[who]) == {"mape", "rmse", "mae"}
+        assert all(np.isfinite(v) and v >= 0 for v in holdout[who].values())
+    assert holdout["horizons"] == [1, 14]
+    assert (holdout["origins"], holdout["pairs"]) == (28 - 14 + 1, (28 - 14 + 1) * 14)  # AutoML: full windows
+    assert metrics["beats_seasonal_naive"] == (holdout["model"]["mape"] < holdout["seasonal_naive"]["mape"])
+    assert metrics["data"]["rows"] == TINY_DAYS
+
+
+def test_same_seed_same_weights_other_seed_differs(tmp_path: Path, tiny_model: TrainResult) -> None:
+    again = train_tiny(tmp_path / "again")
+    other = train_tiny(tmp_path / "other", seed=7)
+    first = torch.load(tiny_model.model_path, weights_only=True)["state_dict"]
+    second = torch.load(again.model_path, weights_only=True)["state_dict"]
+    third = torch.load(other.model_path, weights_only=True)["state_dict"]
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    assert not all(torch.equal(first[k], third[k]) for k in first)
+    assert again.metrics["holdout"] == tiny_model.metrics["holdout"]
+
+
+def test_progress_line_per_epoch_and_shuffled_targets_make_a_worse_model(tmp_path: Path) -> None:
+    lines: list[str] = []
+    from mlops.forecasting.training import train_model
+
+    bad = train_model(generate_dau(400), tmp_path / "bad", epochs=3, shuffle_targets=True, progress=lines.append)
+    assert [line.split(":")[0] for line in lines] == ["epoch 0/3", "epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert bad.metrics["training"]["shuffle_targets"] is True
+    assert bad.holdout_mape > 1.5 * bad.baseline_mape  # clearly worse: a quality gate must refuse it
+
+
+def test_too_short_data_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ForecastInputError, match="too short to train"):
+        train_tiny(tmp_path, holdout_days=28, validation_days=400)
+
+
+def test_load_forecaster_searches_subfolders(tmp_path: Path, tiny_model: TrainResult) -> None:
+    nested = tmp_path / "tcn-dau" / "3"
+    nested.mkdir(parents=True)
+    (nested / "model.pt").write_bytes(tiny_model.model_path.read_bytes())
+    assert isinstance(load_forecaster(tmp_path), TCNForecaster)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ForecastInputError, match="no model.pt"):
+        load_forecaster(tmp_path / "empty")
+    with pytest.raises(ForecastInputError, match="does not exist"):
+        load_forecaster(tmp_path / "absent")
+
+
+def test_pickled_models_load_only_when_trusted(tmp_path: Path) -> None:
+    torch.save(PickledForecaster(), tmp_path / "model.pt")
+    with pytest.raises(UntrustedModelError, match="pickled model"):
+        load_forecaster(tmp_path)
+    assert isinstance(load_forecaster(tmp_path, trust_pickled=True), PickledForecaster)
+    pkl = tmp_path / "pkl"
+    pkl.mkdir()
+    (pkl / "model.pkl").write_bytes(pickle.dumps(PickledForecaster()))
+    with pytest.raises(UntrustedModelError):
+        load_forecaster(pkl)
+    assert isinstance(load_forecaster(pkl, trust_pickled=True), PickledForecaster)
+
+
+def test_a_model_file_that_is_not_ours_is_refused(tmp_path: Path) -> None:
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "model.pt")
+    with pytest.raises(ForecastInputError, match="not an mlops TCN model"):
+        load_forecaster(tmp_path)
+    (tmp_path / "model.pt").write_bytes(b"garbage")
+    with pytest.raises(ForecastInputError, match="not a readable torch file"):
+        load_forecaster(tmp_path)

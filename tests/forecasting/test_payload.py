@@ -1,0 +1,75 @@
+"""The online payload parser: every malformed request is a PayloadError naming the field."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from mlops.forecasting.payload import MAX_BODY_BYTES, PayloadError, forecast_response, parse_forecast_request
+
+
+def test_valid_request_splits_context_and_future() -> None:
+    body = json.dumps({"Inputs": {"data": [
+        {"date": "2020-01-02", "count": 5},
+        {"date": "2020-01-01", "count": 4.5, "holiday": 1},
+        {"date": "2020-01-03"},
+        {"date": "2020-01-04", "count": None},
+    ]}, "GlobalParameters": {"quantiles": [0.5]}})
+    request = parse_forecast_request(body, max_horizon=14)
+    assert request.X_pred["date"].dt.strftime("%m-%d").tolist() == ["01-02", "01-01", "01-03", "01-04"]
+    np.testing.assert_array_equal(request.y_pred, [5.0, 4.5, np.nan, np.nan])
+    assert request.future.tolist() == [False, False, True, True]
+    assert request.global_parameters == {"quantiles": [0.5]}
+
+
+BAD = [
+    (b"", "body is empty"),
+    (b"   ", "body is empty"),
+    (b"\xff\xfe", "not UTF-8"),
+    (b"{", "not valid JSON"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01", "count": NaN}]}}', "NaN is not a JSON number"),
+    (b"[]", "must be a JSON object"),
+    (b'"text"', "must be a JSON object"),
+    (b"{}", "no 'Inputs' key"),
+    (b'{"Inputs": []}', "Inputs must be an object"),
+    (b'{"Inputs": {}}', "Inputs has no 'data' key"),
+    (b'{"Inputs": {"data": {}}}', "Inputs.data must be a list"),
+    (b'{"Inputs": {"data": []}}', "Inputs.data is empty"),
+    (b'{"Inputs": {"data": [1]}}', "Inputs.data[0] must be an object"),
+    (b'{"Inputs": {"data": [{"count": 1}]}}', "Inputs.data[0].date is missing"),
+    (b'{"Inputs": {"data": [{"date": 20200101}]}}', "Inputs.data[0].date must be a string"),
+    (b'{"Inputs": {"data": [{"date": "tomorrow-ish"}]}}', "cannot parse 'tomorrow-ish'"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01T10:30:00"}]}}', "has a time of day"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01", "count": "many"}, {"date": "2020-01-02"}]}}',
+     "Inputs.data[0].count must be a number"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01", "count": true}, {"date": "2020-01-02"}]}}',
+     "Inputs.data[0].count must be a number"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01", "count": -5}, {"date": "2020-01-02"}]}}',
+     "count must be a finite, non-negative number"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01", "count": 1e400}, {"date": "2020-01-02"}]}}',
+     "count must be a finite, non-negative number"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-02"}, {"date": "2020-01-02"}]}}', "repeats Inputs.data[0]"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01", "count": 3}]}}', "nothing to forecast"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01", "holiday": "yes"}]}}', "holiday must be 0 or 1"),
+    (b'{"Inputs": {"data": [{"date": "2020-01-01"}]}, "GlobalParameters": 3}', "GlobalParameters must be an object"),
+    (json.dumps({"Inputs": {"data": [{"date": f"2020-01-{d:02d}"} for d in range(1, 17)]}}).encode(),
+     "16 rows to forecast, but the model forecasts at most 14 days ahead"),
+    (b" " * (MAX_BODY_BYTES + 1), f"the limit is {MAX_BODY_BYTES}"),
+    (b"[" * 100_000 + b"]" * 100_000, "not valid JSON"),
+]
+
+
+@pytest.mark.parametrize(("body", "message"), BAD, ids=[f"bad{i}" for i in range(len(BAD))])
+def test_malformed_requests_are_payload_errors(body: bytes, message: str) -> None:
+    with pytest.raises(PayloadError) as error:
+        parse_forecast_request(body, max_horizon=14)
+    assert message in str(error.value)
+
+
+def test_response_is_in_date_order() -> None:
+    import pandas as pd
+
+    out = forecast_response(pd.DatetimeIndex(["2020-01-03", "2020-01-02"]), np.array([3.0, 2.0]))
+    assert out == {"Results": {"forecast": [2.0, 3.0], "index": [{"date": "2020-01-02"}, {"date": "2020-01-03"}]}}

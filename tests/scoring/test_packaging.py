@@ -1,0 +1,43 @@
+"""The deployment code snapshot: scoring folder + the one copy of mlops/forecasting, nothing else."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mlops.packaging import stage_scoring_code
+from tests.conftest import REPO
+
+
+def test_snapshot_holds_the_scoring_files_and_the_forecasting_package(online_code: Path) -> None:
+    files = {p.relative_to(online_code).as_posix() for p in online_code.rglob("*") if p.is_file()}
+    assert "score.py" in files and "mlops/__init__.py" in files
+    ours = {p.relative_to(REPO / "mlops").as_posix() for p in (REPO / "mlops" / "forecasting").rglob("*.py")}
+    assert {f"mlops/{name}" for name in ours} <= files
+    assert not any("__pycache__" in f or f.endswith(".pyc") for f in files)
+    assert not any(f.startswith(("mlops/cli", "mlops/release", "mlops/workspace")) for f in files)
+
+
+def test_snapshot_imports_its_own_copy_without_the_installed_package(online_code: Path) -> None:
+    # What score.py does: its folder goes first on sys.path, so the snapshot's copy wins over the
+    # (editable) installed mlops of the dev venv; the serving environment has no mlops at all.
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import mlops.forecasting.forecaster as m; "
+            "import mlops; print(m.__file__); print(sorted(k for k in sys.modules if k.startswith('mlops')))")
+    result = subprocess.run([sys.executable, "-c", code, str(online_code)], capture_output=True, text=True,  # noqa: S603 - our own interpreter
+                            timeout=120, cwd=online_code.parent)
+    assert result.returncode == 0, result.stderr
+    path, modules = result.stdout.splitlines()
+    assert Path(path).is_relative_to(online_code)
+    assert "mlops.cli" not in modules and "mlops.errors" not in modules  # forecasting needs nothing else
+
+
+def test_refuses_a_non_empty_destination_and_a_missing_source(tmp_path: Path) -> None:
+    (tmp_path / "dest").mkdir()
+    (tmp_path / "dest" / "x").write_text("x")
+    with pytest.raises(FileExistsError):
+        stage_scoring_code(REPO / "endpoints" / "online", tmp_path / "dest")
+    with pytest.raises(FileNotFoundError):
+        stage_scoring_code(tmp_path / "absent", tmp_path / "dest2")
