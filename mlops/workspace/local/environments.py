@@ -1,0 +1,311 @@
+"""Serving environments of the local workspace: real virtualenvs built from Azure ML environment specs.
+
+An environment spec is the Azure CLI v2 YAML (``environments/<name>/environment.yml``: ``$schema``,
+``name``, ``image``, ``conda_file``). Azure builds a Docker image from it; locally there is no
+Docker, so the conda file's ``python=X.Y`` and ``pip:`` entries become a virtualenv of *this*
+interpreter (``python -m venv`` + ``pip install``). What cannot be honoured is refused with a
+clear error rather than silently ignored: another Python than the running one, or conda-only
+packages (anything but ``python``/``pip`` outside the ``pip:`` list).
+
+Identity is the spec's content hash (image + conda file bytes, ``EnvironmentSpec.content_hash``):
+
+* versions are per workspace (next integer, tagged with the hash): an unchanged spec finds its
+  version and builds nothing - a database lookup and a ``stat``, well under a second;
+* venvs are machine-wide, keyed by the hash (``$MLOPS_VENV_CACHE``, default
+  ``~/.cache/mlops/venvs``), so every workspace and every test on the machine shares one build.
+
+A build happens in ``builds/<hash>-<random>/`` under an exclusive ``fcntl`` lock (a second process
+asking for the same hash waits, then finds it done) and is published by atomically renaming a
+symlink ``<hash>`` onto it. The venv is built at its final real path because venvs are not
+relocatable (pip writes absolute shebangs); a killed build leaves only an unpublished folder,
+which the next build under the lock removes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from mlops.errors import ConfigError, EnvironmentBuildError
+from mlops.workspace.local.store import Store, dumps, file_lock, loads, now
+from mlops.workspace.port import Environment, EnvironmentSpec, Progress, no_progress
+from mlops.workspace.rules import check_asset_name
+
+SCHEMA_URL = "https://azuremlschemas.azureedge.net/latest/environment.schema.json"
+_PYTHON_SPEC = re.compile(r"^python\s*(?:={1,2}|>=|~=)?\s*(?P<version>\d+\.\d+)?(?:\.[\d*]+)*\s*$")
+_PACKAGE_NAME = re.compile(r"^\s*([A-Za-z0-9_.\-]+)")
+
+
+def default_venv_cache() -> Path:
+    """``$MLOPS_VENV_CACHE``, else ``$XDG_CACHE_HOME/mlops/venvs`` (``~/.cache/mlops/venvs``)."""
+    configured = os.environ.get("MLOPS_VENV_CACHE")
+    if configured:
+        return Path(configured).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache").expanduser() / "mlops" / "venvs"
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing (pure apart from reading the files)
+
+
+def load_environment_spec(path: Path) -> EnvironmentSpec:
+    """Read an Azure CLI v2 environment YAML; ``conda_file`` is relative to the YAML's folder.
+
+    Raises ``ConfigError`` naming the file and the key.
+    """
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as error:
+        raise ConfigError(f"cannot read the environment spec: {error.strerror}", file=str(path)) from error
+    except yaml.YAMLError as error:
+        raise ConfigError(f"not valid YAML: {error}", file=str(path)) from error
+    if not isinstance(data, dict):
+        raise ConfigError("expected a mapping with name, image and conda_file", file=str(path))
+    for key in ("name", "image", "conda_file"):
+        if not isinstance(data.get(key), str) or not data[key].strip():
+            raise ConfigError("missing or empty: expected a string", file=str(path), key=key)
+    if "build" in data:
+        raise ConfigError("Docker build contexts are not supported by the local workspace; use image + conda_file",
+                          file=str(path), key="build")
+    conda_file = (path.parent / data["conda_file"]).resolve()
+    if not conda_file.is_file():
+        raise ConfigError(f"conda file {conda_file} does not exist", file=str(path), key="conda_file")
+    description = data.get("description") or ""
+    return EnvironmentSpec(name=data["name"], image=data["image"], conda_file=conda_file,
+                           description=str(description))
+
+
+@dataclass(frozen=True)
+class CondaRequirements:
+    """What a virtualenv can be built from: the Python version and the ``pip:`` entries."""
+
+    python: str | None
+    """``major.minor`` from ``python=X.Y``, or None when the file does not pin Python."""
+    pip: tuple[str, ...]
+
+
+def parse_conda_file(text: str, *, file: str = "conda file") -> CondaRequirements:
+    """Parse a conda environment file. Conda-only packages (anything but python/pip) are refused."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"not valid YAML: {error}", file=file) from error
+    if not isinstance(data, dict) or not isinstance(data.get("dependencies"), list):
+        raise ConfigError("expected a 'dependencies' list", file=file, key="dependencies")
+    python: str | None = None
+    pip: list[str] = []
+    conda_only: list[str] = []
+    for entry in data["dependencies"]:
+        if isinstance(entry, dict):
+            if set(entry) != {"pip"} or not isinstance(entry["pip"], list):
+                raise ConfigError(f"unexpected entry {entry!r}: only a 'pip:' list may be nested",
+                                  file=file, key="dependencies")
+            pip.extend(str(item) for item in entry["pip"])
+            continue
+        text_entry = str(entry).strip()
+        name_match = _PACKAGE_NAME.match(text_entry)
+        name = name_match.group(1).lower() if name_match else text_entry
+        if name == "python":
+            match = _PYTHON_SPEC.match(text_entry)
+            if not match or not match.group("version"):
+                raise ConfigError(f"cannot read the Python version from {text_entry!r}; write python=X.Y",
+                                  file=file, key="dependencies")
+            python = match.group("version")
+        elif name == "pip":
+            continue
+        else:
+            conda_only.append(text_entry)
+    if conda_only:
+        raise ConfigError(
+            f"conda-only packages cannot be installed by the local workspace: {', '.join(conda_only)}; "
+            "list them under 'pip:' instead (only python and pip may be conda packages)",
+            file=file, key="dependencies",
+        )
+    return CondaRequirements(python, tuple(pip))
+
+
+def check_python(requirements: CondaRequirements, *, file: str) -> None:
+    """The venv is made by this interpreter, so the spec must ask for its major.minor."""
+    running = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if requirements.python is not None and requirements.python != running:
+        raise EnvironmentBuildError(
+            f"{file}: the conda file asks for python={requirements.python}, but the local workspace "
+            f"builds virtualenvs with this interpreter, Python {running}; set python={running} or run "
+            f"mlops with Python {requirements.python}"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# The machine-wide venv cache
+
+
+class VenvCache:
+    """Virtualenvs keyed by environment content hash, shared by every workspace on the machine."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_venv_cache()
+
+    def venv(self, content_hash: str) -> Path:
+        return self.root / content_hash
+
+    def python(self, content_hash: str) -> Path:
+        return self.venv(content_hash) / "bin" / "python"
+
+    def is_built(self, content_hash: str) -> bool:
+        return self.python(content_hash).exists()
+
+    def ensure(self, content_hash: str, requirements: CondaRequirements, *, label: str,
+               cwd: Path | None = None, progress: Progress = no_progress) -> Path:
+        """Return the venv for ``content_hash``, building it first if no process has yet."""
+        if self.is_built(content_hash):
+            return self.venv(content_hash)
+        with file_lock(self.root / f"{content_hash}.lock"):
+            if self.is_built(content_hash):  # another process built it while we waited
+                progress(f"environment {label}: built by another process, reusing it")
+                return self.venv(content_hash)
+            self._remove_unpublished(content_hash)
+            builds = self.root / "builds"
+            builds.mkdir(parents=True, exist_ok=True)
+            target = Path(tempfile.mkdtemp(prefix=f"{content_hash}-", dir=builds))
+            try:
+                self._build(target, requirements, label=label, cwd=cwd, progress=progress)
+                link = self.root / f".{content_hash}.link"
+                link.unlink(missing_ok=True)
+                link.symlink_to(target.relative_to(self.root))
+                os.replace(link, self.venv(content_hash))  # atomic publication
+            except BaseException:
+                shutil.rmtree(target, ignore_errors=True)
+                raise
+        return self.venv(content_hash)
+
+    def _remove_unpublished(self, content_hash: str) -> None:
+        builds = self.root / "builds"
+        if builds.is_dir():
+            for leftover in builds.glob(f"{content_hash}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        stale = self.venv(content_hash)
+        if stale.is_symlink() or stale.exists():  # published but broken (its build was removed)
+            stale.unlink() if stale.is_symlink() else shutil.rmtree(stale, ignore_errors=True)
+
+    def _build(self, target: Path, requirements: CondaRequirements, *, label: str, cwd: Path | None,
+               progress: Progress) -> None:
+        packages = [arg for entry in requirements.pip for arg in shlex.split(entry)]
+        progress(f"building environment {label}: python -m venv, then pip install {len(requirements.pip)} "
+                 f"requirement(s) into {target}")
+        self._run([sys.executable, "-m", "venv", str(target)], label=label, cwd=cwd, progress=progress)
+        if packages:
+            self._run([str(target / "bin" / "python"), "-m", "pip", "install", "--no-input", *packages],
+                      label=label, cwd=cwd, progress=progress)
+        progress(f"environment {label}: built")
+
+    @staticmethod
+    def _run(command: list[str], *, label: str, cwd: Path | None, progress: Progress) -> None:
+        env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PYTHONUNBUFFERED": "1"}
+        env.pop("PYTHONPATH", None)
+        env.pop("VIRTUAL_ENV", None)
+        tail: list[str] = []
+        try:
+            proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # noqa: S603
+                                    cwd=cwd, env=env, stdin=subprocess.DEVNULL)
+        except OSError as error:
+            raise EnvironmentBuildError(f"environment {label}: cannot run {command[0]}: {error}") from error
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                progress(f"  {line}")
+                tail = (tail + [line])[-30:]
+        if proc.wait() != 0:
+            raise EnvironmentBuildError(
+                f"environment {label}: `{' '.join(command[1:4])} ...` failed with exit code {proc.returncode}:\n"
+                + "\n".join(tail)
+            )
+
+
+# ---------------------------------------------------------------------------------------------
+# Versions in the workspace store
+
+
+def _environment(row: object) -> Environment:
+    return Environment(row["name"], str(row["version"]), row["content_hash"], row["image"],  # type: ignore[index]
+                       loads(row["tags"]))  # type: ignore[index]
+
+
+def ensure_environment(store: Store, cache: VenvCache, spec: EnvironmentSpec, *,
+                       progress: Progress = no_progress) -> Environment:
+    """The version of ``spec.name`` whose content hash matches, else build the venv and add the next version."""
+    check_asset_name("environment", spec.name)
+    try:
+        conda_text = spec.conda_file.read_text()
+    except OSError as error:
+        raise ConfigError(f"cannot read the conda file: {error.strerror}", file=str(spec.conda_file)) from error
+    digest = spec.content_hash()
+    with store.read() as conn:
+        row = conn.execute("SELECT * FROM environments WHERE name = ? AND content_hash = ?",
+                           (spec.name, digest)).fetchone()
+    if row is not None and cache.is_built(digest):
+        progress(f"environment {spec.name}:{row['version']} matches the spec (sha256 {digest[:12]}); reusing it")
+        return _environment(row)
+    requirements = parse_conda_file(conda_text, file=str(spec.conda_file))
+    check_python(requirements, file=str(spec.conda_file))
+    venv = cache.ensure(digest, requirements, label=f"{spec.name} (sha256 {digest[:12]})",
+                        cwd=spec.conda_file.parent, progress=progress)
+    with store.transaction() as conn:
+        row = conn.execute("SELECT * FROM environments WHERE name = ? AND content_hash = ?",
+                           (spec.name, digest)).fetchone()
+        if row is not None:
+            return _environment(row)
+        (latest,) = conn.execute("SELECT MAX(version) FROM environments WHERE name = ?", (spec.name,)).fetchone()
+        version = (latest or 0) + 1
+        tags = {"content_hash": digest}
+        conn.execute(
+            "INSERT INTO environments (name, version, content_hash, image, conda_file, venv, tags, created_at) "
+            "VALUES (?,?,?,?,?,?,?,?)",
+            (spec.name, version, digest, spec.image, conda_text, str(venv), dumps(tags), now()),
+        )
+    progress(f"created environment {spec.name}:{version} (sha256 {digest[:12]})")
+    return Environment(spec.name, str(version), digest, spec.image, tags)
+
+
+def get_environment(store: Store, name: str, version: str) -> Environment:
+    from mlops.errors import NotFoundError
+
+    with store.read() as conn:
+        if version == "latest":
+            row = conn.execute("SELECT * FROM environments WHERE name = ? ORDER BY version DESC LIMIT 1",
+                               (name,)).fetchone()
+        elif str(version).isdigit():
+            row = conn.execute("SELECT * FROM environments WHERE name = ? AND version = ?",
+                               (name, int(version))).fetchone()
+        else:
+            row = None
+    if row is None:
+        raise NotFoundError(f"environment {name}:{version} does not exist in this workspace "
+                            "(create it from its spec first)")
+    return _environment(row)
+
+
+def environment_python(store: Store, cache: VenvCache, name: str, version: str, *,
+                       progress: Progress = no_progress) -> Path:
+    """The interpreter of a pinned environment version; rebuilt from the stored conda file if the
+    machine-wide cache lost it (e.g. ``~/.cache`` was cleared)."""
+    env = get_environment(store, name, version)
+    if not cache.is_built(env.content_hash):
+        with store.read() as conn:
+            (conda_text,) = conn.execute("SELECT conda_file FROM environments WHERE name = ? AND version = ?",
+                                         (name, int(env.version))).fetchone()
+        requirements = parse_conda_file(conda_text, file=f"environment {env.ref}")
+        check_python(requirements, file=f"environment {env.ref}")
+        cache.ensure(env.content_hash, requirements, label=f"{env.ref} (sha256 {env.content_hash[:12]})",
+                     progress=progress)
+    return cache.python(env.content_hash)

@@ -1,0 +1,471 @@
+"""The local workspace's online host: one long-lived process per workspace folder, and its client.
+
+The host (``python -m mlops.workspace.local.host --workspace DIR``) is started on demand by
+``LocalHostClient.ensure_running()`` in its own session, so it outlives the CLI command that
+started it. It never reads the store: it serves exactly what ``apply(EndpointRuntime)`` tells it -
+one router listener per endpoint (``router.py``) and one supervisor per deployment
+(``supervisor.py``). After a crash the workspace re-applies every endpoint from its store, so ports
+(scoring URIs) and keys come back unchanged.
+
+Files in the workspace folder (all owner-only):
+
+* ``host.lock`` - an ``fcntl`` lock held for the host's life: a second host for the folder exits;
+* ``host.json`` - pid, control port and a random control token (mode 0600);
+* ``logs/host.log`` - the host's own log; ``logs/<endpoint>/<deployment>.log`` - each deployment's
+  instances (what ``logs()`` reads).
+
+The control channel is a small HTTP API on a random loopback port; every call carries the token.
+``stop()`` asks the host to stop every instance and exit, then kills it by pid if it does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import json
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from mlops.errors import ConflictError, NotFoundError, WorkspaceError
+from mlops.workspace.local import host_wire
+from mlops.workspace.local.host_routing import RoutingTable
+from mlops.workspace.local.router import EndpointRouter
+from mlops.workspace.local.runtime import DeploymentStatus, EndpointRuntime
+from mlops.workspace.local.supervisor import LOOPBACK, DeploymentSupervisor, tail
+
+log = logging.getLogger("mlops.host")
+
+INFO_FILE = "host.json"
+LOCK_FILE = "host.lock"
+SPAWN_LOCK_FILE = "host.spawn.lock"
+TOKEN_HEADER = "X-Mlops-Host-Token"
+START_TIMEOUT = 30.0
+
+
+def deployment_log_path(workspace_dir: Path, endpoint: str, deployment: str) -> Path:
+    return workspace_dir / "logs" / endpoint / f"{deployment}.log"
+
+
+# =============================================================================================
+# The host process
+
+
+class _Endpoint:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.router = EndpointRouter(name)
+        self.deployments: dict[str, DeploymentSupervisor] = {}
+        self.starting: dict[str, DeploymentSupervisor] = {}
+        """Deployments being (re)started by an ``apply`` in progress: shown by ``status`` as Creating."""
+        self.lock = asyncio.Lock()
+
+
+class Host:
+    """The state of the host process: endpoints, their routers and deployment supervisors."""
+
+    def __init__(self, workspace_dir: Path) -> None:
+        self.workspace_dir = workspace_dir
+        self.endpoints: dict[str, _Endpoint] = {}
+        self.stopped = asyncio.Event()
+        self.socket_dir = _socket_dir(workspace_dir)
+
+    async def apply(self, runtime: EndpointRuntime, timeout: float) -> dict[str, DeploymentStatus]:
+        endpoint = self.endpoints.get(runtime.name)
+        if endpoint is None:
+            endpoint = self.endpoints[runtime.name] = _Endpoint(runtime.name)
+        async with endpoint.lock:
+            if endpoint.router.port != runtime.port:
+                await endpoint.router.close()
+                try:
+                    await endpoint.router.listen(runtime.port)
+                except OSError as exc:
+                    if not endpoint.deployments:
+                        del self.endpoints[runtime.name]
+                    raise ConflictError(f"endpoint '{runtime.name}': cannot listen on {LOOPBACK}:{runtime.port}: "
+                                        f"{exc}") from exc
+                log.info("endpoint %s listening on %s:%d", runtime.name, LOOPBACK, runtime.port)
+            current = endpoint.deployments
+            wanted = {d.name: d for d in runtime.deployments}
+            starting: dict[str, DeploymentSupervisor] = {}
+            for name, deployment in wanted.items():
+                existing = current.get(name)
+                if existing is None or existing.runtime != deployment:
+                    path = deployment_log_path(self.workspace_dir, runtime.name, name)
+                    starting[name] = DeploymentSupervisor(runtime.name, deployment, path, self.socket_dir)
+            if starting:
+                log.info("endpoint %s: starting %s", runtime.name, ", ".join(sorted(starting)))
+                endpoint.starting = starting
+                try:
+                    _, pending = await asyncio.wait([asyncio.ensure_future(s.start()) for s in starting.values()],
+                                                    timeout=timeout)
+                finally:
+                    endpoint.starting = {}
+                for task in pending:
+                    task.cancel()
+                for sup in starting.values():
+                    if sup.state == "Creating":
+                        await sup.stop()
+                        sup.state = "Failed"
+                        sup.error = (f"deployment '{sup.name}' was not ready within the apply timeout of "
+                                     f"{timeout:.0f}s\n--- log tail ---\n{tail(sup.log_path, 50)}")
+            retired = [sup for name, sup in current.items() if name not in wanted or name in starting]
+            endpoint.deployments = {name: starting.get(name) or current[name] for name in wanted}
+            table = RoutingTable(
+                runtime.name, runtime.auth_mode,
+                tuple(key for key in (runtime.primary_key, runtime.secondary_key) if key),
+                dict(runtime.traffic), dict(runtime.mirror_traffic),
+            )
+            endpoint.router.swap(table, endpoint.deployments)  # atomic: one assignment
+            for sup in retired:
+                log.info("endpoint %s: retiring deployment %s", runtime.name, sup.name)
+            await asyncio.gather(*(sup.stop(drain_timeout=sup.request_timeout + 1) for sup in retired))
+            return {name: sup.status() for name, sup in endpoint.deployments.items()}
+
+    async def remove_endpoint(self, name: str) -> None:
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            return
+        async with endpoint.lock:
+            await endpoint.router.close()
+            await asyncio.gather(*(sup.stop(drain_timeout=1.0) for sup in endpoint.deployments.values()))
+            self.endpoints.pop(name, None)
+            log.info("endpoint %s removed", name)
+
+    def status(self) -> dict[str, dict[str, DeploymentStatus]]:
+        """What serves now; a deployment being replaced is ``Updating`` (the old one serves meanwhile),
+        a new one ``Creating``."""
+        result: dict[str, dict[str, DeploymentStatus]] = {}
+        for name, endpoint in self.endpoints.items():
+            statuses = {d: sup.status() for d, sup in endpoint.deployments.items()}
+            for d, sup in endpoint.starting.items():
+                if d in statuses and statuses[d].state == "Succeeded":
+                    statuses[d] = dataclasses.replace(statuses[d], state="Updating")
+                else:
+                    statuses[d] = sup.status()
+            result[name] = statuses
+        return result
+
+    def instances(self, name: str) -> list[dict[str, Any]]:
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            raise NotFoundError(f"endpoint '{name}' is not served by the host")
+        return [{"deployment": d, "index": inst.index, "pid": inst.pid, "port": inst.port, "ready": inst.ready,
+                 "in_flight": inst.in_flight}
+                for d, sup in endpoint.deployments.items() for inst in sup.instances]
+
+    async def shutdown(self) -> None:
+        for name in list(self.endpoints):
+            await self.remove_endpoint(name)
+        shutil.rmtree(self.socket_dir, ignore_errors=True)
+        self.stopped.set()
+
+
+def _socket_dir(workspace_dir: Path) -> Path:
+    """An owner-only folder for the instances' unix sockets: ``<workspace>/run`` when its paths fit the
+    108-byte limit of a socket address, else a fresh temporary folder."""
+    candidate = workspace_dir / "run"
+    if len(str(candidate)) > 80:
+        return Path(tempfile.mkdtemp(prefix="mlops-host-"))
+    shutil.rmtree(candidate, ignore_errors=True)  # sockets of a host that was killed
+    candidate.mkdir(mode=0o700)
+    return candidate
+
+
+def _control_app(host: Host, token: str) -> web.Application:
+    @web.middleware
+    async def check_token(request: web.Request, handler):
+        if not secrets.compare_digest(request.headers.get(TOKEN_HEADER, ""), token):
+            return web.json_response({"error": "bad control token"}, status=403)
+        try:
+            return await handler(request)
+        except NotFoundError as exc:
+            return web.json_response({"error": str(exc), "kind": "not_found"}, status=404)
+        except ConflictError as exc:
+            return web.json_response({"error": str(exc), "kind": "conflict"}, status=409)
+
+    async def health(_request: web.Request) -> web.Response:
+        return web.json_response({"pid": os.getpid(), "endpoints": sorted(host.endpoints)})
+
+    async def put_endpoint(request: web.Request) -> web.Response:
+        runtime = host_wire.endpoint_from_json(await request.json())
+        timeout = float(request.query.get("timeout", "300"))
+        statuses = await host.apply(runtime, timeout)
+        return web.json_response({name: host_wire.status_to_json(s) for name, s in statuses.items()})
+
+    async def delete_endpoint(request: web.Request) -> web.Response:
+        await host.remove_endpoint(request.match_info["name"])
+        return web.json_response({})
+
+    async def status(_request: web.Request) -> web.Response:
+        return web.json_response({ep: {d: host_wire.status_to_json(s) for d, s in deps.items()}
+                                  for ep, deps in host.status().items()})
+
+    async def instances(request: web.Request) -> web.Response:
+        return web.json_response(host.instances(request.match_info["name"]))
+
+    async def shutdown(_request: web.Request) -> web.Response:
+        asyncio.get_running_loop().create_task(host.shutdown())
+        return web.json_response({"stopping": True})
+
+    app = web.Application(middlewares=[check_token], client_max_size=16 * 1024 * 1024)
+    app.add_routes([
+        web.get("/health", health),
+        web.put("/endpoints/{name}", put_endpoint),
+        web.delete("/endpoints/{name}", delete_endpoint),
+        web.get("/status", status),
+        web.get("/endpoints/{name}/instances", instances),
+        web.post("/shutdown", shutdown),
+    ])
+    return app
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+async def _serve(workspace_dir: Path) -> None:
+    host = Host(workspace_dir)
+    token = secrets.token_urlsafe(32)
+    runner = web.AppRunner(_control_app(host, token), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, LOOPBACK, 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, lambda: loop.create_task(host.shutdown()))
+    info_path = workspace_dir / INFO_FILE
+    _write_private(info_path, json.dumps({"pid": os.getpid(), "control_port": port, "token": token,
+                                          "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
+    log.info("host %d serving %s; control on %s:%d", os.getpid(), workspace_dir, LOOPBACK, port)
+    try:
+        await host.stopped.wait()
+    finally:
+        with contextlib.suppress(FileNotFoundError, ValueError, OSError):
+            if json.loads(info_path.read_text()).get("pid") == os.getpid():
+                info_path.unlink()
+        await runner.cleanup()
+        log.info("host %d stopped", os.getpid())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mlops.workspace.local.host",
+                                     description="The local workspace's online host (started by the workspace).")
+    parser.add_argument("--workspace", required=True, type=Path, help="the workspace folder")
+    args = parser.parse_args(argv)
+    workspace_dir: Path = args.workspace.resolve()
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
+    lock_handle = (workspace_dir / LOCK_FILE).open("a")
+    try:
+        fcntl.flock(lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        log.info("another host already serves %s; exiting", workspace_dir)
+        return 0
+    try:
+        asyncio.run(_serve(workspace_dir))
+    finally:
+        lock_handle.close()
+    return 0
+
+
+# =============================================================================================
+# The client the workspace uses
+
+
+class LocalHostClient:
+    """``HostClient`` for the host of one workspace folder (see the module docstring)."""
+
+    def __init__(self, workspace_dir: Path) -> None:
+        self.workspace_dir = Path(workspace_dir).resolve()
+        self._spawned: subprocess.Popen | None = None
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _info(self) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.workspace_dir / INFO_FILE).read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def _call(self, method: str, path: str, body: Any = None, *, timeout: float = 30.0,
+              info: dict[str, Any] | None = None) -> Any:
+        info = info or self._info()
+        if info is None:
+            raise WorkspaceError(f"the local host of {self.workspace_dir} is not running (run `mlops local up`)")
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(
+            f"http://{LOOPBACK}:{info['control_port']}{path}", data=data, method=method,
+            headers={TOKEN_HEADER: info["token"], "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
+                return json.loads(response.read() or b"null")
+        except urllib.error.HTTPError as exc:
+            detail = exc.read().decode(errors="replace")
+            try:
+                payload = json.loads(detail)
+            except ValueError:
+                payload = {"error": detail}
+            kind = payload.get("kind")
+            error = payload.get("error", detail)
+            if kind == "not_found":
+                raise NotFoundError(error) from None
+            if kind == "conflict":
+                raise ConflictError(error) from None
+            raise WorkspaceError(f"the local host refused {method} {path}: {exc.code} {error}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise WorkspaceError(f"the local host of {self.workspace_dir} did not answer: {exc}") from exc
+
+    def _answers(self, info: dict[str, Any] | None) -> bool:
+        if info is None:
+            return False
+        try:
+            self._call("GET", "/health", timeout=5.0, info=info)
+        except WorkspaceError:
+            return False
+        return True
+
+    def _host_log_tail(self) -> str:
+        return tail(self.workspace_dir / "logs" / "host.log", 30)
+
+    # -- HostClient -----------------------------------------------------------------------------
+
+    def is_running(self) -> bool:
+        if self._spawned is not None:
+            self._spawned.poll()  # reap a host that died, so its pid is not a zombie
+        return self._answers(self._info())
+
+    def ensure_running(self) -> None:
+        if self.is_running():
+            return
+        self.workspace_dir.mkdir(parents=True, exist_ok=True)
+        logs = self.workspace_dir / "logs"
+        logs.mkdir(mode=0o700, exist_ok=True)
+        with (self.workspace_dir / SPAWN_LOCK_FILE).open("a") as spawn_lock:
+            fcntl.flock(spawn_lock, fcntl.LOCK_EX)  # one starter at a time; others find it running
+            if self.is_running():
+                return
+            with contextlib.suppress(FileNotFoundError):
+                (self.workspace_dir / INFO_FILE).unlink()
+            fd = os.open(logs / "host.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                self._spawned = subprocess.Popen(  # noqa: S603 - our own module, no shell
+                    [sys.executable, "-m", "mlops.workspace.local.host", "--workspace", str(self.workspace_dir)],
+                    stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True,
+                    cwd=str(self.workspace_dir))
+            finally:
+                os.close(fd)
+            deadline = time.monotonic() + START_TIMEOUT
+            while time.monotonic() < deadline:
+                info = self._info()
+                if info is not None and info.get("pid") == self._spawned.pid and self._answers(info):
+                    return
+                if self._spawned.poll() is not None:
+                    if self.is_running():  # another host won the folder lock
+                        return
+                    raise WorkspaceError(f"the local host exited with code {self._spawned.returncode} while "
+                                         f"starting\n--- host.log ---\n{self._host_log_tail()}")
+                time.sleep(0.05)
+            raise WorkspaceError(f"the local host did not answer within {START_TIMEOUT:.0f}s\n--- host.log ---\n"
+                                 f"{self._host_log_tail()}")
+
+    def apply(self, endpoint: EndpointRuntime, *, timeout: float = 300.0) -> dict[str, DeploymentStatus]:
+        """Starts the host if needed (the caller re-applies the other endpoints after a host restart)."""
+        self.ensure_running()
+        result = self._call("PUT", f"/endpoints/{endpoint.name}?timeout={timeout}",
+                            host_wire.endpoint_to_json(endpoint), timeout=timeout + 60)
+        return {name: host_wire.status_from_json(data) for name, data in result.items()}
+
+    def remove_endpoint(self, name: str) -> None:
+        if self.is_running():
+            self._call("DELETE", f"/endpoints/{name}", timeout=60)
+
+    def status(self) -> dict[str, dict[str, DeploymentStatus]]:
+        if not self.is_running():
+            return {}
+        result = self._call("GET", "/status")
+        return {ep: {d: host_wire.status_from_json(s) for d, s in deps.items()} for ep, deps in result.items()}
+
+    def instances(self, endpoint_name: str) -> list[dict[str, Any]]:
+        """Diagnostics (not part of ``HostClient``): each instance's deployment, pid, port and readiness."""
+        return self._call("GET", f"/endpoints/{endpoint_name}/instances")
+
+    def logs(self, endpoint_name: str, deployment_name: str, *, lines: int = 100) -> str:
+        path = deployment_log_path(self.workspace_dir, endpoint_name, deployment_name)
+        if not path.exists():
+            raise NotFoundError(f"no logs for deployment '{deployment_name}' of endpoint '{endpoint_name}'")
+        return tail(path, lines)
+
+    def host_pid(self) -> int | None:
+        """The running host's pid (diagnostics and tests), or ``None``."""
+        info = self._info()
+        return int(info["pid"]) if info and self._answers(info) else None
+
+    def stop(self) -> None:
+        info = self._info()
+        pid = int(info["pid"]) if info else None
+        if info is not None and self._answers(info):
+            with contextlib.suppress(WorkspaceError):
+                self._call("POST", "/shutdown", timeout=10, info=info)
+        if pid is not None:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and _alive(pid, self._spawned):
+                time.sleep(0.05)
+            if _alive(pid, self._spawned) and _is_host_process(pid, self.workspace_dir):
+                log.warning("local host %d did not stop; killing it", pid)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(pid, signal.SIGKILL)
+        if self._spawned is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._spawned.wait(timeout=5)
+        with contextlib.suppress(FileNotFoundError):
+            (self.workspace_dir / INFO_FILE).unlink()
+
+
+def _alive(pid: int, spawned: subprocess.Popen | None) -> bool:
+    if spawned is not None and spawned.pid == pid:
+        return spawned.poll() is None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped by its parent) is not running
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def _is_host_process(pid: int, workspace_dir: Path) -> bool:
+    """Whether ``pid`` is this folder's host (a stale ``host.json`` may name a pid reused by anything)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"mlops.workspace.local.host" in cmdline and str(workspace_dir).encode() in cmdline
+
+
+if __name__ == "__main__":
+    sys.exit(main())
