@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mlops.errors import NotFoundError, RuleViolation, UsageError
-from mlops.workspace.local.artifacts import ArtifactStore, content_hash
+from mlops.workspace.hashing import content_hash
+from mlops.workspace.local.artifacts import ArtifactStore
 from mlops.workspace.local.models import get_model, list_models, register_model, split_reference
 from mlops.workspace.local.store import Store
 from tests.conftest import REPO
