@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops.processes import process_alive
 from mlops.workspace.local import batch
 from mlops.workspace.local.runtime import BatchJobProgress, BatchJobRuntime
 
@@ -27,7 +28,7 @@ pytestmark = pytest.mark.slow
 
 
 def _alive(pid: int) -> bool:
-    return batch._process_alive(pid, None)
+    return process_alive(pid)
 
 
 class Jobs:

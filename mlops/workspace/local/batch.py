@@ -66,6 +66,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops.errors import NotFoundError, WorkspaceError
+from mlops.processes import process_alive, process_identity
 from mlops.workspace.local.runtime import BatchJobProgress, BatchJobRuntime
 
 JOB_FILE = "job.json"
@@ -208,35 +209,6 @@ def load_job(job_dir: Path | str) -> BatchJobRuntime:
     return BatchJobRuntime(**data)
 
 
-def _process_identity(pid: int) -> str | None:
-    """The kernel's start time of ``pid`` (guards against pid reuse), or None where /proc is absent."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def _process_alive(pid: int, identity: str | None) -> bool:
-    """True if ``pid`` runs and is the process we started (not a zombie, not a reused pid)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    except OSError:  # no /proc (macOS): the signal-0 probe is the best we have
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):
-        return False
-    return identity is None or fields[19] == identity
-
-
 def _job_process(job_dir: Path, status: dict[str, Any]) -> tuple[int, str | None] | None:
     """The job process as recorded by the job itself (status) or by ``start_job`` (pid file)."""
     if status.get("pid"):
@@ -262,7 +234,7 @@ def read_status(job_dir: Path | str) -> dict[str, Any]:
     if status.get("status") in TERMINAL_STATUSES:
         return status
     process = _job_process(job_dir, status)
-    alive = None if process is None else _process_alive(*process)
+    alive = None if process is None else process_alive(*process)
     if stale_status(status, alive) is None:
         return status
     # The process is dead. It writes its final status before exiting, so read once more.
@@ -362,7 +334,7 @@ def start_job(job: BatchJobRuntime) -> int:
             start_new_session=True, close_fds=True,
         )
     _children.append(proc)
-    _write_json_atomic(job_dir / PID_FILE, {"pid": proc.pid, "identity": _process_identity(proc.pid)})
+    _write_json_atomic(job_dir / PID_FILE, {"pid": proc.pid, "identity": process_identity(proc.pid)})
     return proc.pid
 
 
@@ -383,11 +355,11 @@ def cancel_job(job_dir: Path | str, *, wait: float = 15.0) -> BatchJobProgress:
     (job_dir / CANCEL_FILE).touch()
     process = _job_process(job_dir, status)
     deadline = time.monotonic() + wait
-    while process is not None and _process_alive(*process) and time.monotonic() < deadline:
+    while process is not None and process_alive(*process) and time.monotonic() < deadline:
         if read_status(job_dir).get("status") in TERMINAL_STATUSES:
             return read_progress(job_dir)
         time.sleep(_POLL_SECONDS)
-    if process is not None and _process_alive(*process) and process[0] != os.getpid():
+    if process is not None and process_alive(*process) and process[0] != os.getpid():
         try:
             if os.getpgid(process[0]) == process[0]:  # a detached job: its group is its own
                 os.killpg(process[0], signal.SIGKILL)
@@ -780,7 +752,7 @@ class _JobRunner:
         job = self.job
         with self.cond:
             self.status.update({"status": "Running", "pid": os.getpid(),
-                                "pid_identity": _process_identity(os.getpid()), "started_at": _utcnow()})
+                                "pid_identity": process_identity(os.getpid()), "started_at": _utcnow()})
             self._save(force=True)
         self.log(f"job {job.job_name}: {len(job.input_files)} files in {len(self.batches)} mini-batches of "
                  f"{job.mini_batch_size}; {job.workers} worker(s); max_retries {job.max_retries}; "

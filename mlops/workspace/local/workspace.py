@@ -47,6 +47,7 @@ from mlops.errors import (
     UsageError,
     WorkspaceError,
 )
+from mlops.processes import process_alive
 from mlops.workspace import rules
 from mlops.workspace.local import environments, models, store
 from mlops.workspace.local.artifacts import ArtifactStore
@@ -124,16 +125,6 @@ def _free_loopback_port(taken: set[int]) -> int:
         if port not in taken:
             return port
     raise WorkspaceError("could not find a free loopback port for the endpoint")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class LocalWorkspace:
@@ -664,7 +655,7 @@ class LocalWorkspace:
         with self.store.transaction() as conn:
             row = conn.execute("SELECT * FROM release_locks WHERE endpoint_name = ?", (endpoint_name,)).fetchone()
             if row is not None and row["holder"] != holder:
-                alive = row["hostname"] != hostname or _pid_alive(row["pid"])
+                alive = row["hostname"] != hostname or process_alive(row["pid"])
                 if alive:
                     raise ConflictError(
                         f"the release lock of endpoint {endpoint_name!r} is held by {row['holder']!r} since "
