@@ -1,0 +1,143 @@
+"""Batch refresh: a new batch deployment on the release's pinned model and environment, smoke-scored,
+then made the endpoint default; older deployments beyond ``batch.keep`` are removed.
+
+The deployment is named after the model version (``tcn-v3``), so a re-run finds it instead of
+creating another. The smoke job scores ``batch.smoke_input`` with the *new* deployment (named
+explicitly: the default is untouched until the output is checked). ``check_output`` and
+``prune_plan`` are pure.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mlops.errors import ReleaseFailed
+from mlops.release.context import ReleaseContext
+from mlops.release.staging import stage_code
+from mlops.workspace.port import AssetRef, BatchDeployment
+
+REQUIRED_COLUMNS = ("date", "predicted")
+
+
+def check_output(path: Path, *, min_rows: int) -> tuple[list[str], list[dict[str, str]]]:
+    """``(problems, rows)`` of a smoke job's output CSV: enough rows, the required columns, and a
+    finite, non-negative number in every ``predicted`` cell."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        columns = reader.fieldnames or []
+        rows = list(reader)
+    problems = [f"column {column!r} missing (columns: {columns})" for column in REQUIRED_COLUMNS
+                if column not in columns]
+    if len(rows) < min_rows:
+        problems.append(f"{len(rows)} output rows, expected at least {min_rows}")
+    if "predicted" in columns:
+        bad = 0
+        for row in rows:
+            try:
+                value = float(row["predicted"])
+            except (TypeError, ValueError):
+                bad += 1
+                continue
+            if not math.isfinite(value) or value < 0:
+                bad += 1
+        if bad:
+            problems.append(f"{bad} rows with a missing, non-finite or negative prediction")
+    return problems, rows
+
+
+def _version_of(name: str, prefix: str) -> int | None:
+    match = re.fullmatch(rf"{re.escape(prefix)}-v(\d+)", name)
+    return int(match.group(1)) if match else None
+
+
+def prune_plan(names: Sequence[str], *, default: str | None, keep: int, prefix: str) -> list[str]:
+    """Deployments to delete: ours (``prefix-vN``) beyond the newest ``keep``, never the default;
+    deployments named otherwise are not ours and are left alone."""
+    ours = sorted((v, n) for n in names if (v := _version_of(n, prefix)) is not None)
+    ours.reverse()
+    kept = {default} if default else set()
+    for _version, name in ours:
+        if len(kept) >= keep:
+            break
+        kept.add(name)
+    return [name for _version, name in ours if name not in kept]
+
+
+def batch_refresh(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef) -> dict[str, Any]:
+    """Refresh the batch endpoint; returns the summary stored in the record."""
+    config, workspace, progress = ctx.config, ctx.workspace, ctx.progress
+    spec_endpoint = config.batch.endpoint
+    workspace.ensure_batch_endpoint(spec_endpoint, progress=progress)
+    name = config.batch_deployment_name(model)
+    existing = {d.name: d for d in workspace.list_batch_deployments(spec_endpoint.name)}
+    endpoint = workspace.get_batch_endpoint(spec_endpoint.name)
+    summary: dict[str, Any] = {"endpoint": spec_endpoint.name, "deployment": name, "model": str(model),
+                               "environment": str(environment),
+                               "default_before": endpoint.default_deployment if endpoint else None}
+    current = existing.get(name)
+    if (endpoint is not None and endpoint.default_deployment == name and _same(current, model, environment)):
+        progress(f"batch: {name} is already the default on {model} / {environment}")
+        summary.update(changed=False, default_after=name)
+    else:
+        if not _same(current, model, environment) or current is None or current.state != "Succeeded":
+            code = stage_code(config.batch.code_dir, ctx.artifacts / "code" / "batch")
+            spec = config.batch_deployment_spec(model, environment, code)
+            progress(f"batch: creating deployment {name} ({model}, {environment})")
+            workspace.create_batch_deployment(spec, progress=progress)
+        summary.update(_smoke(ctx, name))
+        workspace.set_batch_default(spec_endpoint.name, name)
+        progress(f"batch: {name} is now the default of {spec_endpoint.name}")
+        summary.update(changed=True, default_after=name)
+    names = [d.name for d in workspace.list_batch_deployments(spec_endpoint.name)]
+    removed = prune_plan(names, default=name, keep=config.batch.keep, prefix=config.batch.deployment_prefix)
+    for old in removed:
+        workspace.delete_batch_deployment(spec_endpoint.name, old, progress=progress)
+        progress(f"batch: removed the old deployment {old}")
+    summary["removed"] = removed
+    return summary
+
+
+def _same(deployment: BatchDeployment | None, model: AssetRef, environment: AssetRef) -> bool:
+    return deployment is not None and deployment.model == model and deployment.environment == environment
+
+
+def _smoke(ctx: ReleaseContext, deployment: str) -> dict[str, Any]:
+    config, workspace, progress = ctx.config, ctx.workspace, ctx.progress
+    endpoint = config.batch.endpoint.name
+    started = time.monotonic()
+    job = workspace.invoke_batch(endpoint, config.batch.smoke_input, deployment_name=deployment)
+    progress(f"batch: smoke job {job.name} on {deployment} over {config.batch.smoke_input}")
+    deadline = started + config.batch.job_timeout_s
+    last = 0.0
+    while job.status not in ("Completed", "Failed", "Canceled"):
+        if time.monotonic() > deadline:
+            raise ReleaseFailed(f"batch smoke job {job.name} did not finish within {config.batch.job_timeout_s:g}s; "
+                                f"the default deployment is unchanged")
+        ctx.sleep(0.5)
+        job = workspace.get_batch_job(job.name)
+        if time.monotonic() - last > 5:
+            last = time.monotonic()
+            progress(f"batch: {job.name} {job.status} {job.mini_batches_done}/{job.mini_batches_total} mini-batches")
+    if job.status != "Completed":
+        logs = workspace.get_batch_job_logs(job.name, lines=30)
+        raise ReleaseFailed(f"batch smoke job {job.name} {job.status}: {job.error}; the default deployment is "
+                            f"unchanged\n--- job log tail ---\n{logs}")
+    out_dir = ctx.artifacts / "batch"
+    output = workspace.download_batch_output(job.name, out_dir)
+    problems, rows = check_output(output, min_rows=config.batch.min_output_rows)
+    if problems:
+        raise ReleaseFailed(f"batch smoke output {output} is wrong: " + "; ".join(problems)
+                            + "; the default deployment is unchanged")
+    from mlops.release.report import forecast_svg
+
+    svg = out_dir / "forecast-vs-actual.svg"
+    svg.write_text(forecast_svg(rows, title=f"{deployment}: smoke forecast vs actual"))
+    progress(f"batch: smoke job {job.name} completed: {len(rows)} rows checked in {time.monotonic() - started:.1f}s")
+    return {"smoke_job": job.name, "smoke_rows": len(rows), "smoke_output": str(output), "forecast_svg": str(svg),
+            "smoke_seconds": round(time.monotonic() - started, 3)}

@@ -1,0 +1,64 @@
+"""What every release step works with: configuration, workspace, record, progress sink."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mlops.config import Config
+from mlops.release.record import Record
+from mlops.workspace.port import AssetRef, Progress, Workspace, no_progress
+
+
+@dataclass
+class ReleaseContext:
+    config: Config
+    workspace: Workspace
+    record: Record
+    progress: Progress = no_progress
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    @property
+    def holder(self) -> str:
+        """The release-lock holder: the release id, so the later steps of one release (other
+        processes, other GitHub jobs) re-acquire it while a different release is refused."""
+        return f"release {self.record.release_id}"
+
+    @property
+    def endpoint(self) -> str:
+        return self.config.online.endpoint.name
+
+    @property
+    def artifacts(self) -> Path:
+        path = self.record.artifacts_dir
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def model_ref(self) -> AssetRef:
+        model = self.record.get("model") or {}
+        if not model.get("version"):
+            from mlops.errors import UsageError
+
+            raise UsageError(f"the release record {self.record.path} has no registered model yet: "
+                             "run `mlops register` first")
+        return AssetRef(model["name"], str(model["version"]))
+
+    def environment_ref(self) -> AssetRef:
+        environment = self.record.get("environment") or {}
+        if not environment.get("version"):
+            from mlops.errors import UsageError
+
+            raise UsageError(f"the release record {self.record.path} has no pinned environment yet: "
+                             "run `mlops environment` first")
+        return AssetRef(environment["name"], str(environment["version"]))
+
+    def slots(self) -> tuple[str, str | None]:
+        slots = self.record.get("slots") or {}
+        if not slots.get("candidate"):
+            from mlops.errors import UsageError
+
+            raise UsageError(f"the release record {self.record.path} has no candidate deployment: "
+                             "run `mlops deploy` first")
+        return slots["candidate"], slots.get("live")

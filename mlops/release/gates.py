@@ -1,0 +1,268 @@
+"""Gates: a pure function from measurements to a verdict (Argo Rollouts' analysis and Kayenta's judge).
+
+``evaluate(gates, measurements) -> Verdict`` with a phase ``Passed`` / ``Failed`` /
+``Inconclusive`` and one ``GateResult`` per gate (measured value, limit, outcome), so the release
+record and the reports can show *why*.
+
+* **Absolute** gates judge the candidate alone: p50/p95/p99 latency, error rate, requests/s and a
+  minimum number of requests (below it the latency gates cannot judge: ``Inconclusive``).
+* **Relative** gates compare the candidate with the live deployment *measured in the same run*
+  (Kayenta: a baseline under the same load, not yesterday's numbers): candidate p95 within a
+  tolerance of live p95, and a one-sided Mann-Whitney U test (scipy) on the latency samples, which
+  fails only when the candidate is significantly slower *and* its median shift matters.
+* **Quality**: the candidate's holdout MAPE may not exceed live's by more than a tolerance.
+
+A first release has no live deployment: absolute gates (and the absolute MAPE ceiling) only.
+Phase precedence: any failed gate -> ``Failed``; else any gate that could not judge ->
+``Inconclusive``; else ``Passed``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+MIN_SAMPLES_FOR_RANK_TEST = 20
+
+
+class Phase(StrEnum):
+    PASSED = "Passed"
+    FAILED = "Failed"
+    INCONCLUSIVE = "Inconclusive"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class AbsoluteGates:
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_error_rate: float | None = None
+    min_rps: float | None = None
+    min_requests: int = 1
+
+
+@dataclass(frozen=True)
+class RelativeGates:
+    p95_tolerance: float | None = None
+    """Candidate p95 <= live p95 * (1 + tolerance) + slack."""
+    p95_slack_ms: float = 0.0
+    mann_whitney_alpha: float | None = None
+    min_shift_ms: float = 0.0
+    min_shift_ratio: float = 0.0
+    """A significant difference fails only when the median increase exceeds both ``min_shift_ms``
+    and ``min_shift_ratio`` x live's median: on a busy machine, a few ms are significant but immaterial."""
+
+
+@dataclass(frozen=True)
+class QualityGates:
+    holdout: str | None = None
+    """Path of the holdout CSV (``None``: no quality gate)."""
+    origins: int = 8
+    horizon: int = 7
+    context_days: int = 56
+    max_mape: float | None = None
+    max_mape_increase: float = 0.0
+    relative_tolerance: float = 0.0
+
+
+@dataclass(frozen=True)
+class Gates:
+    absolute: AbsoluteGates = AbsoluteGates()
+    relative: RelativeGates = RelativeGates()
+    quality: QualityGates = QualityGates()
+
+
+@dataclass(frozen=True)
+class LatencyStats:
+    """One deployment's side of a load test."""
+
+    requests: int
+    failures: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    rps: float
+    samples_ms: tuple[float, ...] = field(default=(), repr=False)
+    """Latencies of the successful requests (for the rank test)."""
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+    @classmethod
+    def from_samples(cls, latencies_ms: Sequence[float], failures: int, seconds: float) -> LatencyStats:
+        """Percentiles (numpy's linear interpolation) over the successful requests' latencies."""
+        import numpy as np
+
+        ok = tuple(float(value) for value in latencies_ms)
+        requests = len(ok) + failures
+        if ok:
+            p50, p95, p99 = (float(value) for value in np.percentile(ok, [50, 95, 99]))
+        else:
+            p50 = p95 = p99 = math.nan
+        rps = requests / seconds if seconds > 0 else 0.0
+        return cls(requests, failures, p50, p95, p99, rps, ok)
+
+    def summary(self) -> dict[str, float | int]:
+        return {"requests": self.requests, "failures": self.failures, "error_rate": round(self.error_rate, 5),
+                "p50_ms": _round(self.p50_ms), "p95_ms": _round(self.p95_ms), "p99_ms": _round(self.p99_ms),
+                "rps": round(self.rps, 2)}
+
+
+@dataclass(frozen=True)
+class QualityMeasurement:
+    candidate_mape: float
+    live_mape: float | None = None
+    points: int = 0
+    candidate_failures: int = 0
+    """Holdout requests the candidate failed: any is a failed quality gate."""
+
+
+@dataclass(frozen=True)
+class Measurements:
+    candidate: LatencyStats
+    live: LatencyStats | None = None
+    quality: QualityMeasurement | None = None
+
+
+@dataclass(frozen=True)
+class GateResult:
+    name: str
+    phase: Phase
+    value: float | None
+    limit: float | None
+    reason: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "phase": str(self.phase), "value": _round(self.value),
+                "limit": _round(self.limit), "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    phase: Phase
+    reasons: tuple[str, ...]
+    results: tuple[GateResult, ...] = ()
+
+    def to_dict(self) -> dict[str, object]:
+        return {"phase": str(self.phase), "reasons": list(self.reasons),
+                "gates": [result.to_dict() for result in self.results]}
+
+
+def _round(value: float | None) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), 3)
+
+
+def _upper(name: str, value: float, limit: float, unit: str = "") -> GateResult:
+    if math.isnan(value):
+        return GateResult(name, Phase.INCONCLUSIVE, None, limit, f"{name}: no successful request to measure")
+    ok = value <= limit
+    verb = "<=" if ok else ">"
+    return GateResult(name, Phase.PASSED if ok else Phase.FAILED, value, limit,
+                      f"{name} {value:.4g}{unit} {verb} {limit:.4g}{unit}")
+
+
+def _absolute(gates: AbsoluteGates, stats: LatencyStats) -> list[GateResult]:
+    results: list[GateResult] = []
+    enough = stats.requests >= gates.min_requests
+    results.append(GateResult(
+        "min_requests", Phase.PASSED if enough else Phase.INCONCLUSIVE, stats.requests, gates.min_requests,
+        f"candidate requests {stats.requests} {'>=' if enough else '<'} {gates.min_requests}"
+        + ("" if enough else ": too few to judge")))
+    if gates.max_error_rate is not None and stats.requests:
+        results.append(_upper("error_rate", stats.error_rate, gates.max_error_rate))
+    for name, value, limit in (("p50_ms", stats.p50_ms, gates.p50_ms), ("p95_ms", stats.p95_ms, gates.p95_ms),
+                               ("p99_ms", stats.p99_ms, gates.p99_ms)):
+        if limit is None:
+            continue
+        if not enough:
+            results.append(GateResult(name, Phase.INCONCLUSIVE, _round(value), limit,
+                                      f"{name}: too few requests to judge"))
+        else:
+            results.append(_upper(name, value, limit, " ms"))
+    if gates.min_rps is not None:
+        if not enough:
+            results.append(GateResult("min_rps", Phase.INCONCLUSIVE, stats.rps, gates.min_rps,
+                                      "min_rps: too few requests to judge"))
+        else:
+            ok = stats.rps >= gates.min_rps
+            results.append(GateResult("min_rps", Phase.PASSED if ok else Phase.FAILED, stats.rps, gates.min_rps,
+                                      f"min_rps: candidate {stats.rps:.3g} req/s {'>=' if ok else '<'} {gates.min_rps:g}"))
+    return results
+
+
+def _relative(gates: RelativeGates, candidate: LatencyStats, live: LatencyStats, min_requests: int) -> list[GateResult]:
+    results: list[GateResult] = []
+    enough = candidate.requests >= min_requests and live.requests >= min_requests
+    if gates.p95_tolerance is not None:
+        limit = live.p95_ms * (1 + gates.p95_tolerance) + gates.p95_slack_ms
+        if not enough or math.isnan(limit):
+            results.append(GateResult("p95_vs_live", Phase.INCONCLUSIVE, _round(candidate.p95_ms), _round(limit),
+                                      "p95_vs_live: too few requests to compare with live"))
+        else:
+            result = _upper("p95_vs_live", candidate.p95_ms, limit, " ms")
+            results.append(GateResult(result.name, result.phase, result.value, result.limit,
+                                      result.reason + f" (live p95 {live.p95_ms:.4g} ms)"))
+    if gates.mann_whitney_alpha is not None:
+        results.append(_mann_whitney(gates, candidate, live))
+    return results
+
+
+def _mann_whitney(gates: RelativeGates, candidate: LatencyStats, live: LatencyStats) -> GateResult:
+    name = "mann_whitney"
+    alpha = gates.mann_whitney_alpha or 0.0
+    if min(len(candidate.samples_ms), len(live.samples_ms)) < MIN_SAMPLES_FOR_RANK_TEST:
+        return GateResult(name, Phase.INCONCLUSIVE, None, alpha,
+                          f"{name}: fewer than {MIN_SAMPLES_FOR_RANK_TEST} latency samples on a side")
+    from scipy.stats import mannwhitneyu
+
+    p_value = float(mannwhitneyu(candidate.samples_ms, live.samples_ms, alternative="greater").pvalue)
+    shift = candidate.p50_ms - live.p50_ms
+    material = max(gates.min_shift_ms, gates.min_shift_ratio * live.p50_ms)
+    slower = p_value < alpha and shift > material
+    if slower:
+        reason = (f"{name}: candidate is slower than live (one-sided p={p_value:.2g} < {alpha:g}, "
+                  f"median +{shift:.3g} ms > {material:.3g} ms)")
+    else:
+        reason = (f"{name}: no material slowdown vs live (p={p_value:.2g}, median shift {shift:+.3g} ms, "
+                  f"limit {material:.3g} ms at alpha {alpha:g})")
+    return GateResult(name, Phase.FAILED if slower else Phase.PASSED, p_value, alpha, reason)
+
+
+def _quality(gates: QualityGates, quality: QualityMeasurement) -> list[GateResult]:
+    results: list[GateResult] = []
+    if quality.candidate_failures:
+        results.append(GateResult("quality_requests", Phase.FAILED, quality.candidate_failures, 0,
+                                  f"quality_requests: the candidate failed {quality.candidate_failures} holdout "
+                                  "requests"))
+    if gates.max_mape is not None:
+        results.append(_upper("mape", quality.candidate_mape, gates.max_mape))
+    if quality.live_mape is not None and not math.isnan(quality.live_mape):
+        limit = quality.live_mape * (1 + gates.relative_tolerance) + gates.max_mape_increase
+        result = _upper("mape_vs_live", quality.candidate_mape, limit)
+        results.append(GateResult(result.name, result.phase, result.value, result.limit,
+                                  result.reason + f" (live MAPE {quality.live_mape:.4g})"))
+    return results
+
+
+def evaluate(gates: Gates, measurements: Measurements) -> Verdict:
+    """Judge the candidate. Pure: the same inputs always give the same verdict."""
+    results = _absolute(gates.absolute, measurements.candidate)
+    if measurements.live is not None:
+        results += _relative(gates.relative, measurements.candidate, measurements.live, gates.absolute.min_requests)
+    if measurements.quality is not None:
+        results += _quality(gates.quality, measurements.quality)
+    failed = [result.reason for result in results if result.phase is Phase.FAILED]
+    unsure = [result.reason for result in results if result.phase is Phase.INCONCLUSIVE]
+    if failed:
+        return Verdict(Phase.FAILED, tuple(failed), tuple(results))
+    if unsure:
+        return Verdict(Phase.INCONCLUSIVE, tuple(unsure), tuple(results))
+    return Verdict(Phase.PASSED, ("every gate passed",), tuple(results))

@@ -1,0 +1,208 @@
+"""Stepwise promotion with health checks, and the rollback that any failure triggers.
+
+``promote`` interprets the rollout steps from the record's resume point (``promotion.done``): a
+traffic step reads the endpoint's traffic, asks ``rollout.traffic_plan`` for the whole new map and
+writes it (read-modify-write, never a reset); a health check runs a short header-less load and
+attributes each response to its deployment by the response header (``judge_health``, pure). A
+failed check - or any error while traffic is moving - calls ``rollback``: live back to its full
+share, the candidate deleted (or kept at 0%). A release killed half-way resumes at the step it was
+in: re-applying a traffic step is idempotent, and the health check runs again.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from mlops.errors import MlopsError, ReleaseFailed, UsageError
+from mlops.release.context import ReleaseContext
+from mlops.release.gates import GateResult, LatencyStats, Phase, Verdict
+from mlops.release.loadtest import UNATTRIBUTED, LoadShape, run_load
+from mlops.release.record import utc_now
+from mlops.release.rollout import (
+    BakeStep,
+    HealthCheck,
+    TrafficStep,
+    first_release_steps,
+    rollback_plan,
+    traffic_plan,
+)
+
+
+def judge_health(health: HealthCheck, stats: Mapping[str, LatencyStats], candidate: str,
+                 candidate_share: int) -> Verdict:
+    """Pure: is the endpoint healthy under its current split?
+
+    Fails when any deployment's error rate is above ``max_error_rate``, when responses came back
+    from no deployment at all (router refusals), when the candidate's p95 exceeds ``max_p95_ms``, or
+    when too few requests (or none for a candidate that holds traffic) leave nothing to vouch for.
+    """
+    results: list[GateResult] = []
+    total = sum(s.requests for s in stats.values())
+    enough = total >= health.min_requests
+    results.append(GateResult("health_requests", Phase.PASSED if enough else Phase.FAILED, total,
+                              health.min_requests,
+                              f"health check requests {total} {'>=' if enough else '<'} {health.min_requests}"))
+    for name, s in sorted(stats.items()):
+        if name == UNATTRIBUTED:
+            ok = s.failures == 0
+            results.append(GateResult("unattributed_errors", Phase.PASSED if ok else Phase.FAILED, s.failures, 0,
+                                      f"{s.failures} responses came from no deployment"))
+            continue
+        ok = s.error_rate <= health.max_error_rate
+        results.append(GateResult(f"{name}_error_rate", Phase.PASSED if ok else Phase.FAILED, s.error_rate,
+                                  health.max_error_rate,
+                                  f"{name}: {s.failures}/{s.requests} failed "
+                                  f"({'<=' if ok else '>'} {health.max_error_rate:g})"))
+    served = stats.get(candidate)
+    if candidate_share > 0 and (served is None or served.requests == 0):
+        results.append(GateResult("candidate_served", Phase.FAILED, 0, 1,
+                                  f"{candidate} holds {candidate_share}% but served no request"))
+    if health.max_p95_ms is not None and served is not None and not math.isnan(served.p95_ms):
+        ok = served.p95_ms <= health.max_p95_ms
+        results.append(GateResult("candidate_p95_ms", Phase.PASSED if ok else Phase.FAILED, served.p95_ms,
+                                  health.max_p95_ms, f"{candidate} p95 {served.p95_ms:.4g} ms "
+                                  f"{'<=' if ok else '>'} {health.max_p95_ms:g} ms"))
+    failed = tuple(r.reason for r in results if r.phase is Phase.FAILED)
+    if failed:
+        return Verdict(Phase.FAILED, failed, tuple(results))
+    return Verdict(Phase.PASSED, ("healthy",), tuple(results))
+
+
+def _existing(ctx: ReleaseContext) -> set[str]:
+    return {d.name for d in ctx.workspace.list_online_deployments(ctx.endpoint)}
+
+
+def _traffic(ctx: ReleaseContext) -> dict[str, int]:
+    endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
+    return dict(endpoint.traffic) if endpoint is not None else {}
+
+
+def promote(ctx: ReleaseContext) -> dict[str, Any]:
+    """Run the rollout steps; returns the promotion summary. Raises ``ReleaseFailed`` after a rollback."""
+    record, config = ctx.record, ctx.config
+    verdict = (record.get("verdict") or {}).get("phase")
+    if verdict != "Passed":
+        raise UsageError(f"the candidate's gate verdict is {verdict or 'missing'}: only a Passed candidate is "
+                         "promoted (run `mlops loadtest` and `mlops gate`)")
+    candidate, live = ctx.slots()
+    ctx.workspace.acquire_release_lock(ctx.endpoint, ctx.holder)
+    rollout = config.online.rollout
+    promotion = record.data.setdefault("promotion", {"done": 0, "steps": []})
+    if promotion.get("state") == "done":
+        ctx.progress(f"promote: already done ({candidate} serves 100%)")
+        return promotion
+    if live is not None and live not in _existing(ctx):
+        live = None  # the old live deployment vanished: nothing to shift from
+    steps = rollout.steps if live is not None else first_release_steps(rollout.steps)
+    percent = 0
+    for step in steps[:promotion["done"]]:
+        if isinstance(step, TrafficStep):
+            percent = step.percent
+    remaining_wait = sum(s.seconds for s in steps[promotion["done"]:] if isinstance(s, BakeStep))
+    with record.step("promote", configured_wait_s=remaining_wait) as entry:
+        try:
+            for index in range(promotion["done"], len(steps)):
+                step = steps[index]
+                started = time.monotonic()
+                item: dict[str, Any] = {"index": index + 1, "step": step.describe(), "started_at": utc_now()}
+                if isinstance(step, TrafficStep):
+                    percent = step.percent
+                    plan = traffic_plan(_traffic(ctx), live, candidate, step.percent)
+                    ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)
+                    item["traffic"] = plan
+                    ctx.progress(f"promote: step {index + 1}/{len(steps)} traffic "
+                                 + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
+                elif step.check == "health":
+                    seconds = step.seconds or rollout.health.duration_s
+                    result = _health_load(ctx, seconds, f"health-{index + 1}")
+                    share = _traffic(ctx).get(candidate, 0)
+                    judged = judge_health(rollout.health, result.stats, candidate, share)
+                    item["health"] = {"verdict": judged.to_dict(), "load": result.summary()}
+                    ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase}: "
+                                 + "; ".join(judged.reasons))
+                    if judged.phase is not Phase.PASSED:
+                        item["seconds"] = round(time.monotonic() - started, 3)
+                        promotion["steps"].append(item)
+                        record.save()
+                        raise ReleaseFailed(f"health check at step {index + 1} ({step.describe()}) failed: "
+                                            + "; ".join(judged.reasons))
+                else:
+                    ctx.progress(f"promote: step {index + 1}/{len(steps)} bake {step.seconds:g}s")
+                    ctx.sleep(step.seconds)
+                item["seconds"] = round(time.monotonic() - started, 3)
+                promotion["steps"].append(item)
+                promotion["done"] = index + 1
+                record.save()
+        except (MlopsError, KeyboardInterrupt) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            ctx.progress(f"promote: failed at {percent}% - rolling back ({reason})")
+            summary = rollback(ctx, reason=reason)
+            entry["rolled_back"] = True
+            record.set("status", "rolled_back")
+            if isinstance(error, KeyboardInterrupt):
+                raise
+            raise ReleaseFailed(f"promotion of {candidate} failed and was rolled back "
+                                f"({summary['traffic_after']}): {reason}") from None
+        traffic_after = _traffic(ctx)
+        if live is not None and live != candidate and traffic_after.get(live, 0) == 0:
+            if rollout.old_deployment == "delete":
+                ctx.workspace.delete_online_deployment(ctx.endpoint, live, progress=ctx.progress)
+                ctx.progress(f"promote: deleted the previous deployment {live}")
+                promotion["old_deployment"] = "deleted"
+            else:
+                ctx.progress(f"promote: kept the previous deployment {live} at 0% for an instant rollback")
+                promotion["old_deployment"] = "kept at 0%"
+        promotion["state"] = "done"
+        record.data.setdefault("traffic", {})["after"] = _traffic(ctx)
+        record.save()
+    return promotion
+
+
+def _health_load(ctx: ReleaseContext, seconds: float, name: str):
+    config = ctx.config
+    endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
+    if endpoint is None:
+        raise UsageError(f"online endpoint {ctx.endpoint} does not exist")
+    keys = ctx.workspace.get_keys(ctx.endpoint)
+    profile = config.load_test.profile
+    shape = LoadShape(users=config.online.rollout.health.users, spawn_rate=float(config.online.rollout.health.users),
+                      run_time_s=seconds, data=profile.data, context_days=profile.context_days,
+                      horizon=profile.horizon)
+    return run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=[], shape=shape,
+                    locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name=name, progress=ctx.progress)
+
+
+def rollback(ctx: ReleaseContext, *, reason: str = "requested") -> dict[str, Any]:
+    """Give live its traffic back and remove the candidate (or keep it at 0%). Idempotent."""
+    candidate, live = ctx.slots()
+    existing = _existing(ctx)
+    if live is not None and live not in existing:
+        live = None
+    before = _traffic(ctx)
+    after = before
+    if candidate in existing and before.get(candidate, 0) > 0:
+        after = rollback_plan(before, live, candidate)
+        ctx.workspace.set_traffic(ctx.endpoint, after, progress=ctx.progress)
+        ctx.progress("rollback: traffic " + " ".join(f"{k}={v}%" for k, v in sorted(after.items())))
+    removed = "absent"
+    if candidate in existing and candidate != live:
+        if ctx.config.online.rollout.failed_candidate == "delete":
+            ctx.workspace.delete_online_deployment(ctx.endpoint, candidate, progress=ctx.progress)
+            ctx.progress(f"rollback: deleted the candidate {candidate}")
+            removed = "deleted"
+        else:
+            removed = "kept at 0%"
+    summary = {"reason": reason, "at": utc_now(), "traffic_before": before, "traffic_after": _traffic(ctx),
+               "candidate": removed}
+    ctx.record.data["rollback"] = summary
+    ctx.record.data.setdefault("traffic", {})["after"] = summary["traffic_after"]
+    ctx.record.save()
+    try:
+        ctx.workspace.release_release_lock(ctx.endpoint, ctx.holder)
+    except MlopsError:
+        pass
+    return summary
+

@@ -1,0 +1,245 @@
+"""Reports rendered from the release record: console text, a markdown summary for
+``$GITHUB_STEP_SUMMARY`` (gate table + a mermaid chart of candidate vs live latency percentiles),
+and a hand-written SVG of the batch smoke output's forecast against the actuals (no plotting
+dependency). All pure functions of the record's data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date
+from html import escape
+from typing import Any
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _cell(text: object) -> str:
+    """Text safe inside a markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _trigger(trigger: Mapping[str, str]) -> str:
+    if trigger.get("by") == "github-actions":
+        return (f"GitHub Actions: {trigger.get('event_name', '?')} by {trigger.get('actor', '?')} "
+                f"({trigger.get('repository', '')} {trigger.get('ref', '')} {trigger.get('sha', '')[:12]}, "
+                f"run {trigger.get('run_id', '?')})")
+    return f"{trigger.get('user', '?')} on {trigger.get('host', '?')}"
+
+
+def _traffic(traffic: Mapping[str, int] | None) -> str:
+    if not traffic:
+        return "-"
+    return " ".join(f"{name}={share}%" for name, share in sorted(traffic.items()))
+
+
+def _latency(data: Mapping[str, Any]) -> tuple[str | None, str | None, Mapping[str, Any], Mapping[str, Any]]:
+    slots = data.get("slots") or {}
+    candidate, live = slots.get("candidate"), slots.get("live")
+    deployments = (data.get("loadtest") or {}).get("deployments") or {}
+    return candidate, live, deployments.get(candidate) or {}, deployments.get(live) or {}
+
+
+def console_report(data: Mapping[str, Any]) -> str:
+    """A readable multi-line summary for the terminal."""
+    model = data.get("model") or {}
+    environment = data.get("environment") or {}
+    slots = data.get("slots") or {}
+    traffic = data.get("traffic") or {}
+    verdict = data.get("verdict") or {}
+    lines = [
+        f"release {data.get('release_id')}: {data.get('status')}",
+        f"  model        {model.get('name')}:{model.get('version')}  ({model.get('source', '')})",
+        f"  environment  {environment.get('name')}:{environment.get('version')}",
+        f"  endpoint     {data.get('endpoint')}  candidate={slots.get('candidate') or '-'} "
+        f"live={slots.get('live') or '-'}",
+        f"  traffic      before {_traffic(traffic.get('before'))}  after {_traffic(traffic.get('after'))}",
+    ]
+    candidate, live, cand, live_stats = _latency(data)
+    if cand:
+        lines.append(f"  load test    {candidate}: {cand.get('requests')} req, p50/p95/p99 "
+                     f"{_fmt(cand.get('p50_ms'))}/{_fmt(cand.get('p95_ms'))}/{_fmt(cand.get('p99_ms'))} ms, "
+                     f"errors {cand.get('failures')}")
+    if live_stats:
+        lines.append(f"               {live}: {live_stats.get('requests')} req, p50/p95/p99 "
+                     f"{_fmt(live_stats.get('p50_ms'))}/{_fmt(live_stats.get('p95_ms'))}/"
+                     f"{_fmt(live_stats.get('p99_ms'))} ms, errors {live_stats.get('failures')}")
+    if verdict:
+        lines.append(f"  verdict      {verdict.get('phase')}")
+        for gate in verdict.get("gates", []):
+            lines.append(f"    [{gate['phase']:<12}] {gate['reason']}")
+    promotion = data.get("promotion") or {}
+    for step in promotion.get("steps", []):
+        extra = _traffic(step.get("traffic")) if step.get("traffic") else ""
+        health = (step.get("health") or {}).get("verdict", {}).get("phase", "")
+        lines.append(f"  step {step['index']:<2} {step['step']:<24} {step.get('seconds', 0):6.1f}s {extra}{health}")
+    batch = data.get("batch") or {}
+    if batch:
+        lines.append(f"  batch        {batch.get('endpoint')} default {batch.get('default_before') or '-'} -> "
+                     f"{batch.get('default_after') or '-'}"
+                     + (f", smoke {batch.get('smoke_rows')} rows" if batch.get("smoke_rows") else ""))
+    rollback = data.get("rollback") or {}
+    if rollback:
+        lines.append(f"  rollback     {rollback.get('reason')} -> traffic {_traffic(rollback.get('traffic_after'))}, "
+                     f"candidate {rollback.get('candidate')}")
+    steps = data.get("steps") or {}
+    if steps:
+        timing = "  ".join(f"{name} {float(step.get('seconds') or 0):.1f}s" for name, step in steps.items())
+        lines.append(f"  timings      {timing}")
+        overhead = sum(max(0.0, float(s.get("seconds") or 0) - float(s.get("configured_wait_s") or 0))
+                       for s in steps.values())
+        lines.append(f"  overhead     {overhead:.1f}s excluding configured load and bake time")
+    if data.get("error"):
+        lines.append(f"  error        {data['error']}")
+    return "\n".join(lines)
+
+
+def markdown_summary(data: Mapping[str, Any]) -> str:
+    """Markdown for ``$GITHUB_STEP_SUMMARY``: outcome, versions, gate table, latency chart, timings."""
+    model = data.get("model") or {}
+    environment = data.get("environment") or {}
+    slots = data.get("slots") or {}
+    traffic = data.get("traffic") or {}
+    verdict = data.get("verdict") or {}
+    out = [
+        f"## Release `{data.get('release_id')}`: **{data.get('status')}**",
+        "",
+        "| | |", "|---|---|",
+        f"| Model | `{model.get('name')}:{model.get('version')}` |",
+        f"| Environment | `{environment.get('name')}:{environment.get('version')}` |",
+        f"| Endpoint | `{data.get('endpoint')}` (candidate `{slots.get('candidate') or '-'}`, "
+        f"live `{slots.get('live') or '-'}`) |",
+        f"| Traffic before | {_traffic(traffic.get('before'))} |",
+        f"| Traffic after | {_traffic(traffic.get('after'))} |",
+        f"| Trigger | {_cell(_trigger(data.get('trigger') or {}))} |",
+        "",
+    ]
+    if verdict:
+        out += [f"### Gates: {verdict.get('phase')}", "", "| Gate | Result | Value | Limit | Detail |",
+                "|---|---|---|---|---|"]
+        for gate in verdict.get("gates", []):
+            mark = {"Passed": "pass", "Failed": "FAIL", "Inconclusive": "inconclusive"}.get(gate["phase"], gate["phase"])
+            out.append(f"| {gate['name']} | {mark} | {_fmt(gate.get('value'))} | {_fmt(gate.get('limit'))} | "
+                       f"{_cell(gate['reason'])} |")
+        out.append("")
+    candidate, live, cand, live_stats = _latency(data)
+    if cand:
+        def series(stats: Mapping[str, Any]) -> str:
+            return ", ".join(f"{float(stats.get(k) or 0):.1f}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+
+        peak = max(float(s.get(k) or 0) for s in (cand, live_stats) for k in ("p95_ms", "p99_ms") if s) or 1.0
+        out += ["### Latency (ms): candidate bars" + (", live line" if live_stats else ""), "",
+                "```mermaid", "xychart-beta",
+                f'    title "{candidate} (bars) vs {live or "no live"} (line)"',
+                "    x-axis [p50, p95, p99]", f'    y-axis "ms" 0 --> {peak * 1.2:.0f}',
+                f"    bar [{series(cand)}]"]
+        if live_stats:
+            out.append(f"    line [{series(live_stats)}]")
+        out += ["```", ""]
+    steps = data.get("steps") or {}
+    if steps:
+        out += ["### Steps", "", "| Step | State | Wall time (s) | of which configured load/bake (s) |",
+                "|---|---|---|---|"]
+        for name, step in steps.items():
+            out.append(f"| {name} | {step.get('state')} | {float(step.get('seconds') or 0):.1f} | "
+                       f"{float(step.get('configured_wait_s') or 0):.1f} |")
+        out.append("")
+    promotion = data.get("promotion") or {}
+    if promotion.get("steps"):
+        out += ["### Traffic shift", "", "| # | Step | Traffic | Health | s |", "|---|---|---|---|---|"]
+        for step in promotion["steps"]:
+            health = (step.get("health") or {}).get("verdict", {}).get("phase", "")
+            out.append(f"| {step['index']} | {step['step']} | {_traffic(step.get('traffic'))} | {health} | "
+                       f"{float(step.get('seconds') or 0):.1f} |")
+        out.append("")
+    batch = data.get("batch") or {}
+    if batch:
+        out += [f"### Batch: `{batch.get('endpoint')}` default `{batch.get('default_before') or '-'}` -> "
+                f"`{batch.get('default_after') or '-'}`", ""]
+        if batch.get("smoke_rows"):
+            out += [f"Smoke job `{batch.get('smoke_job')}`: {batch.get('smoke_rows')} rows checked.", ""]
+    if data.get("rollback"):
+        rollback = data["rollback"]
+        out += [f"### Rolled back: {_cell(rollback.get('reason'))}",
+                f"Traffic after: {_traffic(rollback.get('traffic_after'))}; candidate {rollback.get('candidate')}.", ""]
+    if data.get("error"):
+        out += ["```", str(data["error"]), "```", ""]
+    return "\n".join(out)
+
+
+def _parse_day(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text[:10])
+    except (TypeError, ValueError):
+        return None
+
+
+def forecast_svg(rows: Sequence[Mapping[str, str]], *, title: str = "forecast vs actual",
+                 width: int = 800, height: int = 320) -> str:
+    """An SVG line chart: actual ``count`` and the 1-step-ahead ``predicted`` value per date.
+
+    With several forecasts per date (a rolling forecast), the one from the latest origin before the
+    date is plotted - the 1-day-ahead forecast."""
+    best: dict[date, tuple[date | None, float]] = {}
+    actual: dict[date, float] = {}
+    for row in rows:
+        day = _parse_day(row.get("date", ""))
+        if day is None:
+            continue
+        try:
+            predicted = float(row["predicted"])
+        except (KeyError, TypeError, ValueError):
+            continue
+        origin = _parse_day(row.get("forecast_origin", "") or "")
+        if day not in best or (origin is not None and (best[day][0] is None or origin > best[day][0])):
+            best[day] = (origin, predicted)
+        try:
+            actual[day] = float(row["count"])
+        except (KeyError, TypeError, ValueError):
+            pass
+    days = sorted(best)
+    pad = 50
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+             '<rect width="100%" height="100%" fill="white"/>',
+             f'<text x="{pad}" y="20" font-size="14">{escape(title)}</text>']
+    if not days:
+        parts.append(f'<text x="{pad}" y="{height // 2}">no forecast rows</text></svg>')
+        return "\n".join(parts)
+    values = [best[d][1] for d in days] + [actual[d] for d in days if d in actual]
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    first, last = days[0], days[-1]
+    total_days = max((last - first).days, 1)
+
+    def x(day: date) -> float:
+        return pad + (width - 2 * pad) * (day - first).days / total_days
+
+    def y(value: float) -> float:
+        return height - pad - (height - 2 * pad) * (value - low) / span
+
+    def polyline(points: list[tuple[float, float]], color: str, dash: str = "") -> str:
+        coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        extra = f' stroke-dasharray="{dash}"' if dash else ""
+        return f'<polyline fill="none" stroke="{color}" stroke-width="1.8"{extra} points="{coords}"/>'
+
+    parts.append(f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>')
+    parts.append(f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>')
+    parts.append(f'<text x="{pad}" y="{height - pad + 18}">{first.isoformat()}</text>')
+    parts.append(f'<text x="{width - pad}" y="{height - pad + 18}" text-anchor="end">{last.isoformat()}</text>')
+    parts.append(f'<text x="{pad - 4}" y="{y(high):.1f}" text-anchor="end">{high:,.0f}</text>')
+    parts.append(f'<text x="{pad - 4}" y="{y(low):.1f}" text-anchor="end">{low:,.0f}</text>')
+    actual_points = [(x(d), y(actual[d])) for d in days if d in actual]
+    if actual_points:
+        parts.append(polyline(actual_points, "#222"))
+    parts.append(polyline([(x(d), y(best[d][1])) for d in days], "#1f77b4", "5,3"))
+    parts.append(f'<text x="{width - pad}" y="20" text-anchor="end"><tspan fill="#222">actual</tspan> '
+                 f'<tspan fill="#1f77b4">forecast (1 day ahead)</tspan></text>')
+    parts.append("</svg>")
+    return "\n".join(parts)

@@ -1,0 +1,167 @@
+"""Rollout steps as data, and the pure traffic plans that interpret them.
+
+``endpoints/online/rollout.yml`` lists steps such as ``[{traffic: 10}, {bake: 30s, check: health},
+{traffic: 50}, ..., {traffic: 100}]`` (Argo Rollouts' canary steps are the model). ``parse_steps``
+turns them into ``TrafficStep`` / ``BakeStep`` values; ``traffic_plan`` and ``rollback_plan`` say
+what the endpoint's *whole* traffic map must become. They never touch a workspace: the promoter
+reads the current map, asks these functions, and writes the answer (read-modify-write), so a
+third deployment that somebody else put on the endpoint keeps its share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from mlops.release.durations import parse_duration
+
+CHECKS = ("health",)
+
+
+@dataclass(frozen=True)
+class TrafficStep:
+    """Give the candidate ``percent`` of the traffic that live and candidate share."""
+
+    percent: int
+
+    def describe(self) -> str:
+        return f"traffic {self.percent}%"
+
+
+@dataclass(frozen=True)
+class BakeStep:
+    """Wait ``seconds``; with ``check`` = ``health``, a header-less load runs for that time and is judged."""
+
+    seconds: float
+    check: str | None = None
+
+    def describe(self) -> str:
+        what = f"bake {self.seconds:g}s"
+        return f"{what} + {self.check} check" if self.check else what
+
+
+Step = TrafficStep | BakeStep
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """How a ``check: health`` step loads the endpoint (without the deployment header) and judges it."""
+
+    duration_s: float = 5.0
+    users: int = 4
+    max_error_rate: float = 0.0
+    max_p95_ms: float | None = None
+    min_requests: int = 20
+
+
+@dataclass(frozen=True)
+class Rollout:
+    steps: tuple[Step, ...]
+    old_deployment: Literal["delete", "keep"] = "delete"
+    """After 100%: delete the previous live deployment, or keep it at 0% for an instant rollback."""
+    failed_candidate: Literal["delete", "keep"] = "delete"
+    """On a failed check: delete the candidate, or keep it at 0% for inspection."""
+    health: HealthCheck = HealthCheck()
+
+    def configured_seconds(self) -> float:
+        """Bake time the configuration asks for (excluded when judging the release's own overhead)."""
+        return sum(step.seconds if isinstance(step, BakeStep) else 0.0 for step in self.steps)
+
+
+def parse_steps(raw: object) -> tuple[Step, ...]:
+    """Parse the YAML list of steps. Raises ``ValueError`` naming the step index and what was expected.
+
+    Rules: traffic is an integer 0-100 and never decreases; the last traffic step is 100 (a rollout
+    that ends half-way is a configuration mistake); ``check`` is one of ``CHECKS``.
+    """
+    if not isinstance(raw, list) or not raw:
+        raise ValueError("expected a non-empty list of steps like [{traffic: 10}, {bake: 30s, check: health}]")
+    steps: list[Step] = []
+    last_percent = 0
+    for index, item in enumerate(raw):
+        where = f"step {index + 1}"
+        if not isinstance(item, dict):
+            raise ValueError(f"{where}: expected a mapping like {{traffic: 10}}, got {item!r}")
+        unknown = set(item) - {"traffic", "bake", "check"}
+        if unknown:
+            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; expected traffic, bake, check")
+        if "traffic" in item:
+            if set(item) != {"traffic"}:
+                raise ValueError(f"{where}: a traffic step holds only `traffic`")
+            percent = item["traffic"]
+            if isinstance(percent, bool) or not isinstance(percent, int) or not 0 <= percent <= 100:
+                raise ValueError(f"{where}: traffic must be an integer 0-100, got {percent!r}")
+            if percent < last_percent:
+                raise ValueError(f"{where}: traffic {percent} is below the previous step's {last_percent}")
+            last_percent = percent
+            steps.append(TrafficStep(percent))
+            continue
+        check = item.get("check")
+        if check is not None and check not in CHECKS:
+            raise ValueError(f"{where}: check must be one of {list(CHECKS)}, got {check!r}")
+        if "bake" not in item and check is None:
+            raise ValueError(f"{where}: expected `traffic`, `bake` or `check`")
+        try:
+            seconds = parse_duration(item["bake"]) if "bake" in item else 0.0
+        except ValueError as error:
+            raise ValueError(f"{where}: bake: {error}") from None
+        steps.append(BakeStep(seconds, check))
+    if last_percent != 100:
+        raise ValueError("the last traffic step must be {traffic: 100}")
+    return tuple(steps)
+
+
+def traffic_plan(current: Mapping[str, int], live: str | None, candidate: str, percent: int) -> dict[str, int]:
+    """The whole traffic map that gives ``candidate`` ``percent``% of what live and candidate share.
+
+    Deployments other than live and candidate keep their share exactly. With no live deployment
+    (a first release) nobody is being served yet, so any positive step gives the candidate the
+    whole share at once.
+    """
+    if not 0 <= percent <= 100:
+        raise ValueError(f"percent must be 0-100, got {percent}")
+    plan = {name: int(share) for name, share in current.items()}
+    others = sum(share for name, share in plan.items() if name not in (live, candidate))
+    shared = 100 - others if others else 100
+    if live is None:
+        plan[candidate] = shared if percent > 0 else 0
+        if not any(plan.values()):
+            plan[candidate] = 0
+        return plan
+    candidate_share = round(shared * percent / 100)
+    plan[candidate] = candidate_share
+    plan[live] = shared - candidate_share
+    return plan
+
+
+def rollback_plan(current: Mapping[str, int], live: str | None, candidate: str) -> dict[str, int]:
+    """Live takes back the candidate's share (live to 100% when they are alone); the candidate gets 0.
+
+    A third deployment keeps its share. Without a live deployment the candidate simply drops to 0
+    (the endpoint then serves nothing, which is what it did before the first release)."""
+    plan = {name: int(share) for name, share in current.items()}
+    taken = plan.get(candidate, 0)
+    plan[candidate] = 0
+    if live is not None:
+        plan[live] = plan.get(live, 0) + taken
+        others = sum(share for name, share in plan.items() if name not in (live, candidate))
+        if others == 0:
+            plan[live] = 100
+    return plan
+
+
+def first_release_steps(steps: Sequence[Step]) -> tuple[Step, ...]:
+    """With no live deployment there is no split to step through: 100% at once, then the last
+    health check of the rollout (if any) to vouch for the endpoint."""
+    checks = [step for step in steps if isinstance(step, BakeStep) and step.check]
+    return (TrafficStep(100), *checks[-1:])
+
+
+def completed_traffic_steps(steps: Sequence[Step], done: int) -> int:
+    """The candidate's percent after the first ``done`` steps (0 if no traffic step ran yet)."""
+    percent = 0
+    for step in steps[:done]:
+        if isinstance(step, TrafficStep):
+            percent = step.percent
+    return percent

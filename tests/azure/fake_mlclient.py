@@ -1,0 +1,653 @@
+"""A recording, stateful fake of ``azure.ai.ml.MLClient`` for offline tests of the Azure adapter.
+
+The operation groups (``online_endpoints``, ``online_deployments``, ``batch_endpoints``,
+``batch_deployments``, ``models``, ``environments``, ``jobs``) have azure-ai-ml's real method
+names and parameters (``tests/azure/test_sdk_contract.py`` checks them against the installed SDK).
+Every call is recorded in ``FakeAzure.calls``.
+
+What makes it a model of Azure ML rather than a mock:
+
+* Entities sent to it are converted with the SDK's own REST serialization
+  (``_to_rest_online_endpoint``, ``_to_rest_object``, ``_to_rest_batch_endpoint``) - the body the
+  service would receive - and that body is what is stored (``Call.body`` keeps its ``as_dict()``).
+  ``get`` rebuilds entities from it with the SDK's ``_from_rest_object``, as the real client does,
+  so read-modify-write really carries what the service holds, and an endpoint PUT with empty
+  ``traffic`` really zeroes the traffic.
+* Server-side rules: traffic only for existing deployments, summing to 0 or 100; mirror at most
+  50% on one deployment without live traffic; a deployment with traffic cannot be deleted; a new
+  deployment takes no traffic; referenced models/environments must exist; asset versions are
+  immutable (same version, other content -> 409).
+* Injectable trouble: 409 "operation in progress" for the next N calls of a method, deployments
+  whose container crashes (with logs), an endpoint that reports a traffic change only after N
+  reads, a credential error on the next call.
+
+It is reusable for the release-pipeline scenarios over the Azure adapter (``make_workspace``).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import secrets
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from azure.ai.ml._restclient.arm_ml_service import models as rest_models
+from azure.ai.ml.entities import BatchEndpoint, Environment, Model
+from azure.ai.ml.entities._deployment.batch_deployment import BatchDeployment
+from azure.ai.ml.entities._deployment.online_deployment import OnlineDeployment
+from azure.ai.ml.entities._endpoint.online_endpoint import EndpointAuthKeys, OnlineEndpoint
+from azure.ai.ml.entities._inputs_outputs import Input
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+
+SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
+RESOURCE_GROUP = "rg-mlops"
+WORKSPACE = "ws-mlops"
+LOCATION = "westeurope"
+_ARM = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/providers/"
+        f"Microsoft.MachineLearningServices/workspaces/{WORKSPACE}")
+
+
+def http_error(status: int, message: str) -> HttpResponseError:
+    """An ``HttpResponseError`` as azure-core raises it for ``status`` (404/409 as their subclasses)."""
+    cls = {404: ResourceNotFoundError, 409: ResourceExistsError}.get(status, HttpResponseError)
+    error = cls(message=message)
+    error.status_code = status
+    return error
+
+
+@dataclass
+class Call:
+    group: str
+    method: str
+    args: tuple
+    kwargs: dict
+    body: dict | None = None
+    """The REST body the SDK would send (``as_dict()`` of the serialized entity), for writes."""
+
+
+class FakePoller:
+    """``LROPoller`` stand-in: the change is applied when the operation starts; ``result`` raises
+    the operation's failure, as azure-core does when the LRO ends in ``Failed``."""
+
+    def __init__(self, result: Any = None, error: Exception | None = None, *, azure: FakeAzure | None = None) -> None:
+        self._result = result
+        self._error = error
+        self._pending = azure.lro_waits if azure is not None else 0
+        self._clock = azure.clock if azure is not None else None
+
+    def result(self, timeout: float | None = None) -> Any:  # noqa: ARG002
+        self._pending = 0
+        if self._error is not None:
+            raise self._error
+        return self._result
+
+    def done(self) -> bool:
+        return self._pending <= 0
+
+    def wait(self, timeout: float | None = None) -> None:
+        self._pending -= 1
+        if self._clock is not None and timeout:
+            self._clock.sleep(timeout)
+
+    def status(self) -> str:
+        if not self.done():
+            return "InProgress"
+        return "Failed" if self._error else "Succeeded"
+
+
+@dataclass
+class FakeAzure:
+    """The service's state, shared by the operation groups, plus the call record and injections."""
+
+    calls: list[Call] = field(default_factory=list)
+    online_endpoints: dict[str, Any] = field(default_factory=dict)
+    online_deployments: dict[tuple[str, str], Any] = field(default_factory=dict)
+    batch_endpoints: dict[str, Any] = field(default_factory=dict)
+    batch_deployments: dict[tuple[str, str], Any] = field(default_factory=dict)
+    models: dict[tuple[str, str], Model] = field(default_factory=dict)
+    environments: dict[tuple[str, str], Environment] = field(default_factory=dict)
+    jobs: dict[str, SimpleNamespace] = field(default_factory=dict)
+    job_files: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    """(job, output name or "default") -> {relative path: bytes}."""
+    keys: dict[str, list[str]] = field(default_factory=dict)
+    logs: dict[tuple[str, str], str] = field(default_factory=dict)
+    # injections
+    conflicts: dict[str, int] = field(default_factory=dict)
+    """``"group.method"`` -> how many next calls fail with 409 "operation in progress"."""
+    failing_deployments: dict[str, str] = field(default_factory=dict)
+    """Deployment name -> its container log; creating it ends ``Failed``."""
+    traffic_lag: int = 0
+    """After a traffic change, this many ``get`` calls still report the old traffic."""
+    fail_next: dict[str, Exception] = field(default_factory=dict)
+    """``"group.method"`` -> an exception raised once by the next such call."""
+    batch_job_status: str = "Completed"
+    scoring_uri: Callable[[str], str] | None = None
+    """Endpoint name -> scoring URI; default ``https://<name>.<region>.inference.ml.azure.com/score``.
+    Point it at a loopback router to run load tests through the adapter."""
+    lro_waits: int = 0
+    """Long-running operations stay unfinished for this many ``wait`` calls (each advances ``clock``)."""
+    clock: Any = None
+    _stale: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    _job_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    # recording -------------------------------------------------------------------------------
+    def record(self, group: str, method: str, args: tuple, kwargs: dict) -> None:
+        self.calls.append(Call(group, method, args, kwargs))
+        key = f"{group}.{method}"
+        if key in self.fail_next:
+            raise self.fail_next.pop(key)
+        if self.conflicts.get(key, 0) > 0:
+            self.conflicts[key] -= 1
+            raise http_error(409, "Conflict: There is an operation in progress for this resource. "
+                                  "Please retry after it completes.")
+
+    def calls_to(self, group: str, method: str | None = None) -> list[Call]:
+        return [c for c in self.calls if c.group == group and (method is None or c.method == method)]
+
+    def writes(self) -> list[Call]:
+        return [c for c in self.calls if c.body is not None]
+
+    def traffic(self, endpoint: str) -> dict[str, int]:
+        return {k: v for k, v in (self.online_endpoints[endpoint].properties.traffic or {}).items() if v}
+
+    def mirror(self, endpoint: str) -> dict[str, int]:
+        return {k: v for k, v in (self.online_endpoints[endpoint].properties.mirror_traffic or {}).items() if v}
+
+    # seeding ---------------------------------------------------------------------------------
+    def add_job(self, name: str, *, status: str = "Completed", parent: str | None = None,
+                properties: dict | None = None, tags: dict | None = None, primary_metric: str | None = None,
+                files: dict[str, bytes] | None = None, outputs: dict[str, dict[str, bytes]] | None = None) -> None:
+        self.jobs[name] = SimpleNamespace(name=name, status=status, parent=parent, properties=dict(properties or {}),
+                                          tags=dict(tags or {}), primary_metric=primary_metric)
+        if files is not None:
+            self.job_files[(name, "default")] = dict(files)
+        for output, content in (outputs or {}).items():
+            self.job_files[(name, output)] = dict(content)
+
+
+def _fresh(rest: Any) -> Any:
+    return copy.deepcopy(rest)
+
+
+def _check_traffic_server_side(endpoint: str, traffic: dict, mirror: dict, deployments: Iterable[str]) -> None:
+    names = set(deployments)
+    for name in list(traffic) + list(mirror):
+        if name not in names:
+            raise http_error(400, f"BadRequest: deployment {name} does not exist on endpoint {endpoint}")
+    if sum(traffic.values()) not in (0, 100):
+        raise http_error(400, f"BadRequest: traffic of endpoint {endpoint} must sum to 0 or 100")
+    if len(mirror) > 1 or any(v > 50 for v in mirror.values()):
+        raise http_error(400, "BadRequest: mirror traffic goes to at most one deployment, at most 50%")
+    if any(traffic.get(name, 0) for name in mirror):
+        raise http_error(400, "BadRequest: a deployment cannot take live and mirror traffic")
+
+
+def _ref(text: str) -> tuple[str, str]:
+    body = text.removeprefix("azureml:")
+    name, _, version = body.rpartition(":")
+    return name, version
+
+
+class _Group:
+    group = ""
+
+    def __init__(self, azure: FakeAzure) -> None:
+        self._azure = azure
+
+    def _body(self, body: dict) -> None:
+        """Attach the REST body of this write to the call being recorded."""
+        self._azure.calls[-1].body = body
+
+
+class _Recorded:
+    """Wraps an operation group: records each call exactly as the adapter made it (positional and
+    keyword arguments), applies the injections, then runs the fake method."""
+
+    def __init__(self, group: _Group) -> None:
+        self._group = group
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._group, name)
+        if name.startswith("_") or not callable(method):
+            return method
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self._group._azure.record(self._group.group, name, args, kwargs)
+            return method(*args, **kwargs)
+
+        return call
+
+
+class FakeOnlineEndpointOperations(_Group):
+    group = "online_endpoints"
+
+    def get(self, name: str, *, local: bool = False) -> OnlineEndpoint:
+        azure = self._azure
+        if name not in azure.online_endpoints:
+            raise http_error(404, f"ResourceNotFound: online endpoint {name} not found")
+        rest = azure.online_endpoints[name]
+        stale = azure._stale.get(name)
+        if stale is not None:
+            old, remaining = stale
+            if remaining <= 1:
+                del azure._stale[name]
+            else:
+                azure._stale[name] = (old, remaining - 1)
+            rest = old
+        return OnlineEndpoint._from_rest_object(_fresh(rest))
+
+    def list(self, *, local: bool = False) -> list[OnlineEndpoint]:
+        return [OnlineEndpoint._from_rest_object(_fresh(r)) for r in self._azure.online_endpoints.values()]
+
+    def begin_create_or_update(self, endpoint: OnlineEndpoint, *, local: bool = False) -> FakePoller:
+        # what the real operation does before sending: drop 0% entries, serialize
+        endpoint = copy.deepcopy(endpoint)
+        endpoint.traffic = {k: v for k, v in (endpoint.traffic or {}).items() if v}
+        endpoint.mirror_traffic = {k: v for k, v in (endpoint.mirror_traffic or {}).items() if v}
+        rest = endpoint._to_rest_online_endpoint(location=LOCATION)
+        self._body(rest.as_dict())
+        azure = self._azure
+        name = endpoint.name
+        deployments = [d for (e, d) in azure.online_deployments if e == name]
+        _check_traffic_server_side(name, dict(rest.properties.traffic or {}), dict(rest.properties.mirror_traffic or {}),
+                                   deployments)
+        old = azure.online_endpoints.get(name)
+        rest.name = name
+        rest.id = f"{_ARM}/onlineEndpoints/{name}"
+        rest.properties.scoring_uri = (azure.scoring_uri(name) if azure.scoring_uri
+                                       else f"https://{name}.{LOCATION}.inference.ml.azure.com/score")
+        rest.properties.provisioning_state = "Succeeded"
+        if old is not None and azure.traffic_lag and (
+                dict(old.properties.traffic or {}) != dict(rest.properties.traffic or {})
+                or dict(old.properties.mirror_traffic or {}) != dict(rest.properties.mirror_traffic or {})):
+            azure._stale[name] = (old, azure.traffic_lag)
+        azure.online_endpoints[name] = rest
+        azure.keys.setdefault(name, [secrets.token_urlsafe(16), secrets.token_urlsafe(16)])
+        return FakePoller(OnlineEndpoint._from_rest_object(_fresh(rest)), azure=self._azure)
+
+    def begin_delete(self, name: str | None = None, *, local: bool = False) -> FakePoller:
+        azure = self._azure
+        if name not in azure.online_endpoints:
+            raise http_error(404, f"ResourceNotFound: online endpoint {name} not found")
+        del azure.online_endpoints[name]
+        for key in [k for k in azure.online_deployments if k[0] == name]:
+            del azure.online_deployments[key]
+        return FakePoller(azure=self._azure)
+
+    def get_keys(self, name: str) -> EndpointAuthKeys:
+        if name not in self._azure.online_endpoints:
+            raise http_error(404, f"ResourceNotFound: online endpoint {name} not found")
+        primary, secondary = self._azure.keys[name]
+        return EndpointAuthKeys(primary_key=primary, secondary_key=secondary)
+
+    def begin_regenerate_keys(self, name: str, *, key_type: str = "primary") -> FakePoller:
+        self._azure.keys[name][0 if key_type == "primary" else 1] = secrets.token_urlsafe(16)
+        return FakePoller(azure=self._azure)
+
+
+class FakeOnlineDeploymentOperations(_Group):
+    group = "online_deployments"
+
+    def _get(self, name: str, endpoint_name: str) -> OnlineDeployment:
+        key = (endpoint_name, name)
+        if key not in self._azure.online_deployments:
+            raise http_error(404, f"ResourceNotFound: deployment {name} not found on endpoint {endpoint_name}")
+        entity = OnlineDeployment._from_rest_object(_fresh(self._azure.online_deployments[key]))
+        entity.endpoint_name = endpoint_name
+        return entity
+
+    def get(self, name: str, endpoint_name: str, *, local: bool | None = False) -> OnlineDeployment:
+        return self._get(name, endpoint_name)
+
+    def list(self, endpoint_name: str, *, local: bool = False) -> list[OnlineDeployment]:
+        return [self._get(d, e) for (e, d) in self._azure.online_deployments if e == endpoint_name]
+
+    def begin_create_or_update(self, deployment: OnlineDeployment, *, local: bool = False, vscode_debug: bool = False,
+                               skip_script_validation: bool = False, local_enable_gpu: bool = False,
+                               **kwargs: Any) -> FakePoller:
+        rest = deployment._to_rest_object(location=LOCATION)
+        self._body(rest.as_dict())
+        azure = self._azure
+        endpoint = deployment.endpoint_name
+        if endpoint not in azure.online_endpoints:
+            raise http_error(404, f"ResourceNotFound: online endpoint {endpoint} not found")
+        if _ref(str(deployment.model)) not in azure.models:
+            raise http_error(400, f"BadArgument: model {deployment.model} not found")
+        if _ref(str(deployment.environment)) not in azure.environments:
+            raise http_error(400, f"BadArgument: environment {deployment.environment} not found")
+        failed = deployment.name in azure.failing_deployments
+        rest.name = deployment.name
+        rest.id = f"{_ARM}/onlineEndpoints/{endpoint}/deployments/{deployment.name}"
+        rest.properties.provisioning_state = "Failed" if failed else "Succeeded"
+        rest.properties.scale_settings = rest_models.DefaultScaleSettings()
+        azure.online_deployments[(endpoint, deployment.name)] = rest
+        if failed:
+            azure.logs[(endpoint, deployment.name)] = azure.failing_deployments[deployment.name]
+            return FakePoller(error=http_error(
+                200, "ResourceNotReady: User container has crashed or terminated. Please see troubleshooting "
+                     "guide, available here: https://aka.ms/oe-tsg#error-resourcenotready"), azure=azure)
+        azure.logs[(endpoint, deployment.name)] = "azmlinfsrv: Listening at: http://0.0.0.0:31311\ninit() done\n"
+        return FakePoller(self._get(deployment.name, endpoint), azure=self._azure)
+
+    def begin_delete(self, name: str, endpoint_name: str, *, local: bool | None = False) -> FakePoller:
+        azure = self._azure
+        if (endpoint_name, name) not in azure.online_deployments:
+            raise http_error(404, f"ResourceNotFound: deployment {name} not found")
+        if azure.traffic(endpoint_name).get(name) or azure.mirror(endpoint_name).get(name):
+            raise http_error(400, f"BadRequest: deployment {name} has traffic and cannot be deleted")
+        del azure.online_deployments[(endpoint_name, name)]
+        return FakePoller(azure=self._azure)
+
+    def get_logs(self, name: str, endpoint_name: str, lines: int, *, container_type: str | None = None,
+                 local: bool = False) -> str:
+        if container_type == "storage-initializer":
+            return "storage initializer: model downloaded\n"
+        text = self._azure.logs.get((endpoint_name, name), "")
+        return "\n".join(text.splitlines()[-lines:])
+
+
+class FakeBatchEndpointOperations(_Group):
+    group = "batch_endpoints"
+
+    def get(self, name: str) -> BatchEndpoint:
+        if name not in self._azure.batch_endpoints:
+            raise http_error(404, f"ResourceNotFound: batch endpoint {name} not found")
+        return BatchEndpoint._from_rest_object(_fresh(self._azure.batch_endpoints[name]))
+
+    def list(self) -> list[BatchEndpoint]:
+        return [BatchEndpoint._from_rest_object(_fresh(r)) for r in self._azure.batch_endpoints.values()]
+
+    def begin_create_or_update(self, endpoint: BatchEndpoint) -> FakePoller:
+        rest = endpoint._to_rest_batch_endpoint(location=LOCATION)
+        self._body(rest.as_dict())
+        azure = self._azure
+        default = rest.properties.defaults.deployment_name if rest.properties.defaults else None
+        if default and (endpoint.name, default) not in azure.batch_deployments:
+            raise http_error(400, f"BadRequest: default deployment {default} does not exist")
+        rest.name = endpoint.name
+        rest.id = f"{_ARM}/batchEndpoints/{endpoint.name}"
+        rest.properties.scoring_uri = f"https://{endpoint.name}.{LOCATION}.inference.ml.azure.com/jobs"
+        rest.properties.provisioning_state = "Succeeded"
+        azure.batch_endpoints[endpoint.name] = rest
+        return FakePoller(BatchEndpoint._from_rest_object(_fresh(rest)), azure=self._azure)
+
+    def begin_delete(self, name: str) -> FakePoller:
+        self._azure.batch_endpoints.pop(name, None)
+        return FakePoller(azure=self._azure)
+
+    def invoke(self, endpoint_name: str, *, deployment_name: str | None = None,
+               inputs: dict[str, Input] | None = None, **kwargs: Any) -> SimpleNamespace:
+        azure = self._azure
+        if endpoint_name not in azure.batch_endpoints:
+            raise http_error(404, f"ResourceNotFound: batch endpoint {endpoint_name} not found")
+        given = kwargs.get("input")
+        if not isinstance(given, Input) or given.type != "uri_folder" or not Path(given.path).is_dir():
+            raise http_error(400, "BadRequest: expected input=Input(type='uri_folder', path=<folder>)")
+        rest_default = azure.batch_endpoints[endpoint_name].properties.defaults
+        deployment = deployment_name or (rest_default.deployment_name if rest_default else None)
+        if not deployment or (endpoint_name, deployment) not in azure.batch_deployments:
+            raise http_error(400, f"BadRequest: no deployment {deployment} on batch endpoint {endpoint_name}")
+        name = f"batchjob-{next(azure._job_counter)}"
+        output = azure.batch_deployments[(endpoint_name, deployment)].properties.output_file_name or "predictions.csv"
+        files = sorted(p for p in Path(given.path).rglob("*") if p.is_file())
+        rows = "".join(f"{p.name},{deployment},{hashlib.sha256(p.read_bytes()).hexdigest()[:8]}\n" for p in files)
+        azure.add_job(name, status=azure.batch_job_status,
+                      properties={"azureml.endpointname": endpoint_name, "azureml.deploymentname": deployment},
+                      tags={"azureml.batchrun": "true", "azureml.deploymentname": deployment,
+                            "azureml.jobtype": "azureml.pipelinejob"},
+                      outputs={"score": {output: ("file,deployment,digest\n" + rows).encode()}})
+        step = f"{name}-batchscoring"
+        azure.add_job(step, status=azure.batch_job_status, parent=name,
+                      files={"logs/job_result.txt": b"processed all mini-batches\n",
+                             "logs/job_error.txt": b"" if azure.batch_job_status == "Completed"
+                             else b"run() raised ValueError: bad file\n"})
+        return SimpleNamespace(name=name, status="Preparing", id=f"{_ARM}/batchEndpoints/{endpoint_name}/jobs/{name}")
+
+
+class FakeBatchDeploymentOperations(_Group):
+    group = "batch_deployments"
+
+    def _get(self, name: str, endpoint_name: str) -> BatchDeployment:
+        key = (endpoint_name, name)
+        if key not in self._azure.batch_deployments:
+            raise http_error(404, f"ResourceNotFound: batch deployment {name} not found on {endpoint_name}")
+        entity = BatchDeployment._from_rest_object(_fresh(self._azure.batch_deployments[key]))
+        entity.endpoint_name = endpoint_name
+        return entity
+
+    def get(self, name: str, endpoint_name: str) -> BatchDeployment:
+        return self._get(name, endpoint_name)
+
+    def list(self, endpoint_name: str) -> list[BatchDeployment]:
+        return [self._get(d, e) for (e, d) in self._azure.batch_deployments if e == endpoint_name]
+
+    def begin_create_or_update(self, deployment: Any, *, skip_script_validation: bool = False,
+                               **kwargs: Any) -> FakePoller:
+        rest = deployment._to_rest_object(location=LOCATION)
+        self._body(rest.as_dict())
+        azure = self._azure
+        if deployment.endpoint_name not in azure.batch_endpoints:
+            raise http_error(404, f"ResourceNotFound: batch endpoint {deployment.endpoint_name} not found")
+        for ref, registry in ((deployment.model, azure.models), (deployment.environment, azure.environments)):
+            if _ref(str(ref)) not in registry:
+                raise http_error(400, f"BadArgument: {ref} not found")
+        rest.name = deployment.name
+        rest.id = f"{_ARM}/batchEndpoints/{deployment.endpoint_name}/deployments/{deployment.name}"
+        rest.properties.provisioning_state = "Succeeded"
+        azure.batch_deployments[(deployment.endpoint_name, deployment.name)] = rest
+        return FakePoller(self._get(deployment.name, deployment.endpoint_name), azure=self._azure)
+
+    def begin_delete(self, name: str, endpoint_name: str) -> FakePoller:
+        azure = self._azure
+        default = azure.batch_endpoints[endpoint_name].properties.defaults
+        if default and default.deployment_name == name:
+            raise http_error(400, f"BadRequest: {name} is the default deployment")
+        azure.batch_deployments.pop((endpoint_name, name), None)
+        return FakePoller(azure=self._azure)
+
+
+def _asset_versions(registry: dict[tuple[str, str], Any], name: str) -> list[str]:
+    return [v for (n, v) in registry if n == name]
+
+
+class FakeModelOperations(_Group):
+    group = "models"
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Model:
+        registry = self._azure.models
+        if label == "latest":
+            versions = _asset_versions(registry, name)
+            version = max(versions, key=int) if versions else None
+        if (name, version) not in registry:
+            raise http_error(404, f"ResourceNotFound: model {name}:{version} not found")
+        return copy.deepcopy(registry[(name, version)])
+
+    def list(self, name: str | None = None, stage: str | None = None, *, list_view_type: Any = None) -> list[Model]:
+        return [copy.deepcopy(m) for (n, _), m in self._azure.models.items() if name in (None, n)]
+
+    def create_or_update(self, model: Model) -> Model:
+        body = model._to_rest_object().as_dict()
+        self._body(body)
+        registry = self._azure.models
+        version = str(model.version or (max(map(int, _asset_versions(registry, model.name)), default=0) + 1))
+        if (model.name, version) in registry:
+            raise http_error(409, f"Conflict: model {model.name}:{version} already exists with other content")
+        stored = copy.deepcopy(model)
+        stored.version = version
+        stored.path = (f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}/workspaces/"
+                       f"{WORKSPACE}/datastores/workspaceblobstore/paths/LocalUpload/{model.name}-{version}/")
+        registry[(model.name, version)] = stored
+        return copy.deepcopy(stored)
+
+
+class FakeEnvironmentOperations(_Group):
+    group = "environments"
+
+    def get(self, name: str, version: str | None = None, label: str | None = None) -> Environment:
+        registry = self._azure.environments
+        if label == "latest":
+            versions = _asset_versions(registry, name)
+            version = max(versions, key=int) if versions else None
+        if (name, version) not in registry:
+            raise http_error(404, f"ResourceNotFound: environment {name}:{version} not found")
+        return copy.deepcopy(registry[(name, version)])
+
+    def list(self, name: str | None = None, *, list_view_type: Any = None) -> list[Environment]:
+        return [copy.deepcopy(e) for (n, _), e in self._azure.environments.items() if name in (None, n)]
+
+    def create_or_update(self, environment: Environment) -> Environment:
+        body = environment._to_rest_object().as_dict()
+        self._body(body)
+        registry = self._azure.environments
+        version = str(environment.version)
+        if (environment.name, version) in registry:
+            raise http_error(409, f"Conflict: environment {environment.name}:{version} already exists")
+        registry[(environment.name, version)] = copy.deepcopy(environment)
+        return copy.deepcopy(environment)
+
+
+class FakeJobOperations(_Group):
+    group = "jobs"
+
+    def get(self, name: str) -> SimpleNamespace:
+        if name not in self._azure.jobs:
+            raise http_error(404, f"ResourceNotFound: job {name} not found")
+        return copy.deepcopy(self._azure.jobs[name])
+
+    def list(self, *, parent_job_name: str | None = None, list_view_type: Any = None,
+             **kwargs: Any) -> list[SimpleNamespace]:
+        return [copy.deepcopy(j) for j in self._azure.jobs.values() if j.parent == parent_job_name]
+
+    def download(self, name: str, *, download_path: str | Path = ".", output_name: str | None = None,
+                 all: bool = False) -> None:  # noqa: A002 - the SDK's name
+        job = self.get(name)
+        if job.status not in ("Completed", "Failed", "Canceled", "NotResponding", "Paused"):
+            raise http_error(400, f"This job is in state {job.status}. Download is allowed only in terminal states")
+        base = Path(download_path)
+        # azure-ai-ml 1.35 layout: default artifacts under artifacts/, named outputs under named-outputs/<name>/
+        if output_name:
+            sources = {f"named-outputs/{output_name}/{k}": v
+                       for k, v in self._azure.job_files.get((name, output_name), {}).items()}
+        else:
+            sources = {f"artifacts/{k}": v for k, v in self._azure.job_files.get((name, "default"), {}).items()}
+        for relative, content in sources.items():
+            target = base / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+
+
+class FakeMLClient:
+    """Stands in for ``MLClient(credential, subscription_id, resource_group_name, workspace_name)``."""
+
+    def __init__(self, azure: FakeAzure | None = None) -> None:
+        self.azure = azure or FakeAzure()
+        self.subscription_id = SUBSCRIPTION
+        self.resource_group_name = RESOURCE_GROUP
+        self.workspace_name = WORKSPACE
+        self.online_endpoints = _Recorded(FakeOnlineEndpointOperations(self.azure))
+        self.online_deployments = _Recorded(FakeOnlineDeploymentOperations(self.azure))
+        self.batch_endpoints = _Recorded(FakeBatchEndpointOperations(self.azure))
+        self.batch_deployments = _Recorded(FakeBatchDeploymentOperations(self.azure))
+        self.models = _Recorded(FakeModelOperations(self.azure))
+        self.environments = _Recorded(FakeEnvironmentOperations(self.azure))
+        self.jobs = _Recorded(FakeJobOperations(self.azure))
+
+
+FAKE_GROUPS = {
+    "online_endpoints": (FakeOnlineEndpointOperations, "OnlineEndpointOperations"),
+    "online_deployments": (FakeOnlineDeploymentOperations, "OnlineDeploymentOperations"),
+    "batch_endpoints": (FakeBatchEndpointOperations, "BatchEndpointOperations"),
+    "batch_deployments": (FakeBatchDeploymentOperations, "BatchDeploymentOperations"),
+    "models": (FakeModelOperations, "ModelOperations"),
+    "environments": (FakeEnvironmentOperations, "EnvironmentOperations"),
+    "jobs": (FakeJobOperations, "JobOperations"),
+}
+"""Operation group attribute -> (fake class, name of the real class in ``azure.ai.ml.operations``)."""
+
+
+class GuardCredential:
+    """A credential that fails the test if anything asks it for a token."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple] = []
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any:
+        self.requests.append(scopes)
+        raise AssertionError(f"a test asked for an Azure token {scopes}: no test may reach a tenant")
+
+    get_token_info = get_token
+
+
+class FakeScoringServer:
+    """``http_post`` for ``AzureWorkspace``: answers like an online endpoint's router would."""
+
+    def __init__(self, azure: FakeAzure) -> None:
+        self._azure = azure
+        self.requests: list[tuple[str, bytes, dict]] = []
+        self.fail_with: tuple[int, bytes] | None = None
+        """When set, every request gets this (status, body), e.g. ``(503, b"overloaded")``."""
+
+    def __call__(self, url: str, body: bytes, headers: Any, timeout: float) -> tuple[int, bytes]:
+        self.requests.append((url, body, dict(headers)))
+        if self.fail_with is not None:
+            return self.fail_with
+        endpoint = url.split("//", 1)[1].split(".", 1)[0]
+        keys = self._azure.keys.get(endpoint, [])
+        if headers.get("Authorization", "").removeprefix("Bearer ") not in keys:
+            return 401, b'{"message": "unauthorized"}'
+        target = headers.get("azureml-model-deployment")
+        if target is None:
+            live = self._azure.traffic(endpoint)
+            target = max(live, key=live.get) if live else None
+        if target is None or (endpoint, target) not in self._azure.online_deployments:
+            return 404, b'{"message": "no deployment to serve the request"}'
+        return 200, b'{"forecast": [1.0, 2.0], "deployment": "' + target.encode() + b'"}'
+
+
+class FakeClock:
+    """``clock``/``sleep`` pair: sleeping advances the clock at once, so waits and backoffs are
+    exercised in full (and recorded in ``slept``) without taking time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@dataclass
+class Rig:
+    """An ``AzureWorkspace`` over the fake, with everything a test inspects."""
+
+    workspace: Any
+    azure: FakeAzure
+    credential: GuardCredential
+    server: FakeScoringServer
+    clock: FakeClock
+
+
+def make_workspace(azure: FakeAzure | None = None, **options: Any) -> Rig:
+    """An ``AzureWorkspace`` over a fresh (or given) fake: waits take no time, the credential
+    refuses to give tokens, invokes reach ``FakeScoringServer``."""
+    from mlops.workspace.azure import AzureWorkspace
+
+    client = FakeMLClient(azure)
+    credential = GuardCredential()
+    server = FakeScoringServer(client.azure)
+    clock = FakeClock()
+    client.azure.clock = clock
+    defaults: dict[str, Any] = {"sleep": clock.sleep, "clock": clock, "http_post": server,
+                                "credential": credential}
+    defaults.update(options)
+    workspace = AzureWorkspace(client, **defaults)  # type: ignore[arg-type]
+    return Rig(workspace, client.azure, credential, server, clock)

@@ -1,0 +1,77 @@
+"""Test configurations: the repository's mlops.yaml and specs, with short load/bake times and records in tmp."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+FAST_STEPS = [{"traffic": 10}, {"bake": "1s", "check": "health"}, {"traffic": 50},
+              {"bake": "1s", "check": "health"}, {"traffic": 100}]
+
+
+def write_config(root: Path, *, model: Path | str, run_time: str = "3s", users: int = 4,
+                 steps: list[dict[str, Any]] | None = None, gates: dict[str, Any] | None = None,
+                 online_code: Path | None = None, batch: bool = True, health: dict[str, Any] | None = None,
+                 on_failure: str = "delete", old_deployment: str = "delete", endpoint: str | None = None) -> Path:
+    """Write ``root/mlops.yaml`` (+ profile, rollout, gates and optionally a deployment template whose
+    code folder is ``online_code``). Returns the mlops.yaml path."""
+    root.mkdir(parents=True, exist_ok=True)
+    profile = yaml.safe_load((REPO / "load_tests/profile.yml").read_text())
+    profile["profiles"]["test"] = {"users": users, "spawn_rate": users, "run_time": run_time}
+    profile["payload"]["data"] = str(REPO / "load_tests/holdout.csv")
+    (root / "profile.yml").write_text(yaml.safe_dump(profile))
+
+    rollout = yaml.safe_load((REPO / "endpoints/online/rollout.yml").read_text())
+    rollout["profiles"]["test"] = steps or FAST_STEPS
+    rollout["health"].update({"duration": "1s", "min_requests": 5, **(health or {})})
+    rollout["on_failure"]["candidate"] = on_failure
+    rollout["after_success"]["old_deployment"] = old_deployment
+    (root / "rollout.yml").write_text(yaml.safe_dump(rollout))
+
+    gate_data = yaml.safe_load((REPO / "load_tests/gates.yml").read_text())
+    gate_data["absolute"]["min_requests"] = 20
+    gate_data["absolute"]["min_rps"] = 1
+    gate_data["quality"]["holdout"] = str(REPO / "load_tests/holdout.csv")
+    gate_data["quality"]["origins"] = 4
+    for section, values in (gates or {}).items():
+        if values is None:
+            gate_data.pop(section, None)
+        else:
+            gate_data.setdefault(section, {}).update(values)
+    (root / "gates.yml").write_text(yaml.safe_dump(gate_data))
+
+    deployment = REPO / "endpoints/online/deployment.yml"
+    if online_code is not None:
+        template = yaml.safe_load(deployment.read_text())
+        template["code_configuration"]["code"] = str(online_code)
+        deployment = root / "deployment.yml"
+        deployment.write_text(yaml.safe_dump(template))
+
+    config = {
+        "model": {"name": "tcn-dau", "path": str(model)},
+        "environment": str(REPO / "environments/tcn-inference/environment.yml"),
+        "online": {"endpoint": str(REPO / "endpoints/online/endpoint.yml"), "deployment": str(deployment),
+                   "rollout": str(root / "rollout.yml"), "slots": ["blue", "green"]},
+        "batch": {"refresh": batch, "endpoint": str(REPO / "endpoints/batch/endpoint.yml"),
+                  "deployment": str(REPO / "endpoints/batch/deployment.yml"), "deployment_prefix": "tcn",
+                  "smoke_input": str(REPO / "endpoints/batch/smoke"), "min_output_rows": 10, "keep": 2,
+                  "job_timeout": "300s"},
+        "load_test": {"locustfile": str(REPO / "load_tests/locustfile.py"), "profile": str(root / "profile.yml"),
+                      "gates": str(root / "gates.yml")},
+        "profile": "test",
+        "records": str(root / "releases"),
+    }
+    path = root / "mlops.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False))
+    return path
+
+
+def fake_model(folder: Path, content: str = "v1") -> Path:
+    """A model folder for the fake workspace (the fake never loads it)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.pt").write_text(content)
+    return folder

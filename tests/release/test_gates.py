@@ -1,0 +1,106 @@
+"""evaluate(gates, measurements) -> Verdict: pure and table-tested."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from mlops.release.gates import (
+    AbsoluteGates,
+    Gates,
+    LatencyStats,
+    Measurements,
+    Phase,
+    QualityGates,
+    QualityMeasurement,
+    RelativeGates,
+    evaluate,
+)
+
+GATES = Gates(
+    absolute=AbsoluteGates(p50_ms=100, p95_ms=200, p99_ms=400, max_error_rate=0.01, min_rps=5, min_requests=50),
+    relative=RelativeGates(p95_tolerance=0.5, p95_slack_ms=10, mann_whitney_alpha=0.01, min_shift_ms=10),
+    quality=QualityGates(max_mape=0.5, max_mape_increase=0.02, relative_tolerance=0.1),
+)
+
+
+def stats(center: float = 20.0, *, n: int = 400, failures: int = 0, seconds: float = 10.0, seed: int = 0,
+          spread: float = 3.0) -> LatencyStats:
+    rng = np.random.default_rng(seed)
+    samples = np.abs(rng.normal(center, spread, size=n - failures))
+    return LatencyStats.from_samples(samples.tolist(), failures, seconds)
+
+
+def phase_of(verdict, name):
+    return next(r.phase for r in verdict.results if r.name == name)
+
+
+CASES = [
+    # (id, candidate, live, quality, expected phase, gate that decides)
+    ("healthy first release", stats(), None, None, Phase.PASSED, None),
+    ("healthy vs live", stats(seed=1), stats(seed=2), None, Phase.PASSED, None),
+    ("p95 over the absolute limit", stats(250, spread=5), None, None, Phase.FAILED, "p95_ms"),
+    ("p50 over the absolute limit", stats(150, spread=1), None, None, Phase.FAILED, "p50_ms"),
+    ("error rate 5%", stats(n=400, failures=20), None, None, Phase.FAILED, "error_rate"),
+    ("too slow to reach min rps", stats(n=60, seconds=60), None, None, Phase.FAILED, "min_rps"),
+    ("too few requests", stats(n=10), None, None, Phase.INCONCLUSIVE, "min_requests"),
+    ("+100 ms vs live", stats(120, seed=1), stats(20, seed=2), None, Phase.FAILED, "p95_vs_live"),
+    ("+15 ms median shift, p95 within tolerance", stats(40, seed=1, spread=2), stats(25, seed=2, spread=10),
+     None, Phase.FAILED, "mann_whitney"),
+    ("a 1 ms shift is significant but immaterial", stats(21, seed=1, n=5000), stats(20, seed=2, n=5000),
+     None, Phase.PASSED, None),
+    ("quality: worse than live", stats(seed=1), stats(seed=2), QualityMeasurement(0.30, 0.10), Phase.FAILED,
+     "mape_vs_live"),
+    ("quality: within tolerance", stats(seed=1), stats(seed=2), QualityMeasurement(0.12, 0.10), Phase.PASSED, None),
+    ("quality: absolute ceiling on a first release", stats(), None, QualityMeasurement(0.8), Phase.FAILED, "mape"),
+    ("failed beats inconclusive", stats(n=10, failures=5), None, None, Phase.FAILED, "error_rate"),
+]
+
+
+@pytest.mark.parametrize(("candidate", "live", "quality", "expected", "deciding"),
+                         [case[1:] for case in CASES], ids=[case[0] for case in CASES])
+def test_evaluate(candidate, live, quality, expected, deciding) -> None:
+    verdict = evaluate(GATES, Measurements(candidate, live, quality))
+    assert verdict.phase is expected, verdict.reasons
+    if deciding:
+        assert phase_of(verdict, deciding) is expected
+        assert any(deciding.split("_")[0] in reason for reason in verdict.reasons)
+
+
+def test_first_release_is_judged_on_absolute_gates_only() -> None:
+    verdict = evaluate(GATES, Measurements(stats()))
+    names = {result.name for result in verdict.results}
+    assert "p95_vs_live" not in names and "mann_whitney" not in names
+    assert {"min_requests", "error_rate", "p50_ms", "p95_ms", "p99_ms", "min_rps"} <= names
+
+
+def test_every_result_carries_value_and_limit() -> None:
+    verdict = evaluate(GATES, Measurements(stats(120, seed=1), stats(20, seed=2), QualityMeasurement(0.1, 0.1)))
+    as_dict = verdict.to_dict()
+    assert as_dict["phase"] == "Failed"
+    for gate in as_dict["gates"]:
+        assert {"name", "phase", "value", "limit", "reason"} <= set(gate)
+    p95 = next(g for g in as_dict["gates"] if g["name"] == "p95_vs_live")
+    assert p95["limit"] == pytest.approx(20 * 1.5 + 10, rel=0.2)
+
+
+def test_no_successful_request_is_not_a_pass() -> None:
+    candidate = LatencyStats.from_samples([], 100, 10.0)
+    assert math.isnan(candidate.p95_ms)
+    verdict = evaluate(GATES, Measurements(candidate))
+    assert verdict.phase is Phase.FAILED  # error rate 100%
+
+
+def test_rank_test_needs_samples() -> None:
+    candidate = LatencyStats(100, 0, 20, 30, 40, 10.0, samples_ms=(20.0,) * 5)
+    live = LatencyStats(100, 0, 20, 30, 40, 10.0, samples_ms=(20.0,) * 5)
+    verdict = evaluate(Gates(relative=RelativeGates(mann_whitney_alpha=0.01)), Measurements(candidate, live))
+    assert verdict.phase is Phase.INCONCLUSIVE
+
+
+def test_failed_holdout_requests_fail_the_quality_gate() -> None:
+    verdict = evaluate(GATES, Measurements(stats(), None, QualityMeasurement(0.1, None, 20, candidate_failures=1)))
+    assert verdict.phase is Phase.FAILED
+    assert phase_of(verdict, "quality_requests") is Phase.FAILED
