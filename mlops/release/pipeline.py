@@ -80,12 +80,8 @@ def step_register(ctx: ReleaseContext) -> dict[str, Any]:
             model = workspace.get_model(config.model.ref.name, config.model.ref.version)
             created = False
         elif config.model.job is not None:
-            from_job = getattr(workspace, "register_model_from_job", None)
-            if from_job is None:
-                raise UsageError(f"model source job:{config.model.job} needs an Azure ML workspace "
-                                 f"({workspace.uri} cannot read Azure jobs); use a model folder instead")
             before = {m.version for m in workspace.list_models(config.model.name)}
-            model = from_job(config.model.name, config.model.job, progress=ctx.progress)
+            model = workspace.register_model_from_job(config.model.name, config.model.job, progress=ctx.progress)
             created = model.version not in before
         else:
             folder = require_model_folder(config)

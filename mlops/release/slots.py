@@ -58,10 +58,10 @@ def serving_release(deployments: Sequence[OnlineDeployment], traffic: Mapping[st
 def already_live(deployments: Sequence[OnlineDeployment], traffic: Mapping[str, int],
                  model: AssetRef, environment: AssetRef, *, code_hash: str | None = None) -> bool:
     """True when one deployment serves 100% with exactly this model and pinned environment (and,
-    when the workspace reports deployment tags, the same scoring-code hash)."""
+    when the deployment carries one, the same scoring-code hash tag)."""
     serving = serving_release(deployments, traffic)
     if not (serving is not None and serving.state == "Succeeded" and serving.model == model
             and serving.environment == environment):
         return False
-    deployed_code = (getattr(serving, "tags", None) or {}).get(CODE_HASH_TAG)
+    deployed_code = serving.tags.get(CODE_HASH_TAG)
     return code_hash is None or deployed_code is None or deployed_code == code_hash

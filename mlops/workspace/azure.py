@@ -489,7 +489,8 @@ class AzureWorkspace:
                                 model=decide.parse_asset_id(str(entity.model)),
                                 environment=decide.parse_asset_id(str(entity.environment)),
                                 state=decide.deployment_state(getattr(entity, "provisioning_state", None)),
-                                instance_count=int(getattr(entity, "instance_count", 1) or 1))
+                                instance_count=int(getattr(entity, "instance_count", 1) or 1),
+                                tags=dict(getattr(entity, "tags", None) or {}))
 
     def _deployment_entities(self, endpoint_name: str) -> list[Any]:
         return self._list(f"list deployments of online endpoint {endpoint_name}", self._ml.online_deployments.list,
@@ -641,7 +642,8 @@ class AzureWorkspace:
         return BatchDeployment(endpoint_name=entity.endpoint_name, name=entity.name,
                                model=decide.parse_asset_id(str(entity.model)),
                                environment=decide.parse_asset_id(str(entity.environment)),
-                               state=decide.deployment_state(getattr(entity, "provisioning_state", None)))
+                               state=decide.deployment_state(getattr(entity, "provisioning_state", None)),
+                               tags=dict(getattr(entity, "tags", None) or {}))
 
     def _get_batch_entity(self, name: str) -> Any:
         return self._call(f"get batch endpoint {name}", self._ml.batch_endpoints.get, name=name)

@@ -99,6 +99,8 @@ class OnlineDeployment:
     state: DeploymentState
     instance_count: int = 1
     error: str = ""
+    tags: Mapping[str, str] = field(default_factory=dict)
+    """The spec's tags, e.g. ``mlops.code_hash``: what the release compares to tell "nothing to release"."""
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,7 @@ class BatchDeployment:
     model: AssetRef
     environment: AssetRef
     state: DeploymentState
+    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -279,6 +282,13 @@ class Workspace(Protocol):
                        progress: Progress = no_progress) -> Model:
         """Register a folder's files as the next version of ``name``; the same bytes (content-hash
         tag) return the existing version and create nothing."""
+        ...
+
+    def register_model_from_job(self, name: str, job_name: str, *, tags: Mapping[str, str] | None = None,
+                                progress: Progress = no_progress) -> Model:
+        """Register the best trial (by the AutoML job's primary metric) of ``job_name``: its model
+        file, conda file and scoring file, idempotent by content hash. Azure ML only: the local
+        workspace raises ``UsageError``."""
         ...
 
     def get_model(self, name: str, version: str = "latest") -> Model:

@@ -183,7 +183,8 @@ class FakeWorkspace:
             raise WorkspaceError(f"scoring script missing in {spec.code_path}")
         behaviour = self.behaviours.get(spec.model.version, Behaviour())
         state = "Failed" if behaviour.fail_on_create else "Succeeded"
-        deployment = OnlineDeployment(spec.endpoint_name, spec.name, spec.model, spec.environment, state)
+        deployment = OnlineDeployment(spec.endpoint_name, spec.name, spec.model, spec.environment, state,
+                                      spec.instance_count, tags=dict(spec.tags))
         with self._lock:
             endpoint.deployments[spec.name] = deployment
             endpoint.traffic.setdefault(spec.name, 0)
@@ -250,7 +251,8 @@ class FakeWorkspace:
 
     def create_batch_deployment(self, spec: BatchDeploymentSpec, *, progress=no_progress):
         self.calls.append(f"create_batch_deployment {spec.name}")
-        deployment = BatchDeployment(spec.endpoint_name, spec.name, spec.model, spec.environment, "Succeeded")
+        deployment = BatchDeployment(spec.endpoint_name, spec.name, spec.model, spec.environment, "Succeeded",
+                                     tags=dict(spec.tags))
         self.batch_deployments[spec.endpoint_name][spec.name] = (deployment, spec)
         return deployment
 

@@ -158,3 +158,20 @@ def test_same_model_again_is_nothing_to_release(setup) -> None:
     assert created == []
     assert len(workspace.models["tcn-dau"]) == versions
     assert _live(workspace) == {"green": 100}
+
+
+def test_changed_scoring_code_with_the_same_model_is_released(setup, tmp_path: Path) -> None:
+    """The scoring code is part of what serves: a new score.py is a release even with the same model."""
+    import shutil
+
+    from tests.release.helpers import REPO
+
+    _root, workspace, models, config_path = setup
+    code = tmp_path / "online"
+    shutil.copytree(REPO / "endpoints/online", code, ignore=shutil.ignore_patterns("__pycache__"))
+    with (code / "score.py").open("a") as handle:
+        handle.write("\n# a changed scoring script\n")
+    write_config(config_path.parent, model=models["v7"], run_time="2s", online_code=code)
+    record = run_release(load_config(config_path, env={}, overrides=Overrides(model=str(models["v7"]))), workspace)
+    assert record.status == "succeeded"
+    assert _live(workspace) == {"blue": 100}

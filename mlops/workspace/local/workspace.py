@@ -100,7 +100,8 @@ def _ref(data: Mapping[str, str]) -> AssetRef:
 def _online_deployment(row: DeploymentRow) -> OnlineDeployment:
     spec = row.spec
     return OnlineDeployment(row.endpoint_name, row.name, _ref(spec["model"]), _ref(spec["environment"]),
-                            row.state, int(spec.get("instance_count", 1)), row.error)  # type: ignore[arg-type]
+                            row.state, int(spec.get("instance_count", 1)), row.error,  # type: ignore[arg-type]
+                            dict(spec.get("tags") or {}))
 
 
 LOG_TAIL_MARKER = "\n--- log tail ---\n"
@@ -151,6 +152,11 @@ class LocalWorkspace:
     def register_model(self, name: str, path: Path, *, tags: Mapping[str, str] | None = None,
                        progress: Progress = no_progress) -> Model:
         return models.register_model(self.store, self.artifacts, name, Path(path), tags=tags, progress=progress)
+
+    def register_model_from_job(self, name: str, job_name: str, *, tags: Mapping[str, str] | None = None,
+                                progress: Progress = no_progress) -> Model:
+        raise UsageError(f"cannot register {name!r} from job {job_name!r}: AutoML jobs exist only on Azure ML "
+                         "(use --workspace azureml://...), or register a folder holding model.pt")
 
     def get_model(self, name: str, version: str = "latest") -> Model:
         return models.get_model(self.store, name, version)
@@ -517,7 +523,8 @@ class LocalWorkspace:
         with self.store.read() as conn:
             rows = store.batch_deployment_rows(conn, endpoint_name)
         return [BatchDeployment(row.endpoint_name, row.name, _ref(row.spec["model"]), _ref(row.spec["environment"]),
-                                row.state) for row in rows]  # type: ignore[arg-type]
+                                row.state, dict(row.spec.get("tags") or {}))  # type: ignore[arg-type]
+                for row in rows]
 
     def create_batch_deployment(self, spec: BatchDeploymentSpec, *,
                                 progress: Progress = no_progress) -> BatchDeployment:
