@@ -23,15 +23,34 @@ from mlops.release.staging import stage_code
 from mlops.workspace.port import AssetRef, BatchDeployment
 
 REQUIRED_COLUMNS = ("date", "predicted")
+OUTPUT_COLUMNS = ("date", "forecast_origin", "predicted", "count", "file")
+"""The columns ``endpoints/batch/score.py`` returns, in order (its ``OUTPUT_COLUMNS``)."""
+
+
+def read_output(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """``(columns, rows)`` of a batch job's ``append_row`` output, in either of its two shapes.
+
+    The local workspace writes a CSV with a header. Azure ML's ``append_row`` writes the rows of the
+    DataFrame ``run()`` returns *without* a header, separated by spaces (Azure's own samples read
+    ``predictions.csv`` with ``header=None, sep=' '``); such rows are named by ``OUTPUT_COLUMNS``.
+    """
+    with path.open(newline="") as handle:
+        lines = handle.read().splitlines()
+    first = lines[0] if lines else ""
+    if any(column in first.split(",") for column in REQUIRED_COLUMNS):
+        reader = csv.DictReader(lines)
+        return list(reader.fieldnames or []), list(reader)
+    delimiter = "," if "," in first else " "
+    records = [fields for fields in csv.reader(lines, delimiter=delimiter) if fields]
+    if records and any(len(fields) != len(OUTPUT_COLUMNS) for fields in records):
+        return [f"(no header; {len(records[0])} unnamed fields)"], []
+    return list(OUTPUT_COLUMNS), [dict(zip(OUTPUT_COLUMNS, fields, strict=True)) for fields in records]
 
 
 def check_output(path: Path, *, min_rows: int) -> tuple[list[str], list[dict[str, str]]]:
-    """``(problems, rows)`` of a smoke job's output CSV: enough rows, the required columns, and a
-    finite, non-negative number in every ``predicted`` cell."""
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        rows = list(reader)
+    """``(problems, rows)`` of a smoke job's output (see ``read_output``): enough rows, the required
+    columns, and a finite, non-negative number in every ``predicted`` cell."""
+    columns, rows = read_output(path)
     problems = [f"column {column!r} missing (columns: {columns})" for column in REQUIRED_COLUMNS
                 if column not in columns]
     if len(rows) < min_rows:

@@ -126,6 +126,9 @@ class FakeAzure:
     fail_next: dict[str, Exception] = field(default_factory=dict)
     """``"group.method"`` -> an exception raised once by the next such call."""
     batch_job_status: str = "Completed"
+    batch_scorer: Callable[[str, str, Path], bytes] | None = None
+    """``(endpoint, deployment, input folder) -> output file bytes`` of a batch job; default: one
+    ``file,deployment,digest`` row per input file. Set it to produce a scoring script's real output."""
     scoring_uri: Callable[[str], str] | None = None
     """Endpoint name -> scoring URI; default ``https://<name>.<region>.inference.ml.azure.com/score``.
     Point it at a loopback router to run load tests through the adapter."""
@@ -394,13 +397,17 @@ class FakeBatchEndpointOperations(_Group):
             raise http_error(400, f"BadRequest: no deployment {deployment} on batch endpoint {endpoint_name}")
         name = f"batchjob-{next(azure._job_counter)}"
         output = azure.batch_deployments[(endpoint_name, deployment)].properties.output_file_name or "predictions.csv"
-        files = sorted(p for p in Path(given.path).rglob("*") if p.is_file())
-        rows = "".join(f"{p.name},{deployment},{hashlib.sha256(p.read_bytes()).hexdigest()[:8]}\n" for p in files)
+        if azure.batch_scorer is not None:
+            content = azure.batch_scorer(endpoint_name, deployment, Path(given.path))
+        else:
+            files = sorted(p for p in Path(given.path).rglob("*") if p.is_file())
+            content = ("file,deployment,digest\n" + "".join(
+                f"{p.name},{deployment},{hashlib.sha256(p.read_bytes()).hexdigest()[:8]}\n" for p in files)).encode()
         azure.add_job(name, status=azure.batch_job_status,
                       properties={"azureml.endpointname": endpoint_name, "azureml.deploymentname": deployment},
                       tags={"azureml.batchrun": "true", "azureml.deploymentname": deployment,
                             "azureml.jobtype": "azureml.pipelinejob"},
-                      outputs={"score": {output: ("file,deployment,digest\n" + rows).encode()}})
+                      outputs={"score": {output: content}})
         step = f"{name}-batchscoring"
         azure.add_job(step, status=azure.batch_job_status, parent=name,
                       files={"logs/job_result.txt": b"processed all mini-batches\n",
