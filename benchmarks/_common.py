@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -25,6 +23,7 @@ from mlops.forecasting.data import load_series_csv  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau, train_holdout_split  # noqa: E402
 from mlops.forecasting.training import MAX_IMPUTED_GAP  # noqa: E402
 from mlops.packaging import stage_scoring_code  # noqa: E402
+from mlops.processes import stop_process_group  # noqa: E402
 
 
 def load_data(data_dir: Path | None) -> tuple[pd.DataFrame, pd.DataFrame, str]:
@@ -70,12 +69,4 @@ def inference_server(model_dir: Path) -> Iterator[str]:
                     time.sleep(0.3)
             yield url
         finally:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-                proc.wait(timeout=10)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                proc.wait()
+            stop_process_group(proc, grace=10)

@@ -8,6 +8,8 @@ time, which guards against a recycled pid. Elsewhere the signal-0 probe is the b
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 
@@ -38,3 +40,19 @@ def process_alive(pid: int, identity: str | None = None) -> bool:
     if fields[0] in ("Z", "X"):
         return False
     return identity is None or fields[19] == identity
+
+
+def stop_process_group(proc: subprocess.Popen, *, grace: float = 5.0) -> None:
+    """End a process started with ``start_new_session=True`` and everything it started: SIGTERM to
+    its group, SIGKILL after ``grace`` seconds. Only ever the processes we started, by id."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=grace)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()

@@ -13,7 +13,6 @@ promotion's health check). Locust's own HTML report is kept beside the release r
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops.errors import ReleaseFailed
+from mlops.processes import stop_process_group
 from mlops.release.durations import format_duration
 from mlops.release.gates import LatencyStats
 from mlops.workspace.port import Progress, no_progress
@@ -165,14 +165,14 @@ def run_load(*, scoring_uri: str, key: str, targets: Sequence[str], shape: LoadS
                 time.sleep(0.25)
                 now = time.monotonic()
                 if now > deadline:
-                    _kill(proc)
+                    stop_process_group(proc)
                     raise ReleaseFailed(f"locust did not finish within {total_s + 60:.0f}s; "
                                         f"log: {log}\n{_tail(log)}")
                 if now - last >= progress_every:
                     last = now
                     progress(progress_line(now - started, _read(samples_file), total_s))
         except BaseException:
-            _kill(proc)
+            stop_process_group(proc)
             raise
     samples = _read(samples_file)
     if samples and shape.warmup_s:
@@ -210,15 +210,3 @@ def _tail(path: Path, lines: int = 30) -> str:
         return ""
 
 
-def _kill(proc: subprocess.Popen) -> None:
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=5)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        proc.wait()

@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mlops.processes import process_alive
+
 STEPS = ("register", "environment", "deploy", "loadtest", "gate", "promote", "batch")
 TERMINAL = ("succeeded", "failed", "rolled_back", "inconclusive", "nothing_to_release")
 
@@ -128,13 +130,7 @@ class Record:
         pid = int(self.data.get("pid") or 0)
         if pid <= 0 or pid == os.getpid():
             return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return process_alive(pid)
 
     def claim(self) -> None:
         """This process now runs the release (a resumed release, or a later step command)."""

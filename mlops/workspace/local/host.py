@@ -43,6 +43,7 @@ from typing import Any
 from aiohttp import web
 
 from mlops.errors import ConflictError, NotFoundError, WorkspaceError
+from mlops.processes import process_alive
 from mlops.workspace.local import host_wire
 from mlops.workspace.local.host_routing import RoutingTable
 from mlops.workspace.local.router import EndpointRouter
@@ -445,17 +446,7 @@ class LocalHostClient:
 def _alive(pid: int, spawned: subprocess.Popen | None) -> bool:
     if spawned is not None and spawned.pid == pid:
         return spawned.poll() is None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its parent) is not running
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
+    return process_alive(pid)
 
 
 def _is_host_process(pid: int, workspace_dir: Path) -> bool:
