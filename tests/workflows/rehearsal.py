@@ -1,0 +1,451 @@
+"""A rehearsal runner: plays a GitHub Actions workflow on this machine, job by job, step by step.
+
+Why: the release workflow's correctness is mostly *wiring* - which job runs after which, which
+condition lets the rollback run, how a version flows from one job's ``$GITHUB_OUTPUT`` into the next
+job's ``env:``, which files survive from one job to the next (only artifacts do). None of that can
+be tested by running the ``mlops`` commands by hand. This runner does what the GitHub runner does,
+close enough to catch wiring mistakes:
+
+* jobs in ``needs`` order, each with its ``if:`` (default ``success()``; ``failure()`` looks at all
+  ancestor jobs, as on GitHub); a job whose condition is false is ``skipped``;
+* every job starts from a FRESH copy of the repository (``actions/checkout``), so a job can only
+  see what an earlier job uploaded as an artifact;
+* ``env:`` at workflow, job and step level, ``${{ }}`` resolved by ``expressions.py`` with the
+  ``github``, ``inputs``, ``vars``, ``secrets``, ``env``, ``needs``, ``steps``, ``job`` and ``runner``
+  contexts; real ``GITHUB_OUTPUT``, ``GITHUB_ENV``, ``GITHUB_PATH`` and ``GITHUB_STEP_SUMMARY`` files
+  per step; ``run:`` scripts executed by ``bash --noprofile --norc -eo pipefail`` like the runner;
+* ``uses:`` steps are simulated: checkout (copy), setup-python (checked, no-op), azure/login
+  (checked to be OIDC, then ``MLOPS_WORKSPACE`` points at the local workspace standing in for
+  Azure), upload/download-artifact (folders, with v4's root-directory, hidden-file, overwrite and
+  not-found rules). A ``run:`` step that only ``pip install``-s is simulated too (the package is
+  already installed). Any other action makes the rehearsal fail: it must know every step.
+
+Environments with required reviewers (``environment: production``) are approved automatically;
+the job records which environment it ran in.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import glob
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.workflows.expressions import Context, condition, interpolate, to_string
+from tests.workflows.workflow_files import load_workflow, needs_of
+
+_MACHINE_MLOPS_VARIABLES = ("MLOPS_VENV_CACHE",)
+"""Machine settings (not release settings) a runner would have too: the shared venv cache."""
+
+_UNSUPPORTED_JOB_KEYS = {"strategy", "container", "services", "defaults", "uses"}
+"""Features the rehearsal would get wrong; a workflow using them makes it fail loudly instead."""
+
+_INSTALL_LINE = re.compile(r"^\s*(python3?\s+-m\s+)?pip3?\s+install\b.*$")
+
+
+@dataclass
+class StepRun:
+    index: int
+    id: str | None
+    name: str
+    outcome: str  # success | failure | skipped
+    outputs: dict[str, str] = field(default_factory=dict)
+    log: str = ""
+    command: str = ""
+
+
+@dataclass
+class JobRun:
+    id: str
+    result: str  # success | failure | skipped
+    outputs: dict[str, str] = field(default_factory=dict)
+    steps: list[StepRun] = field(default_factory=list)
+    environment: str | None = None
+    summary: str = ""
+
+    def log(self) -> str:
+        return "\n".join(f"--- {self.id} step {s.index} [{s.name}] {s.outcome}\n{s.log[-4000:]}" for s in self.steps)
+
+
+@dataclass
+class Rehearsal:
+    """One workflow run. ``source`` is the repository as checked out; ``root`` holds the jobs'
+    workspaces, the artifacts and the logs; ``workspace_uri`` is what ``azure/login`` stands for."""
+
+    workflow_path: Path
+    source: Path
+    root: Path
+    workspace_uri: str
+    event_name: str = "push"
+    inputs: dict[str, Any] = field(default_factory=dict)
+    vars: dict[str, str] = field(default_factory=dict)
+    ref: str = "refs/heads/main"
+    step_timeout: float = 600.0
+    run_id: str = "1"
+    earlier_runs: dict[str, Path] = field(default_factory=dict)
+    """Artifacts of earlier runs by run id, for ``download-artifact`` with ``run-id``."""
+    jobs: dict[str, JobRun] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.workflow = load_workflow(self.workflow_path)
+        self.artifacts = self.root / "artifacts"
+        self.artifacts.mkdir(parents=True, exist_ok=True)
+        self.github = {
+            "event_name": self.event_name,
+            "ref": self.ref,
+            "ref_name": self.ref.rsplit("/", 1)[-1],
+            "sha": "0" * 40,
+            "repository": "example/mlops",
+            "repository_owner": "example",
+            "run_id": self.run_id,
+            "run_attempt": "1",
+            "actor": "rehearsal",
+            "workflow": self.workflow.get("name", self.workflow_path.stem),
+            "server_url": "https://github.invalid",
+            "token": "rehearsal-token",
+            "event": {"inputs": self._inputs()} if self.event_name == "workflow_dispatch" else {},
+        }
+
+    # -----------------------------------------------------------------------------------------
+    # the run
+
+    def _inputs(self) -> dict[str, Any]:
+        if self.event_name != "workflow_dispatch":
+            return {}
+        declared = ((self.workflow["on"] or {}).get("workflow_dispatch") or {}).get("inputs") or {}
+        unknown = set(self.inputs) - set(declared)
+        if unknown:
+            raise ValueError(f"inputs not declared by the workflow: {sorted(unknown)}")
+        values: dict[str, Any] = {}
+        for name, spec in declared.items():
+            value = self.inputs.get(name, spec.get("default", ""))
+            if spec.get("type") == "boolean":
+                value = value if isinstance(value, bool) else str(value).lower() == "true"
+            values[name] = value
+        return values
+
+    def run(self) -> dict[str, JobRun]:
+        for job_id in self._job_order():
+            self.jobs[job_id] = self._run_job(job_id, self.workflow["jobs"][job_id])
+        return self.jobs
+
+    def _job_order(self) -> list[str]:
+        jobs = self.workflow["jobs"]
+        order: list[str] = []
+        pending = list(jobs)
+        while pending:
+            ready = [j for j in pending if all(n in order for n in needs_of(jobs[j]))]
+            if not ready:
+                raise ValueError(f"cycle or unknown job in needs: {pending}")
+            order.append(ready[0])
+            pending.remove(ready[0])
+        return order
+
+    def _ancestors(self, job_id: str) -> set[str]:
+        seen: set[str] = set()
+        stack = list(needs_of(self.workflow["jobs"][job_id]))
+        while stack:
+            name = stack.pop()
+            if name not in seen:
+                seen.add(name)
+                stack.extend(needs_of(self.workflow["jobs"][name]))
+        return seen
+
+    def _base_context(self, env: dict[str, str]) -> dict[str, Any]:
+        return {
+            "github": self.github,
+            "inputs": self._inputs(),
+            "vars": self.vars,
+            "secrets": {},
+            "env": env,
+            "runner": {"os": "Linux", "arch": "X64", "temp": str(self.root / "runner-temp")},
+        }
+
+    def _run_job(self, job_id: str, job: dict[str, Any]) -> JobRun:
+        unsupported = (_UNSUPPORTED_JOB_KEYS & set(job)) | ({"defaults"} & set(self.workflow))
+        for step in job.get("steps") or []:
+            unsupported |= {key for key in ("continue-on-error",) if key in step}
+            if step.get("shell", "bash") != "bash":
+                unsupported.add(f"shell: {step['shell']}")
+        if unsupported:
+            raise ValueError(f"job {job_id} uses {sorted(unsupported)}, which the rehearsal does not simulate")
+        ancestors = self._ancestors(job_id)
+        needs_ctx = {
+            name: {"result": self.jobs[name].result, "outputs": self.jobs[name].outputs}
+            for name in needs_of(job)
+        }
+        workflow_env = self._evaluate_env(self.workflow.get("env") or {}, Context(self._base_context({})))
+        job_ctx = Context(
+            {**self._base_context(workflow_env), "needs": needs_ctx},
+            status={
+                "success": lambda: all(self.jobs[a].result == "success" for a in ancestors),
+                "failure": lambda: any(self.jobs[a].result == "failure" for a in ancestors),
+                "cancelled": lambda: False,
+                "always": lambda: True,
+            },
+        )
+        if not condition(job.get("if"), job_ctx):
+            return JobRun(job_id, "skipped")
+
+        env = {**workflow_env, **self._evaluate_env(job.get("env") or {}, job_ctx)}
+        job_dir = self.root / "jobs" / job_id
+        workspace = job_dir / "workspace"
+        workspace.mkdir(parents=True)
+        (job_dir / "tmp").mkdir()
+        environment = job.get("environment")
+        if isinstance(environment, dict):
+            environment = environment.get("name")
+        run = JobRun(job_id, "success", environment=environment)
+        state = _JobState(workspace=workspace, job_dir=job_dir, env=env, logged_in=False)
+        steps_ctx: dict[str, Any] = {}
+        failed = False
+        for index, step in enumerate(job.get("steps") or []):
+            ctx = Context(
+                {**self._base_context(state.env), "needs": needs_ctx, "steps": steps_ctx,
+                 "job": {"status": "failure" if failed else "success"}},
+                status={
+                    "success": lambda f=failed: not f,
+                    "failure": lambda f=failed: f,
+                    "cancelled": lambda: False,
+                    "always": lambda: True,
+                },
+            )
+            name = str(step.get("name") or step.get("uses") or step.get("run", "")).splitlines()[0]
+            if not condition(step.get("if"), ctx):
+                result = StepRun(index, step.get("id"), name, "skipped")
+            else:
+                result = self._run_step(index, step, name, ctx, state, job_id)
+            run.steps.append(result)
+            if result.id:
+                steps_ctx[result.id] = {"outputs": result.outputs, "outcome": result.outcome,
+                                        "conclusion": result.outcome}
+            if result.outcome == "failure" and not step.get("continue-on-error"):
+                failed = True
+        run.result = "failure" if failed else "success"
+        outputs_ctx = Context({**self._base_context(state.env), "needs": needs_ctx, "steps": steps_ctx})
+        run.outputs = {k: to_string(interpolate(v, outputs_ctx)) for k, v in (job.get("outputs") or {}).items()}
+        run.summary = "".join(p.read_text() for p in sorted(job_dir.glob("summary-*.md"), key=_index_of))
+        return run
+
+    def _evaluate_env(self, env: dict[str, Any], ctx: Context) -> dict[str, str]:
+        resolved: dict[str, str] = {}
+        for key, value in env.items():
+            resolved[str(key)] = to_string(interpolate(value, ctx))
+        return resolved
+
+    # -----------------------------------------------------------------------------------------
+    # steps
+
+    def _run_step(self, index: int, step: dict[str, Any], name: str, ctx: Context, state: _JobState,
+                  job_id: str) -> StepRun:
+        step_env = {**state.env, **self._evaluate_env(step.get("env") or {}, ctx)}
+        if "uses" in step:
+            with_ = {str(k): to_string(interpolate(v, Context({**ctx.values, "env": step_env}, ctx.status)))
+                     for k, v in (step.get("with") or {}).items()}
+            try:
+                log = self._simulate_action(str(step["uses"]), with_, state, job_id)
+            except _StepFailed as error:
+                return StepRun(index, step.get("id"), name, "failure", log=str(error))
+            return StepRun(index, step.get("id"), name, "success", log=log)
+        script = str(step["run"])
+        if "${{" in script:
+            raise ValueError(f"job {job_id} step {name!r}: ${{{{ }}}} inside run: (pass values through env:)")
+        lines = [line for line in script.splitlines() if line.strip() and not line.strip().startswith("#")]
+        if lines and all(_INSTALL_LINE.match(line) for line in lines):
+            return StepRun(index, step.get("id"), name, "success", log="simulated: the package is installed")
+        return self._run_script(index, step, name, script, step_env, state)
+
+    def _run_script(self, index: int, step: dict[str, Any], name: str, script: str, env: dict[str, str],
+                    state: _JobState) -> StepRun:
+        files = {key: state.job_dir / f"{key.lower()}-{index}" for key in ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH")}
+        summary = state.job_dir / f"summary-{index}.md"
+        for path in (*files.values(), summary):
+            path.touch()
+        script_file = state.job_dir / "tmp" / f"step-{index}.sh"
+        script_file.write_text(script)
+        full_env = {
+            **_machine_env(),
+            "CI": "true",
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_WORKSPACE": str(state.workspace),
+            "GITHUB_EVENT_NAME": self.event_name,
+            "GITHUB_REF": self.ref,
+            "GITHUB_SHA": self.github["sha"],
+            "GITHUB_REPOSITORY": self.github["repository"],
+            "GITHUB_RUN_ID": self.github["run_id"],
+            "GITHUB_RUN_ATTEMPT": self.github["run_attempt"],
+            "GITHUB_ACTOR": self.github["actor"],
+            "GITHUB_WORKFLOW": self.github["workflow"],
+            "GITHUB_JOB": state.job_dir.name,
+            "GITHUB_STEP_SUMMARY": str(summary),
+            "RUNNER_OS": "Linux",
+            "RUNNER_TEMP": str(state.job_dir / "tmp"),
+            **{key: str(path) for key, path in files.items()},
+            **env,
+        }
+        if state.extra_path:
+            full_env["PATH"] = os.pathsep.join([*state.extra_path, full_env["PATH"]])
+        if state.logged_in:
+            full_env["MLOPS_WORKSPACE"] = self.workspace_uri
+        cwd = state.workspace / str(step.get("working-directory", "."))
+        try:
+            proc = subprocess.run(  # noqa: S603 - bash on a script this test wrote
+                ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script_file)],
+                cwd=cwd, env=full_env, capture_output=True, text=True, timeout=self.step_timeout,
+                stdin=subprocess.DEVNULL,
+            )
+            code, log = proc.returncode, proc.stdout + proc.stderr
+        except subprocess.TimeoutExpired as error:
+            code, log = 124, f"timed out after {self.step_timeout}s\n{error.stdout or ''}{error.stderr or ''}"
+        outputs = _parse_key_values(files["GITHUB_OUTPUT"].read_text())
+        state.env.update(_parse_key_values(files["GITHUB_ENV"].read_text()))
+        state.extra_path[:0] = [p for p in files["GITHUB_PATH"].read_text().splitlines() if p.strip()]
+        return StepRun(index, step.get("id"), name, "success" if code == 0 else "failure", outputs=outputs,
+                       log=f"$ {script.strip()}\n(exit {code})\n{log}", command=script.strip())
+
+    # -----------------------------------------------------------------------------------------
+    # simulated actions
+
+    def _simulate_action(self, uses: str, with_: dict[str, str], state: _JobState, job_id: str) -> str:
+        action = uses.split("@", 1)[0].lower()
+        if action == "actions/checkout":
+            if with_.get("persist-credentials", "true").lower() != "false":
+                raise _StepFailed("checkout without persist-credentials: false")
+            shutil.copytree(self.source, state.workspace, symlinks=True, dirs_exist_ok=True)
+            return f"checked out {self.source}"
+        if action == "actions/setup-python":
+            version = with_.get("python-version", "")
+            if not version.startswith(f"{sys.version_info.major}.{sys.version_info.minor}"):
+                raise _StepFailed(f"setup-python {version!r} but the rehearsal runs Python "
+                                  f"{sys.version_info.major}.{sys.version_info.minor}")
+            return f"python {version}"
+        if action == "azure/login":
+            missing = [k for k in ("client-id", "tenant-id", "subscription-id") if not with_.get(k)]
+            if missing or "creds" in with_:
+                raise _StepFailed(f"azure/login must use OIDC (client-id, tenant-id, subscription-id); "
+                                  f"missing {missing}, creds given: {'creds' in with_}")
+            permissions = self.workflow["jobs"][job_id].get("permissions") or {}
+            if permissions.get("id-token") != "write":
+                raise _StepFailed("azure/login by OIDC needs permissions: id-token: write on the job")
+            state.logged_in = True
+            return f"logged in: MLOPS_WORKSPACE={self.workspace_uri} stands for the Azure ML workspace"
+        if action == "actions/upload-artifact":
+            return self._upload(with_, state)
+        if action == "actions/download-artifact":
+            return self._download(with_, state)
+        raise _StepFailed(f"the rehearsal does not know the action {uses!r}")
+
+    def _upload(self, with_: dict[str, str], state: _JobState) -> str:
+        name = with_.get("name") or "artifact"
+        patterns = [p.strip() for p in with_.get("path", "").splitlines() if p.strip()]
+        includes = [p for p in patterns if not p.startswith("!")]
+        excludes = [p[1:] for p in patterns if p.startswith("!")]
+        hidden_ok = with_.get("include-hidden-files", "false").lower() == "true"
+        files: set[Path] = set()
+        search_roots: list[Path] = []
+        for pattern in includes:
+            absolute = state.workspace / pattern
+            parts = Path(pattern).parts
+            plain = [p for p in parts if not glob.has_magic(p)] if glob.has_magic(pattern) else list(parts)
+            search = state.workspace.joinpath(*parts[: len(plain)]) if glob.has_magic(pattern) else absolute
+            for match in glob.glob(str(absolute), recursive=True):
+                path = Path(match)
+                if path.is_dir():
+                    files.update(p for p in path.rglob("*") if p.is_file())
+                else:
+                    files.add(path)
+            search_roots.append(search if search.is_dir() else search.parent)
+        files = {
+            f for f in files
+            if not any(fnmatch.fnmatch(str(f.relative_to(state.workspace)), e.rstrip("/") + "*") for e in excludes)
+            and (hidden_ok or not any(part.startswith(".") for part in f.relative_to(state.workspace).parts))
+        }
+        if not files:
+            policy = with_.get("if-no-files-found", "warn")
+            if policy == "error":
+                raise _StepFailed(f"upload-artifact {name}: no files found at {patterns}")
+            return f"upload-artifact {name}: no files found ({policy})"
+        root = Path(os.path.commonpath([str(p) for p in search_roots]))
+        target = self.artifacts / name
+        if target.exists():
+            if with_.get("overwrite", "false").lower() != "true":
+                raise _StepFailed(f"upload-artifact: an artifact named {name!r} already exists (overwrite: false)")
+            shutil.rmtree(target)
+        for file in files:
+            destination = target / file.relative_to(root)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(file, destination)
+        return f"uploaded {len(files)} file(s) as {name}"
+
+    def _download(self, with_: dict[str, str], state: _JobState) -> str:
+        destination = state.workspace / with_.get("path", ".")
+        name = with_.get("name")
+        artifacts = self.artifacts
+        if with_.get("run-id"):  # another run's artifacts: needs a token (and actions: read)
+            if not with_.get("github-token"):
+                raise _StepFailed("download-artifact with run-id needs github-token")
+            if with_["run-id"] not in self.earlier_runs:
+                raise _StepFailed(f"download-artifact: no run {with_['run-id']!r}")
+            artifacts = self.earlier_runs[with_["run-id"]]
+        names = [name] if name else sorted(p.name for p in artifacts.iterdir())
+        for item in names:
+            source = artifacts / item
+            if not source.is_dir():
+                raise _StepFailed(f"download-artifact: artifact {item!r} not found")
+            shutil.copytree(source, destination if name else destination / item, dirs_exist_ok=True)
+        return f"downloaded {names} into {destination}"
+
+
+@dataclass
+class _JobState:
+    workspace: Path
+    job_dir: Path
+    env: dict[str, str]
+    logged_in: bool
+    extra_path: list[str] = field(default_factory=list)
+
+
+class _StepFailed(Exception):
+    pass
+
+
+def _index_of(path: Path) -> int:
+    return int(path.stem.rsplit("-", 1)[-1])
+
+
+def _machine_env() -> dict[str, str]:
+    """What a runner has before the workflow's env: this machine's environment (test credentials
+    already cleared by conftest) without GitHub's or mlops' own variables, and this interpreter's
+    scripts (``mlops``) first on PATH - they stand for ``pip install .``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("GITHUB_", "MLOPS_", "RUNNER_")) or k in _MACHINE_MLOPS_VARIABLES}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")])
+    return env
+
+
+def _parse_key_values(text: str) -> dict[str, str]:
+    """``$GITHUB_OUTPUT`` / ``$GITHUB_ENV``: ``key=value`` lines and ``key<<DELIMITER`` blocks."""
+    values: dict[str, str] = {}
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
+            key, delimiter = line.split("<<", 1)
+            body: list[str] = []
+            i += 1
+            while i < len(lines) and lines[i] != delimiter:
+                body.append(lines[i])
+                i += 1
+            values[key] = "\n".join(body)
+        elif "=" in line:
+            key, value = line.split("=", 1)
+            values[key] = value
+        i += 1
+    return values

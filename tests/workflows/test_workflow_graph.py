@@ -1,0 +1,359 @@
+"""The workflows' graph and security rules, read from the YAML (no GitHub needed).
+
+What is checked, and why:
+
+* release.yml: the job graph (prepare -> candidate -> gate -> promote -> batch; rollback after a
+  failure of candidate, gate or promote - evaluated with the rehearsal's expression evaluator for
+  every outcome, not by string matching), promote runs in the ``production`` environment (its
+  required reviewers approve the traffic shift), one release per endpoint at a time and never
+  cancelled, the triggers and dispatch inputs of the issue;
+* every workflow: least ``permissions`` (none or ``contents: read`` at the top; ``id-token: write``
+  only on jobs that log in to Azure, by OIDC with ids from repository variables, and no write
+  scope besides it), no ``pull_request_target``, no ``${{ }}`` inside ``run:``, third-party
+  actions pinned to a commit SHA with the version in a comment, checkouts without persisted
+  credentials, no stored secrets;
+* every ``mlops`` command line in the workflows parses with the real CLI parser (flags included).
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.workflows.expressions import Context, condition
+from tests.workflows.workflow_files import (
+    PINNED_USES,
+    REPO,
+    all_workflows,
+    logs_in_to_azure,
+    needs_of,
+    steps,
+    uses_comment_versions,
+    workflow_paths,
+)
+
+WORKFLOWS = all_workflows()
+RELEASE = WORKFLOWS.get("release.yml", {})
+
+
+def _jobs(name: str) -> dict[str, Any]:
+    return WORKFLOWS[name]["jobs"]
+
+
+def _ancestors(jobs: dict[str, Any], job_id: str) -> set[str]:
+    seen: set[str] = set()
+    stack = needs_of(jobs[job_id])
+    while stack:
+        name = stack.pop()
+        if name not in seen:
+            seen.add(name)
+            stack.extend(needs_of(jobs[name]))
+    return seen
+
+
+# ---------------------------------------------------------------------------------------------
+# release.yml: the graph
+
+
+def test_release_job_graph() -> None:
+    jobs = _jobs("release.yml")
+    assert set(jobs) == {"prepare", "candidate", "gate", "promote", "batch", "rollback"}
+    assert needs_of(jobs["candidate"]) == ["prepare"]
+    assert "candidate" in needs_of(jobs["gate"])
+    assert "gate" in needs_of(jobs["promote"])
+    assert "promote" in needs_of(jobs["batch"])
+    assert {"candidate", "gate", "promote"} <= set(needs_of(jobs["rollback"]))
+    assert "batch" not in _ancestors(jobs, "rollback"), "a failed batch refresh must not roll back online traffic"
+
+
+def test_promote_needs_the_gate_and_runs_in_production() -> None:
+    promote = _jobs("release.yml")["promote"]
+    assert "gate" in needs_of(promote)
+    environment = promote.get("environment")
+    assert (environment.get("name") if isinstance(environment, dict) else environment) == "production"
+    # no other job runs in production: approval guards the traffic shift, not the whole release
+    others = [j for j, job in _jobs("release.yml").items() if j != "promote" and job.get("environment")]
+    assert others == []
+
+
+ORDER = ["prepare", "candidate", "gate", "promote"]
+
+
+def _job_runs(job_id: str, results: dict[str, str], *, candidate: str = "green", event: str = "push",
+              inputs: dict[str, Any] | None = None, cancelled: bool = False) -> bool:
+    """Would ``job_id`` run, given its ancestors' results? (GitHub's rules, the rehearsal's evaluator.)"""
+    jobs = _jobs("release.yml")
+    ancestors = _ancestors(jobs, job_id)
+    outputs = {"candidate": {"candidate": candidate}}
+    ctx = Context(
+        {"needs": {name: {"result": results[name], "outputs": outputs.get(name, {})} for name in needs_of(jobs[job_id])},
+         "github": {"event_name": event}, "inputs": inputs or {}, "vars": {}},
+        status={
+            "success": lambda: all(results[a] == "success" for a in ancestors) and not cancelled,
+            "failure": lambda: any(results[a] == "failure" for a in ancestors),
+            "cancelled": lambda: cancelled,
+            "always": lambda: True,
+        },
+    )
+    return condition(jobs[job_id].get("if"), ctx)
+
+
+def _failed_at(failed: str) -> dict[str, str]:
+    index = ORDER.index(failed)
+    return {name: "success" if i < index else "failure" if i == index else "skipped" for i, name in enumerate(ORDER)}
+
+
+ALL_PASSED = dict.fromkeys(ORDER, "success")
+NOTHING_TO_RELEASE = {"prepare": "success", "candidate": "success", "gate": "skipped", "promote": "skipped"}
+
+
+@pytest.mark.parametrize("failed", ORDER)
+def test_rollback_runs_when_candidate_gate_or_promote_fail(failed: str) -> None:
+    # nothing was deployed when prepare failed: nothing to roll back
+    assert _job_runs("rollback", _failed_at(failed)) is (failed != "prepare")
+
+
+def test_rollback_does_not_run_after_a_successful_release_or_when_nothing_was_released() -> None:
+    assert _job_runs("rollback", ALL_PASSED) is False
+    assert _job_runs("rollback", NOTHING_TO_RELEASE, candidate="") is False
+
+
+def test_rollback_runs_when_the_release_is_cancelled_mid_way() -> None:
+    results = {"prepare": "success", "candidate": "success", "gate": "success", "promote": "cancelled"}
+    assert _job_runs("rollback", results, cancelled=True) is True
+
+
+def test_gate_and_promotion_run_only_for_a_deployed_candidate() -> None:
+    assert _job_runs("gate", ALL_PASSED) is True
+    assert _job_runs("gate", ALL_PASSED, candidate="") is False
+    assert _job_runs("promote", ALL_PASSED) is True
+    assert _job_runs("promote", _failed_at("gate")) is False
+    assert _job_runs("promote", NOTHING_TO_RELEASE, candidate="") is False
+
+
+@pytest.mark.parametrize("failed", ORDER)
+def test_no_batch_refresh_after_a_failure(failed: str) -> None:
+    assert _job_runs("batch", {**_failed_at(failed), "batch": "skipped"}) is False
+
+
+def test_batch_refresh_after_a_promotion_or_nothing_to_release_and_optional_on_dispatch() -> None:
+    assert _job_runs("batch", ALL_PASSED) is True
+    assert _job_runs("batch", NOTHING_TO_RELEASE, candidate="") is True
+    assert _job_runs("batch", ALL_PASSED, event="workflow_dispatch", inputs={"refresh_batch": True}) is True
+    assert _job_runs("batch", ALL_PASSED, event="workflow_dispatch", inputs={"refresh_batch": False}) is False
+    assert _job_runs("batch", ALL_PASSED, cancelled=True) is False
+
+
+def _online_endpoint_name() -> str:
+    config = yaml.safe_load((REPO / "mlops.yaml").read_text())
+    endpoint_file = REPO / config["online"]["endpoint"]
+    return yaml.safe_load(endpoint_file.read_text())["name"]
+
+
+def test_one_release_per_endpoint_and_never_cancelled() -> None:
+    concurrency = RELEASE["concurrency"]
+    assert concurrency["group"] == f"release-{_online_endpoint_name()}"
+    assert concurrency["cancel-in-progress"] is False
+    # a manual rollback changes the same endpoint's traffic: it queues behind a release, never races it
+    assert WORKFLOWS["rollback.yml"]["concurrency"] == concurrency
+
+
+def test_release_triggers_and_dispatch_inputs() -> None:
+    on = RELEASE["on"]
+    assert set(on) == {"push", "workflow_dispatch"}
+    assert on["push"]["branches"] == ["main"]
+    assert set(on["push"]["paths"]) == {"mlops.yaml", "endpoints/**", "environments/**", "load_tests/**", "mlops/**"}
+    inputs = on["workflow_dispatch"]["inputs"]
+    assert set(inputs) == {"model_source", "rollout_profile", "refresh_batch"}
+    assert inputs["refresh_batch"]["type"] == "boolean"
+    assert all(not spec.get("required") for spec in inputs.values()), "a dispatch must work with defaults"
+
+
+def test_versions_travel_in_job_outputs_and_the_record_as_an_artifact() -> None:
+    jobs = _jobs("release.yml")
+    assert set(jobs["prepare"]["outputs"]) >= {"model_version", "environment"}
+    assert "candidate" in jobs["candidate"]["outputs"]
+    assert "verdict" in jobs["gate"]["outputs"]
+    for job_id, job in jobs.items():
+        ids = {step.get("id") for step in job["steps"]}
+        for value in (job.get("outputs") or {}).values():
+            for step_id in re.findall(r"steps\.([\w-]+)\.outputs", value):
+                assert step_id in ids, f"{job_id} outputs read step {step_id!r}, which it does not have"
+        for step in job["steps"]:
+            for value in (step.get("env") or {}).values():
+                for needed in re.findall(r"needs\.([\w-]+)\.", str(value)):
+                    assert needed in needs_of(job), f"{job_id} reads needs.{needed} without needing it"
+        uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")
+                   and s["with"]["name"] == "release-record"]
+        assert len(uploads) == 1, f"{job_id} must upload the release record once"
+        assert uploads[0].get("if") == "always()", f"{job_id} must keep the record even when it fails"
+        assert str(uploads[0]["with"].get("overwrite")).lower() == "true"
+        if job_id != "prepare":
+            assert any(str(s.get("uses", "")).startswith("actions/download-artifact@")
+                       and s["with"]["name"] == "release-record" for s in job["steps"]), job_id
+
+
+def test_gate_keeps_the_locust_report() -> None:
+    uploads = [s for s in _jobs("release.yml")["gate"]["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert any(".html" in s["with"]["path"] and s.get("if") == "always()" for s in uploads)
+
+
+def test_manual_rollback_uses_the_release_runs_record() -> None:
+    workflow = WORKFLOWS["rollback.yml"]
+    assert set(workflow["on"]) == {"workflow_dispatch"}
+    (job,) = workflow["jobs"].values()
+    download = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/download-artifact@"))
+    assert download["with"]["name"] == "release-record"
+    assert "inputs.release_run_id" in download["with"]["run-id"]
+    assert any("mlops rollback" in str(s.get("run", "")) for s in job["steps"])
+
+
+def test_batch_scoring_runs_on_a_schedule_and_by_hand_and_keeps_the_output() -> None:
+    workflow = WORKFLOWS["batch-score.yml"]
+    assert set(workflow["on"]) == {"schedule", "workflow_dispatch"}
+    config = yaml.safe_load((REPO / "mlops.yaml").read_text())
+    batch_endpoint = yaml.safe_load((REPO / config["batch"]["endpoint"]).read_text())["name"]
+    assert workflow["env"]["BATCH_ENDPOINT"] == batch_endpoint
+    assert workflow["concurrency"] == {"group": f"batch-score-{batch_endpoint}", "cancel-in-progress": False}
+    (job,) = workflow["jobs"].values()
+    assert any("mlops batch invoke" in str(s.get("run", "")) and "--wait" in str(s.get("run", ""))
+               for s in job["steps"])
+    uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")]
+    assert [u["with"]["name"] for u in uploads] == ["batch-output"]
+
+
+# ---------------------------------------------------------------------------------------------
+# every workflow: security
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_least_permissions(name: str) -> None:
+    workflow = WORKFLOWS[name]
+    top = workflow.get("permissions")
+    assert top in ({}, {"contents": "read"}), f"{name}: top-level permissions must be {{}} or contents: read"
+    for job_id, job in workflow["jobs"].items():
+        permissions = job.get("permissions", top) or {}
+        writes = {scope for scope, level in permissions.items() if level != "read"}
+        if logs_in_to_azure(job):
+            assert permissions.get("id-token") == "write", f"{name}/{job_id} logs in without id-token: write"
+            assert writes == {"id-token"}, f"{name}/{job_id}: no write scope besides id-token ({writes})"
+        else:
+            assert writes == set(), f"{name}/{job_id} does not log in to Azure: no write scope ({writes})"
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_azure_login_is_oidc_from_repository_variables(name: str) -> None:
+    for job_id, index, step in steps(WORKFLOWS[name]):
+        if str(step.get("uses", "")).startswith("azure/login@"):
+            given = step.get("with") or {}
+            assert set(given) == {"client-id", "tenant-id", "subscription-id"}, f"{name}/{job_id}#{index}: {given}"
+            for key, value in given.items():
+                assert re.fullmatch(r"\$\{\{\s*vars\.AZURE_[A-Z_]+\s*\}\}", str(value)), f"{key}: {value}"
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_every_mlops_command_runs_after_the_login(name: str) -> None:
+    """Before ``azure/login`` an ``mlops`` command would meet Azure without credentials."""
+    for job_id, job in WORKFLOWS[name]["jobs"].items():
+        logged_in = False
+        for index, step in enumerate(job.get("steps") or []):
+            logged_in = logged_in or str(step.get("uses", "")).startswith("azure/login@")
+            if re.search(r"^\s*mlops ", str(step.get("run", "")), re.MULTILINE) and name != "ci.yml":
+                assert logged_in, f"{name}/{job_id}#{index} runs mlops before azure/login"
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_no_dangerous_triggers_and_no_stored_secrets(name: str) -> None:
+    text = (REPO / ".github" / "workflows" / name).read_text()
+    assert "pull_request_target" not in WORKFLOWS[name]["on"]
+    assert "secrets." not in text and "creds:" not in text
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_no_expressions_inside_run(name: str) -> None:
+    offenders = [f"{job_id}#{index}" for job_id, index, step in steps(WORKFLOWS[name]) if "${{" in str(step.get("run", ""))]
+    assert offenders == [], f"{name}: pass values through env:, not ${{{{ }}}} in run: ({offenders})"
+
+
+@pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.name)
+def test_actions_pinned_to_a_commit_sha_with_the_version_in_a_comment(path: Path) -> None:
+    comments = uses_comment_versions(path)
+    for job_id, index, step in steps(WORKFLOWS[path.name]):
+        uses = step.get("uses")
+        if uses is None or str(uses).startswith("./"):
+            continue
+        assert PINNED_USES.match(str(uses)), f"{path.name}/{job_id}#{index}: {uses} is not pinned to a SHA"
+        assert uses in comments, f"{path.name}/{job_id}#{index}: {uses} has no '# vX.Y.Z' comment"
+        if str(uses).startswith("actions/checkout@"):
+            assert str((step.get("with") or {}).get("persist-credentials")).lower() == "false"
+
+
+def test_one_sha_per_action_across_workflows() -> None:
+    """The same action at two SHAs is a pin that was half-updated."""
+    pins: dict[str, set[str]] = {}
+    for path in workflow_paths():
+        for pinned, version in uses_comment_versions(path).items():
+            action, sha = pinned.split("@")
+            pins.setdefault(action, set()).add(f"{sha} {version}")
+    assert {a: v for a, v in pins.items() if len(v) > 1} == {}
+
+
+# ---------------------------------------------------------------------------------------------
+# every mlops command line parses with the real CLI
+
+
+def _tokens(text: str) -> list[str]:
+    """Shell words, keeping ``${VAR:+--flag "$VAR"}`` as one word; quotes removed."""
+    words = re.findall(r"\$\{\w+:\+[^}]*\}|\"[^\"]*\"|'[^']*'|\S+", text)
+    return [w if w.startswith("${") else w.strip("\"'") for w in words]
+
+
+def _mlops_command_lines() -> list[Any]:
+    found: list[Any] = []
+    for name, workflow in WORKFLOWS.items():
+        for job_id, index, step in steps(workflow):
+            script = re.sub(r"\\\n\s*", " ", str(step.get("run", "")))
+            for line in script.splitlines():
+                if line.strip().startswith("mlops "):
+                    found.append(pytest.param(line.strip(), id=f"{name}/{job_id}#{index}"))
+    return found
+
+
+def _expand(words: list[str]) -> list[list[str]]:
+    """Each ``${VAR:+--flag "$VAR"}`` both present and absent; ``$VAR`` -> a placeholder value."""
+    variants: list[list[list[str]]] = []
+    for word in words:
+        optional = re.fullmatch(r"\$\{(\w+):\+(.*)\}", word)
+        if optional:
+            inner = [re.sub(r"\$\{?\w+\}?", "value", w) for w in _tokens(optional.group(2))]
+            variants.append([[], inner])
+        else:
+            variants.append([[re.sub(r"\$\{?\w+\}?", "value", word)]])
+    return [list(itertools.chain.from_iterable(choice)) for choice in itertools.product(*variants)]
+
+
+def test_workflows_call_the_release_commands() -> None:
+    commands = {_tokens(param.values[0])[1] for param in _mlops_command_lines()}
+    assert {"register", "environment", "deploy", "loadtest", "gate", "promote", "batch-refresh",
+            "rollback", "batch"} <= commands
+
+
+@pytest.mark.parametrize("line", _mlops_command_lines())
+def test_every_mlops_command_line_parses(line: str) -> None:
+    from mlops.cli import build_parser
+
+    words = _tokens(line)[1:]
+    for stop, word in enumerate(words):  # the command ends at a redirection, pipe or list operator
+        if re.fullmatch(r"\d?>>?|\||&&|\|\||;", word):
+            words = words[:stop]
+            break
+    for argv in _expand(words):
+        try:
+            build_parser().parse_args(argv)
+        except SystemExit as error:
+            pytest.fail(f"`mlops {' '.join(argv)}` is not a valid command line (exit {error.code})")
