@@ -133,3 +133,26 @@ def test_a_single_file_model(tmp_path: Path) -> None:
     file.write_bytes(b"w")
     model = register_model(store, artifacts, "single", file)
     assert sorted(os.listdir(model.path)) == ["model.pt"]
+
+
+def test_processes_opening_a_new_workspace_at_once_all_succeed(tmp_path: Path) -> None:
+    """Several CLI processes may meet a workspace that does not exist yet (the first command of two
+    workflow steps): each must open it, none may see "database is locked"."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from mlops.workspace.local.store import Store\n"
+        "start = float(sys.argv[2])\n"
+        "time.sleep(max(0.0, start - time.time()))\n"
+        "Store(Path(sys.argv[1])).close()\n"
+    )
+    for attempt in range(5):
+        workspace = tmp_path / f"ws{attempt}"
+        start = f"{__import__('time').time() + 1.0:.3f}"
+        procs = [subprocess.Popen([sys.executable, "-c", script, str(workspace), start], cwd=REPO,  # noqa: S603
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(6)]
+        outputs = [proc.communicate(timeout=60)[0] for proc in procs]
+        assert [proc.returncode for proc in procs] == [0] * 6, outputs
+    with sqlite3.connect(tmp_path / "ws0" / "workspace.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -111,11 +111,15 @@ class Store:
                                          check_same_thread=False)
             self._conn.row_factory = sqlite3.Row
             self._conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._conn.execute("PRAGMA journal_mode = WAL")
             self._conn.execute("PRAGMA synchronous = NORMAL")
-            with self.transaction() as conn:
-                for statement in filter(str.strip, _SCHEMA.split(";")):
-                    conn.execute(statement)
+            # Switching a new database to WAL needs an exclusive lock that SQLite does not wait for
+            # (no busy handler): two processes opening a fresh workspace at once would see "database
+            # is locked". Opening is serialized instead; it takes milliseconds.
+            with file_lock(self.dir / f"{DB_NAME}.open-lock"):
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                with self.transaction() as conn:
+                    for statement in filter(str.strip, _SCHEMA.split(";")):
+                        conn.execute(statement)
         except sqlite3.Error as error:
             raise WorkspaceError(f"cannot open the workspace store {self.path}: {error}") from error
 
