@@ -159,12 +159,20 @@ def wait_for_job(workspace: Workspace, job_name: str, *, poll: float = 1.0) -> B
 
 
 def _batch_invoke(args: argparse.Namespace) -> None:
+    if args.output and not args.wait:
+        raise UsageError("--output needs --wait: the output exists only once the job has completed")
     workspace = connect(args.workspace)
     job = workspace.invoke_batch(args.endpoint, Path(args.input), deployment_name=args.deployment)
     progress(f"started batch job {job.name} on {job.endpoint_name}/{job.deployment_name}")
     if args.wait:
         job = wait_for_job(workspace, job.name)
-    emit(job_document(job), as_json=args.json, text=job.name if not args.wait else _job_line(job))
+    document = job_document(job)
+    if args.output and job.status == "Completed":
+        destination = Path(args.output)
+        destination.mkdir(parents=True, exist_ok=True)
+        document["output_file"] = str(workspace.download_batch_output(job.name, destination))
+        progress(f"output: {document['output_file']}")
+    emit(document, as_json=args.json, text=job.name if not args.wait else _job_line(job))
     if args.wait and job.status != "Completed":
         raise BatchJobFailedError(f"batch job {job.name} ended {job.status}"
                                   + (f": {job.error}" if job.error else "")
@@ -268,13 +276,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     batch_commands = batch.add_subparsers(dest="batch_command", metavar="COMMAND")
     batch.set_defaults(handler=_group_help(batch))
     batch_invoke = add_command(batch_commands, "invoke", help="start a batch job over the files of a folder",
-                               example="mlops batch invoke tcn-batch --input data/batch --wait\n"
+                               example="mlops batch invoke tcn-batch --input data/batch --wait --output scored/\n"
                                        "mlops batch invoke tcn-batch --input data/batch --deployment batch-v2 --json",
                                handler=_batch_invoke, json_output=True)
     batch_invoke.add_argument("endpoint", metavar="ENDPOINT")
     batch_invoke.add_argument("--input", required=True, metavar="DIR", help="folder whose files are scored")
     batch_invoke.add_argument("--deployment", metavar="NAME", help="default: the endpoint's default deployment")
     batch_invoke.add_argument("--wait", action="store_true", help="follow the job until it ends (exit 1 unless Completed)")
+    batch_invoke.add_argument("--output", metavar="DIR", help="with --wait: copy the job's output file into DIR")
     batch_status = add_command(batch_commands, "status", help="a batch job's status and progress",
                                example="mlops batch status tcn-batch-20260101120000-a1b2c3 --logs 50",
                                handler=_batch_status, json_output=True)

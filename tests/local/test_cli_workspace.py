@@ -66,6 +66,11 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
     assert keys.returncode == 1 and "online endpoint 'tcn-online' does not exist" in keys.stderr
     job = run_cli("--workspace", uri, "batch", "status", "no-such-job")
     assert job.returncode == 1 and "batch job 'no-such-job' does not exist" in job.stderr
+    untouched = tmp_path / "untouched"
+    no_wait = run_cli("--workspace", f"local:{untouched}", "batch", "invoke", "tcn-batch", "--input", str(tmp_path),
+                      "--output", "out")
+    assert no_wait.returncode == 2 and "--output needs --wait" in no_wait.stderr
+    assert not untouched.exists(), "a usage error must touch nothing"
 
 
 def test_local_up_status_down(tmp_path: Path) -> None:

@@ -287,6 +287,9 @@ def test_batch_scoring_workflow_scores_with_the_default_deployment(stage: dict[s
     assert job["status"] == "Completed", job
     _, batch_name = _endpoint_names()
     assert job["endpoint"] == batch_name and job["deployment"].endswith("1"), job
+    scored = rehearsal.artifacts / "batch-output" / Path(job["output_file"]).name
+    rows = scored.read_text().splitlines()
+    assert rows[0].split(",")[:3] == ["date", "forecast_origin", "predicted"] and len(rows) > 10, rows[:3]
 
 
 def test_manual_rollback_workflow_uses_the_release_runs_record(stage: dict[str, Any]) -> None:
