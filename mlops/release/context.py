@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mlops.config import Config
+from mlops.errors import UsageError
 from mlops.release.record import Record
 from mlops.workspace.port import AssetRef, Progress, Workspace, no_progress
 
@@ -37,28 +38,21 @@ class ReleaseContext:
         return path
 
     def model_ref(self) -> AssetRef:
-        model = self.record.get("model") or {}
-        if not model.get("version"):
-            from mlops.errors import UsageError
-
-            raise UsageError(f"the release record {self.record.path} has no registered model yet: "
-                             "run `mlops register` first")
-        return AssetRef(model["name"], str(model["version"]))
+        return self._pinned("model", "no registered model yet: run `mlops register` first")
 
     def environment_ref(self) -> AssetRef:
-        environment = self.record.get("environment") or {}
-        if not environment.get("version"):
-            from mlops.errors import UsageError
+        return self._pinned("environment", "no pinned environment yet: run `mlops environment` first")
 
-            raise UsageError(f"the release record {self.record.path} has no pinned environment yet: "
-                             "run `mlops environment` first")
-        return AssetRef(environment["name"], str(environment["version"]))
+    def _pinned(self, key: str, missing: str) -> AssetRef:
+        """The ``name:version`` an earlier step wrote into the record under ``key``."""
+        entry = self.record.get(key) or {}
+        if not entry.get("version"):
+            raise UsageError(f"the release record {self.record.path} has {missing}")
+        return AssetRef(entry["name"], str(entry["version"]))
 
     def slots(self) -> tuple[str, str | None]:
         slots = self.record.get("slots") or {}
         if not slots.get("candidate"):
-            from mlops.errors import UsageError
-
             raise UsageError(f"the release record {self.record.path} has no candidate deployment: "
                              "run `mlops deploy` first")
         return slots["candidate"], slots.get("live")

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import random
 import threading
 import time
@@ -41,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.azure.fake_mlclient import FakeAzure
-from tests.release.fakes import HEADER, Behaviour, _forecast
+from tests.release.fakes import HEADER, Behaviour, JsonHandler, _forecast
 
 __all__ = ["Behaviour", "ScoringRouter", "Served"]
 
@@ -170,22 +169,7 @@ class ScoringRouter:
 
 
 def _handler(router: ScoringRouter) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _send(self, status: int, payload: Mapping[str, object], deployment: str = "") -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if deployment:
-                self.send_header(HEADER, deployment)
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(JsonHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             parts = self.path.strip("/").split("/")

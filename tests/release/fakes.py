@@ -11,7 +11,6 @@ version with ``Behaviour``, so a "slow candidate" is just a model version the fa
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 import random
@@ -24,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, WorkspaceError
+from mlops.workspace.hashing import content_hash
 from mlops.workspace.port import (
     BatchDeployment,
     BatchDeploymentSpec,
@@ -65,14 +65,6 @@ class _Endpoint:
     served: dict[str, int] = field(default_factory=dict)
 
 
-def _hash_folder(path: Path) -> str:
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        digest.update(str(file.relative_to(path)).encode())
-        digest.update(file.read_bytes())
-    return digest.hexdigest()
-
-
 class FakeWorkspace:
     """Implements ``mlops.workspace.port.Workspace`` in memory (online endpoints over real HTTP)."""
 
@@ -100,7 +92,7 @@ class FakeWorkspace:
     # models --------------------------------------------------------------------------------
     def register_model(self, name, path, *, tags=None, progress=no_progress):
         self.calls.append("register_model")
-        content = _hash_folder(Path(path))
+        content = content_hash(Path(path))
         for model in self.models.get(name, []):
             if model.content_hash == content:
                 return model
@@ -344,23 +336,27 @@ def _forecast(body: bytes, bias: float) -> dict[str, object]:
     return {"Results": {"forecast": values, "index": [{"date": row["date"]} for row in future]}}
 
 
+class JsonHandler(BaseHTTPRequestHandler):
+    """A quiet HTTP/1.1 handler that answers JSON and names the serving deployment, as a router does."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _send(self, status: int, payload: Mapping[str, object], deployment: str = "") -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        if deployment:
+            self.send_header(HEADER, deployment)
+        self.end_headers()
+        self.wfile.write(body)
+
+
 def _handler(workspace: FakeWorkspace, endpoint_name: str) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-        def _send(self, status: int, payload: Mapping[str, object], deployment: str = "") -> None:
-            body = json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            if deployment:
-                self.send_header(HEADER, deployment)
-            self.end_headers()
-            self.wfile.write(body)
-
+    class Handler(JsonHandler):
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)

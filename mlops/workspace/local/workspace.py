@@ -378,15 +378,7 @@ class LocalWorkspace:
         with self.store.read() as conn:
             existing = [row.name for row in store.deployment_rows(conn, spec.endpoint_name)]
         rules.check_deployment_count(spec.endpoint_name, existing, spec.name)
-        self.get_model(spec.model.name, spec.model.version)
-        environments.environment_python(self.store, self.venvs, spec.environment.name, spec.environment.version,
-                                         progress=progress)
-        code_path = Path(spec.code_path)
-        if not (code_path / spec.scoring_script).is_file():
-            raise ConfigError(f"scoring script {spec.scoring_script!r} not found in {code_path}",
-                              key="code_configuration.scoring_script")
-        _, code_dir = self.artifacts.put(code_path)
-        stored = _spec_json(spec, code_dir)
+        stored = self._stored_spec(spec, progress)
         with self.store.transaction() as conn:
             names = [row.name for row in store.deployment_rows(conn, spec.endpoint_name)]
             rules.check_deployment_count(spec.endpoint_name, names, spec.name)
@@ -526,10 +518,9 @@ class LocalWorkspace:
                                 row.state, dict(row.spec.get("tags") or {}))  # type: ignore[arg-type]
                 for row in rows]
 
-    def create_batch_deployment(self, spec: BatchDeploymentSpec, *,
-                                progress: Progress = no_progress) -> BatchDeployment:
-        rules.check_deployment_name(spec.endpoint_name, spec.name)
-        self._require_batch_endpoint(spec.endpoint_name)
+    def _stored_spec(self, spec: OnlineDeploymentSpec | BatchDeploymentSpec, progress: Progress) -> dict[str, Any]:
+        """Check what a deployment refers to (model, built environment, scoring script) and store its
+        code as an immutable artifact; return the spec as the store keeps it."""
         self.get_model(spec.model.name, spec.model.version)
         environments.environment_python(self.store, self.venvs, spec.environment.name, spec.environment.version,
                                          progress=progress)
@@ -538,7 +529,13 @@ class LocalWorkspace:
             raise ConfigError(f"scoring script {spec.scoring_script!r} not found in {code_path}",
                               key="code_configuration.scoring_script")
         _, code_dir = self.artifacts.put(code_path)
-        stored = _spec_json(spec, code_dir)
+        return _spec_json(spec, code_dir)
+
+    def create_batch_deployment(self, spec: BatchDeploymentSpec, *,
+                                progress: Progress = no_progress) -> BatchDeployment:
+        rules.check_deployment_name(spec.endpoint_name, spec.name)
+        self._require_batch_endpoint(spec.endpoint_name)
+        stored = self._stored_spec(spec, progress)
         with self.store.transaction() as conn:
             conn.execute(
                 "INSERT INTO batch_deployments (endpoint_name, name, spec, state, updated_at) VALUES (?,?,?,?,?) "
