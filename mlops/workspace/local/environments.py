@@ -5,7 +5,8 @@ An environment spec is the Azure CLI v2 YAML (``environments/<name>/environment.
 Docker, so the conda file's ``python=X.Y`` and ``pip:`` entries become a virtualenv of *this*
 interpreter (``python -m venv`` + ``pip install``). What cannot be honoured is refused with a
 clear error rather than silently ignored: another Python than the running one, or conda-only
-packages (anything but ``python``/``pip`` outside the ``pip:`` list).
+packages without a PyPI equivalent (conda packages such as numpy, pandas or pytorch are installed
+from PyPI as numpy, pandas, torch: ``CONDA_TO_PYPI``).
 
 Identity is the spec's content hash (image + conda file bytes, ``EnvironmentSpec.content_hash``):
 
@@ -94,8 +95,44 @@ class CondaRequirements:
     pip: tuple[str, ...]
 
 
+CONDA_TO_PYPI: dict[str, str] = {
+    "numpy": "numpy", "pandas": "pandas", "pytorch": "torch", "scipy": "scipy", "scikit-learn": "scikit-learn",
+    "psutil": "psutil", "holidays": "holidays", "py-xgboost": "xgboost", "tqdm": "tqdm", "pyyaml": "pyyaml",
+    "joblib": "joblib", "cloudpickle": "cloudpickle", "setuptools": "setuptools", "wheel": "wheel",
+}
+"""Conda packages (as AutoML's conda files list them) with a PyPI distribution of the same code:
+the local workspace installs those with pip. Every other conda package is refused by name."""
+
+_CONDA_SPEC = re.compile(r"^(?:[A-Za-z0-9_.\-]+::)?(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<version>.*)$")
+
+
+def conda_to_pip(entry: str) -> str | None:
+    """A conda dependency as a pip requirement, or ``None`` when it has no PyPI equivalent.
+
+    conda ``name=1.2`` means "1.2, any patch" (pip ``==1.2.*``); ``==``, ``>=``, ``<`` ... and
+    comma-separated ranges mean the same in both. A build string (``numpy 1.23.5 py39h_0``) has no
+    pip form and is refused as ``ConfigError`` by the caller."""
+    match = _CONDA_SPEC.match(entry.strip())
+    if not match:
+        return None
+    name = re.sub(r"[-_.]+", "-", match["name"]).lower()
+    pypi = CONDA_TO_PYPI.get(name)
+    if pypi is None:
+        return None
+    version = "".join(match["version"].split())
+    if not version:
+        return pypi
+    if " " in match["version"].strip() and not re.match(r"^[<>=!~]", match["version"].strip()):
+        raise ValueError(f"{entry!r}: a conda build string has no pip equivalent; write name==version")
+    if re.fullmatch(r"=[^=<>!~,]+", version):
+        return f"{pypi}=={version[1:].rstrip('*').rstrip('.')}.*" if not version.endswith(".*") else f"{pypi}={version}"
+    return pypi + version
+
+
 def parse_conda_file(text: str, *, file: str = "conda file") -> CondaRequirements:
-    """Parse a conda environment file. Conda-only packages (anything but python/pip) are refused."""
+    """Parse a conda environment file. Conda packages with a PyPI equivalent (``CONDA_TO_PYPI``:
+    numpy, pandas, pytorch -> torch, ...) become pip requirements; any other conda-only package is
+    refused by name."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -104,6 +141,7 @@ def parse_conda_file(text: str, *, file: str = "conda file") -> CondaRequirement
         raise ConfigError("expected a 'dependencies' list", file=file, key="dependencies")
     python: str | None = None
     pip: list[str] = []
+    mapped: list[str] = []
     conda_only: list[str] = []
     for entry in data["dependencies"]:
         if isinstance(entry, dict):
@@ -124,14 +162,22 @@ def parse_conda_file(text: str, *, file: str = "conda file") -> CondaRequirement
         elif name == "pip":
             continue
         else:
-            conda_only.append(text_entry)
+            try:
+                requirement = conda_to_pip(text_entry)
+            except ValueError as error:
+                raise ConfigError(str(error), file=file, key="dependencies") from None
+            if requirement is None:
+                conda_only.append(text_entry)
+            else:
+                mapped.append(requirement)
     if conda_only:
         raise ConfigError(
             f"conda-only packages cannot be installed by the local workspace: {', '.join(conda_only)}; "
-            "list them under 'pip:' instead (only python and pip may be conda packages)",
+            f"list them under 'pip:' instead (conda packages with a PyPI equivalent are installed with pip: "
+            f"{', '.join(sorted(CONDA_TO_PYPI))})",
             file=file, key="dependencies",
         )
-    return CondaRequirements(python, tuple(pip))
+    return CondaRequirements(python, tuple(pip + mapped))
 
 
 def check_python(requirements: CondaRequirements, *, file: str) -> None:
