@@ -14,7 +14,7 @@ Environment variables:
 ====================  ==========================================================================
 ``MLOPS_CONFIG``      the configuration file
 ``MLOPS_MODEL``       model source: a folder holding ``model.pt``, ``azureml:NAME:VERSION``, or
-                      ``job:NAME`` (the best model of an Azure ML AutoML job; Azure only)
+                      ``job:NAME`` (the best trial of an AutoML job, on Azure ML or local)
 ``MLOPS_MODEL_NAME``  the registered model's name
 ``MLOPS_PROFILE``     the rollout/load profile (names in rollout.yml and profile.yml)
 ``MLOPS_BATCH_REFRESH``  ``true``/``false``: refresh the batch endpoint after promotion
@@ -33,7 +33,7 @@ from typing import Any
 
 import yaml
 
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, RuleViolation
 from mlops.release.durations import parse_duration
 from mlops.release.gates import AbsoluteGates, Gates, QualityGates, RelativeGates
 from mlops.release.rollout import HealthCheck, Rollout, parse_steps
@@ -64,13 +64,25 @@ class ModelSource:
     ref: AssetRef | None = None
     """An already registered model (``azureml:NAME:VERSION``)."""
     job: str | None = None
-    """An Azure ML (AutoML) job whose best model is registered (``job:NAME`` or
-    ``azureml://jobs/NAME/...``); Azure workspaces only."""
+    """An AutoML job whose best trial is registered (``job:NAME`` or ``azureml://jobs/NAME/...``):
+    an Azure ML job, or a local AutoML-shaped one (``mlops train --trials N --job NAME``)."""
 
     def describe(self) -> str:
         if self.job is not None:
             return f"job:{self.job}"
         return str(self.path) if self.path is not None else f"azureml:{self.ref}"
+
+
+@dataclass(frozen=True)
+class ModelEnvironment:
+    """``environment.from_model`` in mlops.yaml: the serving environment made from the registered
+    model's own conda file (an AutoML trial's ``conda_env_v_1_0_0.yml``) on a curated image, with
+    the pins of ``unpin`` removed (``mlops.release.conda_file``)."""
+
+    name: str
+    image: str
+    unpin: str | tuple[str, ...] = "trailing"
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -127,6 +139,7 @@ class Config:
     file: Path
     model: ModelSource
     environment: EnvironmentSpec
+    """The fixed spec (``environment.spec``): used when the model carries no conda file."""
     environment_file: Path
     online: OnlineConfig
     batch: BatchConfig
@@ -134,10 +147,14 @@ class Config:
     profile: str
     records: Path
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    environment_from_model: ModelEnvironment | None = None
+    """``environment.from_model``: a model that carries a conda file gets its own environment."""
 
     def online_deployment_spec(self, name: str, model: AssetRef, environment: AssetRef, code_path: Path,
-                               *, tags: Mapping[str, str] | None = None) -> OnlineDeploymentSpec:
-        """The template with the slot name, model, pinned environment and staged code filled in."""
+                               *, tags: Mapping[str, str] | None = None,
+                               environment_variables: Mapping[str, str] | None = None) -> OnlineDeploymentSpec:
+        """The template with the slot name, model, pinned environment and staged code filled in;
+        ``environment_variables`` win over the template's (e.g. the pickle trust of this model)."""
         data = self.online.deployment
         where = str(self.online.deployment_file)
         return OnlineDeploymentSpec(
@@ -149,7 +166,8 @@ class Config:
             scoring_script=self.online.scoring_script,
             instance_type=str(data.get("instance_type", "Standard_DS3_v2")),
             instance_count=_int(data, "instance_count", where, default=1, minimum=1),
-            environment_variables={str(k): str(v) for k, v in (data.get("environment_variables") or {}).items()},
+            environment_variables={**{str(k): str(v) for k, v in (data.get("environment_variables") or {}).items()},
+                                   **dict(environment_variables or {})},
             request_settings=_request_settings(data.get("request_settings"), where),
             liveness_probe=_probe(data.get("liveness_probe"), where, "liveness_probe"),
             readiness_probe=_probe(data.get("readiness_probe"), where, "readiness_probe"),
@@ -159,7 +177,8 @@ class Config:
     def batch_deployment_name(self, model: AssetRef) -> str:
         return f"{self.batch.deployment_prefix}-v{model.version}"
 
-    def batch_deployment_spec(self, model: AssetRef, environment: AssetRef, code_path: Path) -> BatchDeploymentSpec:
+    def batch_deployment_spec(self, model: AssetRef, environment: AssetRef, code_path: Path, *,
+                              environment_variables: Mapping[str, str] | None = None) -> BatchDeploymentSpec:
         data = self.batch.deployment
         where = str(self.batch.deployment_file)
         retry = data.get("retry_settings") or {}
@@ -182,7 +201,8 @@ class Config:
             error_threshold=_int(data, "error_threshold", where, default=-1, minimum=-1),
             output_action=data.get("output_action", "append_row"),
             output_file_name=str(data.get("output_file_name", "predictions.csv")),
-            environment_variables={str(k): str(v) for k, v in (data.get("environment_variables") or {}).items()},
+            environment_variables={**{str(k): str(v) for k, v in (data.get("environment_variables") or {}).items()},
+                                   **dict(environment_variables or {})},
             tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
         )
 
@@ -223,7 +243,7 @@ def load_config(path: str | Path | None = None, *, overrides: Overrides | None =
     source = overrides.model or env.get("MLOPS_MODEL") or _str(model_raw, "path", where, prefix="model.")
     model = _model_source(model_name, source, base, where)
 
-    env_file = _path(raw, "environment", base, where, must_exist=True)
+    env_file, from_model = _environment_config(raw, base, where)
     environment = _environment_spec(env_file)
 
     profile = overrides.profile or env.get("MLOPS_PROFILE") or str(raw.get("profile", "standard"))
@@ -305,7 +325,8 @@ def load_config(path: str | Path | None = None, *, overrides: Overrides | None =
     config = Config(file=file, model=model, environment=environment, environment_file=env_file,
                     online=OnlineConfig(online_endpoint, deployment_file, deployment_yaml, code_dir, scoring_script,
                                         tuple(slots_raw), rollout, rollout_file),
-                    batch=batch, load_test=load_test, profile=profile, records=records, raw=raw)
+                    batch=batch, load_test=load_test, profile=profile, records=records, raw=raw,
+                    environment_from_model=from_model)
     # build once with placeholders so every template value is checked up front
     placeholder = AssetRef("check", "1")
     config.batch_deployment_spec(placeholder, placeholder, batch_code_dir)
@@ -414,6 +435,40 @@ def _path(data: Mapping[str, Any], key: str, base: Path, where: str, *, prefix: 
     if must_exist and not path.exists():
         raise ConfigError(f"{path} does not exist", file=where, key=prefix + key)
     return path
+
+
+def _environment_config(raw: Mapping[str, Any], base: Path, where: str) -> tuple[Path, ModelEnvironment | None]:
+    """``environment: PATH`` (a spec), or ``environment: {spec: PATH, from_model: {name, image, unpin}}``."""
+    value = raw.get("environment")
+    if isinstance(value, str):
+        return _path(raw, "environment", base, where, must_exist=True), None
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected a spec path or a mapping with spec and from_model, got {value!r}", file=where,
+                          key="environment")
+    spec = _path(value, "spec", base, where, prefix="environment.", must_exist=True)
+    from_model = value.get("from_model")
+    if from_model is None:
+        return spec, None
+    if not isinstance(from_model, dict):
+        raise ConfigError("expected a mapping with name, image and unpin", file=where, key="environment.from_model")
+    prefix = "environment.from_model."
+    unpin = from_model.get("unpin", "trailing")
+    if isinstance(unpin, list) and all(isinstance(u, str) and u.strip() for u in unpin):
+        unpin_value: str | tuple[str, ...] = tuple(unpin)
+    elif unpin == "trailing":
+        unpin_value = "trailing"
+    else:
+        raise ConfigError(f"expected 'trailing' (the conda dependencies after the pip: block) or a list of "
+                          f"dependency names, got {unpin!r}", file=where, key=prefix + "unpin")
+    from mlops.workspace.rules import check_asset_name
+
+    name = _str(from_model, "name", where, prefix=prefix)
+    try:
+        check_asset_name("environment", name)
+    except RuleViolation as error:
+        raise ConfigError(str(error), file=where, key=prefix + "name") from None
+    return spec, ModelEnvironment(name=name, image=_str(from_model, "image", where, prefix=prefix),
+                                  unpin=unpin_value, description=str(from_model.get("description", "")))
 
 
 def _model_source(name: str, source: str, base: Path, where: str) -> ModelSource:

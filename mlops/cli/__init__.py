@@ -93,9 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         "azureml://subscriptions/<id>/resourceGroups/<rg>/workspaces/<name>; env MLOPS_WORKSPACE",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from mlops.cli import release, train, workspace
+    from mlops.cli import jobs, release, train, workspace
 
-    for module in (train, workspace, release):
+    for module in (train, jobs, workspace, release):
         module.register(subparsers)
     return parser
 

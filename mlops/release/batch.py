@@ -106,7 +106,8 @@ def batch_refresh(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef
     else:
         if not _same(current, model, environment) or current is None or current.state != "Succeeded":
             code = stage_code(config.batch.code_dir, ctx.artifacts / "code" / "batch")
-            spec = config.batch_deployment_spec(model, environment, code)
+            spec = config.batch_deployment_spec(model, environment, code,
+                                                environment_variables=ctx.deployment_variables())
             progress(f"batch: creating deployment {name} ({model}, {environment})")
             workspace.create_batch_deployment(spec, progress=progress)
         summary.update(_smoke(ctx, name))

@@ -10,6 +10,7 @@ from pathlib import Path
 from mlops.config import Config
 from mlops.errors import UsageError
 from mlops.release.record import Record
+from mlops.release.trust import trust_variables
 from mlops.workspace.port import AssetRef, Progress, Workspace, no_progress
 
 
@@ -49,6 +50,11 @@ class ReleaseContext:
         if not entry.get("version"):
             raise UsageError(f"the release record {self.record.path} has {missing}")
         return AssetRef(entry["name"], str(entry["version"]))
+
+    def deployment_variables(self) -> dict[str, str]:
+        """What this release sets on each of its deployments, online and batch: the pickle trust of
+        its model (``mlops.release.trust``), decided when the model was registered."""
+        return trust_variables(bool((self.record.get("model") or {}).get("trusted_pickles")))
 
     def slots(self) -> tuple[str, str | None]:
         slots = self.record.get("slots") or {}

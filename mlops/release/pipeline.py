@@ -16,6 +16,7 @@ process on the same record is refused too.
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -33,11 +34,19 @@ from mlops.release.batch import batch_refresh
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, Verdict, evaluate
 from mlops.release.loadtest import LoadShape, run_load
+from mlops.release.model_environment import choose_environment
 from mlops.release.promote import promote, rollback
 from mlops.release.quality import build_requests, read_rows, score_deployment
 from mlops.release.record import Record, new_release_id
 from mlops.release.slots import NoFreeSlot, already_live, choose_slots, serving_release
 from mlops.release.staging import CODE_HASH_TAG, code_hash, stage_code
+from mlops.release.trust import pickles_trusted
+from mlops.workspace.azure_decisions import (
+    AUTOML_CHILD_TAG,
+    AUTOML_METRIC_TAG,
+    AUTOML_PARENT_TAG,
+    AUTOML_SCORE_TAG,
+)
 from mlops.workspace.port import Progress, Workspace, no_progress
 
 CURRENT = "current.json"
@@ -88,20 +97,50 @@ def step_register(ctx: ReleaseContext) -> dict[str, Any]:
             before = {m.version for m in workspace.list_models(config.model.name)}
             model = workspace.register_model(config.model.name, folder, progress=ctx.progress)
             created = model.version not in before
+        trusted = pickles_trusted(config.model, model.tags)
         summary = {"name": model.name, "version": model.version, "content_hash": model.content_hash,
-                   "source": config.model.describe(), "created": created}
+                   "source": config.model.describe(), "created": created, "trusted_pickles": trusted}
+        if model.tags.get(AUTOML_PARENT_TAG):
+            summary["job"] = {"name": model.tags[AUTOML_PARENT_TAG], "trial": model.tags.get(AUTOML_CHILD_TAG, ""),
+                              "primary_metric": model.tags.get(AUTOML_METRIC_TAG, ""),
+                              "score": model.tags.get(AUTOML_SCORE_TAG, "")}
         record.data["model"] = summary
-    ctx.progress(f"register: {model.name}:{model.version} ({'new version' if created else 'existing version'})")
+    ctx.progress(f"register: {model.name}:{model.version} ({'new version' if created else 'existing version'})"
+                 + (f" from trial {summary['job']['trial']} of job {summary['job']['name']}" if "job" in summary else "")
+                 + ("; its deployments trust pickles" if trusted else ""))
     return summary
+
+
+def _model_folder(ctx: ReleaseContext) -> Path | None:
+    """Where the registered model's files can be read (only when the environment may come from them)."""
+    if ctx.config.environment_from_model is None:
+        return None
+    if ctx.config.model.path is not None:
+        return require_model_folder(ctx.config)
+    model = ctx.model_ref()
+    target = ctx.artifacts / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    return ctx.workspace.download_model(model.name, model.version, target)
 
 
 def step_environment(ctx: ReleaseContext) -> dict[str, Any]:
     config, record = ctx.config, ctx.record
+    if not (record.get("model") or {}).get("version"):
+        step_register(ctx)
     with record.step("environment"):
-        environment = ctx.workspace.ensure_environment(config.environment, progress=ctx.progress)
+        model = ctx.model_ref()
+        choice = choose_environment(config, str(model), _model_folder(ctx), ctx.artifacts / "environment")
+        environment = ctx.workspace.ensure_environment(choice.spec, progress=ctx.progress)
         summary = {"name": environment.name, "version": environment.version,
-                   "content_hash": environment.content_hash, "image": environment.image}
+                   "content_hash": environment.content_hash, "image": environment.image, "source": choice.source,
+                   "unpinned": [u.to_dict() for u in choice.unpinned], "unpin_not_found": list(choice.not_found)}
         record.data["environment"] = summary
+    if choice.from_model:
+        ctx.progress(f"environment: from {choice.source}; unpinned "
+                     + (", ".join(f"{u.was} -> {u.now}" for u in choice.unpinned) or "nothing"))
+        if choice.not_found:
+            ctx.progress(f"environment: note - unpin names {', '.join(choice.not_found)}, which the file does not list")
     ctx.progress(f"environment: pinned {environment.name}:{environment.version}")
     return summary
 
@@ -166,7 +205,8 @@ def step_deploy(ctx: ReleaseContext) -> dict[str, Any]:
         code = stage_code(config.online.code_dir, ctx.artifacts / "code" / "online")
         spec = config.online_deployment_spec(candidate, model, environment, code,
                                              tags={"mlops.release": record.release_id,
-                                                   CODE_HASH_TAG: _code_hash(ctx)})
+                                                   CODE_HASH_TAG: _code_hash(ctx)},
+                                             environment_variables=ctx.deployment_variables())
         ctx.progress(f"deploy: {candidate} <- {model} on {environment} (0% traffic)")
         try:
             workspace.create_online_deployment(spec, progress=ctx.progress)

@@ -472,7 +472,7 @@ def pick_automl_files(relative_paths: Iterable[str]) -> AutoMLFiles:
     def pick(candidates: list[str], what: str) -> str:
         if not candidates:
             raise NotFoundError(f"the AutoML trial's outputs hold no {what} (files: {', '.join(outputs) or 'none'})")
-        return sorted(candidates, key=lambda p: (_name_version(p), p))[-1]
+        return sorted(candidates, key=lambda p: (name_version(p), p))[-1]
 
     model = [p for p in outputs if p.rsplit("/", 1)[-1] == "model.pt"]
     if not model:
@@ -483,5 +483,5 @@ def pick_automl_files(relative_paths: Iterable[str]) -> AutoMLFiles:
                        pick(scoring, "scoring_file_*.py"))
 
 
-def _name_version(path: str) -> tuple[int, ...]:
+def name_version(path: str) -> tuple[int, ...]:
     return tuple(int(n) for n in re.findall(r"\d+", path.rsplit("/", 1)[-1]))
