@@ -31,8 +31,9 @@ def refuse_if_held(workspace: Workspace, endpoint: str, holder: str) -> None:
     """Raise ``ConflictError`` when another release holds ``endpoint``'s lock. Reads only."""
     lock = workspace.get_release_lock(endpoint)
     if lock is not None and lock.holder != holder:
-        raise ConflictError(f"release of {endpoint} already in progress: held by {lock.holder} since "
-                            f"{lock.acquired_at}; wait for it, or end it with `mlops rollback` (its record)")
+        raise ConflictError(f"the release lock of endpoint {endpoint!r} is held by {lock.holder!r} since "
+                            f"{lock.acquired_at}: another release is in progress; wait for it to finish (or end it "
+                            "with `mlops rollback --record <its record>`)")
 
 
 @contextmanager

@@ -112,7 +112,7 @@ def test_a_second_release_is_refused_while_one_holds_the_lock(setup) -> None:
     config = _config(config_path, models["v7"])
     before = (config.records / "current.json").read_text()
     try:
-        with pytest.raises(ConflictError, match="held by release other-run since"):
+        with pytest.raises(ConflictError, match="held by 'release other-run' since"):
             run_release(config, workspace)
     finally:
         workspace.release_release_lock("tcn-dau", "release other-run")

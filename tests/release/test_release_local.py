@@ -208,7 +208,7 @@ def test_slow_candidate_fails_the_gate_while_a_client_sees_no_error(demo) -> Non
         thread.join(15)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "failed its gates" in result.stderr
-    verdict = Record.load(config.parent / "releases/current.json").get("verdict")
+    verdict = Record.load(config.parent / "releases/current.json").verdict
     failed = {g.name for g in verdict.results if g.phase == "Failed"}
     assert failed & {"p95_vs_live", "mann_whitney"}, verdict
     _green_untouched(harness)
@@ -221,7 +221,7 @@ def test_flaky_candidate_fails_at_the_gate(demo) -> None:
     config = harness.config("flaky", online_code=_wrapper(harness.root, "flaky"), run_time="4s")
     result = _release(harness, config)
     assert result.returncode == 1, result.stderr[-3000:]
-    verdict = Record.load(config.parent / "releases/current.json").get("verdict")
+    verdict = Record.load(config.parent / "releases/current.json").verdict
     failed = {g.name for g in verdict.results if g.phase == "Failed"}
     assert "error_rate" in failed, verdict  # (and quality_requests when a holdout request hit a failure)
     _green_untouched(harness)
@@ -262,8 +262,8 @@ def test_clearly_worse_model_is_stopped_by_the_quality_gate(demo) -> None:
     config = write_config(harness.root / "configs" / "worse", model=worse, run_time="2s")
     result = _release(harness, config)
     assert result.returncode == 1, result.stderr[-3000:]
-    quality = Record.load(config.parent / "releases/current.json").get("quality")
-    assert quality["candidate_mape"] > 2 * quality["live_mape"]
+    quality = Record.load(config.parent / "releases/current.json").quality
+    assert quality.candidate_mape > 2 * quality.live_mape
     assert "mape_vs_live" in result.stderr
     _green_untouched(harness)
 
