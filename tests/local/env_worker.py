@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.environments import load_environment_spec
+from mlops.workspace.local.registry.environments import load_environment_spec
 
 
 def main() -> None:

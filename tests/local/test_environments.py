@@ -13,7 +13,7 @@ import pytest
 
 from mlops.errors import ConfigError, EnvironmentBuildError
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.environments import VenvCache, load_environment_spec, parse_conda_file
+from mlops.workspace.local.registry.environments import VenvCache, load_environment_spec, parse_conda_file
 from tests.conftest import REPO
 
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"

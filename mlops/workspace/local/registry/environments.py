@@ -36,7 +36,7 @@ from pathlib import Path
 import yaml
 
 from mlops.errors import ConfigError, EnvironmentBuildError
-from mlops.workspace.local.store import Store, dumps, file_lock, loads, now
+from mlops.workspace.local.registry.store import Store, dumps, file_lock, loads, now
 from mlops.workspace.port import Environment, EnvironmentSpec, Progress, no_progress
 from mlops.workspace.rules import check_asset_name
 
