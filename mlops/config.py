@@ -440,7 +440,7 @@ def require_model_folder(config: Config) -> Path:
 def _environment_spec(path: Path) -> EnvironmentSpec:
     """Use the local workspace's parser when present (one parser for the project), else a small one."""
     try:
-        from mlops.workspace.local.environments import load_environment_spec
+        from mlops.environment_spec import load_environment_spec
     except ImportError:
         load_environment_spec = None
     if load_environment_spec is not None:

@@ -17,7 +17,7 @@ import pytest
 
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, UsageError
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.environments import VenvCache
+from mlops.workspace.local.registry.environments import VenvCache
 from mlops.workspace.port import (
     AssetRef,
     BatchDeploymentSpec,
