@@ -76,6 +76,14 @@ def add_command(
     return parser
 
 
+def group_help(parser: argparse.ArgumentParser) -> Handler:
+    """The handler of a command group called without its sub-command: its help on stderr, exit 2."""
+    def handler(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+    return handler
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",

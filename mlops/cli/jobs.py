@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mlops.cli import add_command, emit, progress
+from mlops.cli import add_command, emit, group_help, progress
 from mlops.errors import MlopsError, WorkspaceError
 from mlops.workspace import connect
 from mlops.workspace.port import AutoMLJobRequest, TrainingJob, Workspace
@@ -77,8 +77,11 @@ def follow(workspace: Workspace, name: str, *, timeout_s: float, poll_s: float =
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    jobs = subparsers.add_parser("jobs", help="AutoML jobs: submit, list, show",
-                                 description="AutoML jobs of the workspace (Azure ML or the local one).")
+    jobs = add_command(subparsers, "jobs", help="AutoML jobs: submit, list, show",
+                       description="AutoML jobs of the workspace (Azure ML or the local one).",
+                       example="mlops jobs submit jobs/automl-tcn-forecasting.yml --data synthetic\n"
+                               "mlops jobs list\nmlops jobs show dau-sweep-1 --json",
+                       handler=lambda _args: 2)
     sub = jobs.add_subparsers(dest="jobs_command", metavar="COMMAND")
 
     parser = add_command(
@@ -103,7 +106,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          help="an AutoML job: status, primary metric, best trial, every trial's score",
                          example="mlops jobs show dau-sweep-1\nmlops jobs show dau-sweep-1 --json")
     parser.add_argument("name", help="the job's name")
-    jobs.set_defaults(handler=lambda args: (jobs.print_help(), 2)[1])
+    jobs.set_defaults(handler=group_help(jobs))
 
 
 def run_submit(args: argparse.Namespace) -> int:

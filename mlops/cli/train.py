@@ -99,7 +99,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from mlops.workspace import connect
     from mlops.workspace.azure_decisions import metric_name
     from mlops.workspace.local import LocalWorkspace
-    from mlops.workspace.local.automl_jobs import SweepSettings, check_job_name
+    from mlops.workspace.local.registry.automl_jobs import SweepSettings, check_job_name
     from mlops.workspace.local.workspace import load_training_data
 
     metric = metric_name(args.primary_metric or DEFAULT_PRIMARY_METRIC)

@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from mlops.environment_spec import CondaRequirements, load_environment_spec, parse_conda_file
 from mlops.errors import ConfigError, EnvironmentBuildError
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.environments import (
-    CondaRequirements,
-    VenvCache,
-    conda_to_pip,
-    load_environment_spec,
-    parse_conda_file,
-)
+from mlops.workspace.local.registry.environments import VenvCache, conda_to_pip, venv_requirements
 from tests.conftest import REPO
 
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -143,7 +138,7 @@ def test_conda_only_packages_are_named(tmp_path: Path) -> None:
     text = (f"dependencies:\n  - python={PYTHON}\n  - pip=23.0\n  - numpy=1.26\n  - libgcc-ng\n  - cudatoolkit=11.1\n"
             "  - pip:\n      - six\n")
     with pytest.raises(ConfigError, match=r"conda.yml: dependencies: conda-only packages .*: libgcc-ng, cudatoolkit=11.1;"):
-        parse_conda_file(text, file="conda.yml")
+        venv_requirements(text, file="conda.yml")
 
 
 @pytest.mark.parametrize(
@@ -169,12 +164,13 @@ def test_conda_packages_with_a_pypi_equivalent_map_to_pip(entry: str, pip: str |
 def test_an_automl_shaped_conda_file_becomes_pip_requirements() -> None:
     text = (f"name: project_environment\ndependencies:\n- python={PYTHON}\n- pip:\n  - torch==2.13.0\n"
             "- numpy==2.4.6\n- pandas\nchannels:\n- anaconda\n- conda-forge\n")
-    assert parse_conda_file(text) == CondaRequirements(PYTHON, ("torch==2.13.0", "numpy==2.4.6", "pandas"))
+    assert venv_requirements(text, file="conda_env_v_1_0_0.yml") == CondaRequirements(
+        PYTHON, ("torch==2.13.0", "numpy==2.4.6", "pandas"))
 
 
 def test_a_conda_build_string_is_refused_by_name() -> None:
     with pytest.raises(ConfigError, match="numpy 1.23.5 py39h_0.*build string"):
-        parse_conda_file(f"dependencies:\n- python={PYTHON}\n- numpy 1.23.5 py39h_0\n")
+        venv_requirements(f"dependencies:\n- python={PYTHON}\n- numpy 1.23.5 py39h_0\n", file="conda.yml")
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,7 @@ from typing import Any
 from mlops.errors import ConflictError, NotFoundError, UsageError
 from mlops.processes import process_alive
 from mlops.workspace import azure_decisions as decide
-from mlops.workspace.local.store import Store, dumps, loads, now, private_dir
+from mlops.workspace.local.registry.store import Store, dumps, loads, now, private_dir
 from mlops.workspace.port import Model, Progress, TrainingJob, Trial, no_progress
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,254}$")
