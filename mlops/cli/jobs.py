@@ -10,13 +10,14 @@ each trial's primary-metric value. ``job_document``/``job_text`` (pure) shape th
 from __future__ import annotations
 
 import argparse
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from mlops.cli import add_command, emit, group_help, progress
-from mlops.errors import MlopsError, WorkspaceError
+from mlops.errors import MlopsError, UsageError, WorkspaceError
 from mlops.workspace import connect
 from mlops.workspace.port import AutoMLJobRequest, TrainingJob, Workspace
 
@@ -94,7 +95,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help=f"the spec (default {DEFAULT_SPEC})")
     parser.add_argument("--name", help="the job's name (default: Azure's / <experiment>-<UTC time>)")
     parser.add_argument("--data", metavar="CSV|synthetic", help="local workspace: the training series")
-    parser.add_argument("--trials", type=int, help="override limits.max_trials (local default: min(max_trials, 3))")
+    parser.add_argument("--trials", metavar="N", help="override limits.max_trials (local default: min(max_trials, 3))")
     parser.add_argument("--fast", action="store_true", help="local workspace: tiny trials (tests, demos)")
     parser.add_argument("--wait", action="store_true", help="Azure: follow the job until it ends; exit 1 unless "
                         "it completes (the local sweep always finishes before the command returns)")
@@ -109,12 +110,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     jobs.set_defaults(handler=group_help(jobs))
 
 
+def job_markdown(job: TrainingJob) -> str:
+    """The ``$GITHUB_STEP_SUMMARY`` of a job: status, best trial, the trials' primary-metric values."""
+    lines = [f"## AutoML job `{job.name}`: **{job.status}**", "",
+             f"Primary metric `{job.primary_metric}` ({job.goal or '?'}); best trial `{job.best_child or '-'}`", ""]
+    if job.trials:
+        lines += ["| Trial | Status | Algorithm | Primary metric | |", "|---|---|---|---|---|"]
+        lines += [f"| `{t.name}` | {t.status} | {t.algorithm or '-'} | {_score(t.score)} | "
+                  f"{'best' if t.name == job.best_child else ''} |" for t in job.trials]
+    return "\n".join(lines) + "\n"
+
+
+def publish(job: TrainingJob, environ: Mapping[str, str] | None = None) -> None:
+    """Under GitHub Actions: ``job_name``/``job_status``/``best_trial`` outputs and the step summary."""
+    environ = os.environ if environ is None else environ
+    if environ.get("GITHUB_OUTPUT"):
+        with open(environ["GITHUB_OUTPUT"], "a") as handle:
+            handle.write(f"job_name={job.name}\njob_status={job.status}\nbest_trial={job.best_child or ''}\n")
+    if environ.get("GITHUB_STEP_SUMMARY"):
+        with open(environ["GITHUB_STEP_SUMMARY"], "a") as handle:
+            handle.write(job_markdown(job))
+
+
 def run_submit(args: argparse.Namespace) -> int:
+    trials = None
+    if args.trials:  # a workflow passes its (possibly empty) input as text
+        if not args.trials.isdigit() or int(args.trials) < 1:
+            raise UsageError(f"--trials: expected a positive integer, got {args.trials!r}")
+        trials = int(args.trials)
     workspace = connect(args.workspace)
-    request = AutoMLJobRequest(spec_file=args.spec, name=args.name, data=args.data, trials=args.trials, fast=args.fast)
+    request = AutoMLJobRequest(spec_file=args.spec, name=args.name, data=args.data, trials=trials, fast=args.fast)
     job = workspace.submit_automl_job(request, progress=progress)
+    publish(job)  # the name first: a follow that times out still leaves it behind
     if args.wait and job.status not in TERMINAL:
         job = follow(workspace, job.name, timeout_s=args.timeout)
+        publish(job)
     emit(job_document(job), as_json=args.json, text=job.name)
     if (args.wait or job.status in TERMINAL) and job.status != "Completed":
         raise _JobFailed(f"job {job.name} ended {job.status}: {job.error or 'see mlops jobs show ' + job.name}")

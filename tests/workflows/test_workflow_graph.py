@@ -231,6 +231,13 @@ def test_batch_scoring_runs_on_a_schedule_and_by_hand_and_keeps_the_output() -> 
 # every workflow: security
 
 
+def starts_a_workflow(job: dict[str, Any]) -> bool:
+    """A job whose only steps dispatch another workflow with ``gh workflow run``."""
+    runs = [str(step.get("run", "")) for step in job.get("steps") or []]
+    return bool(runs) and all(re.match(r"\s*gh workflow run ", run) for run in runs) \
+        and not any("uses" in step for step in job.get("steps") or [])
+
+
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_least_permissions(name: str) -> None:
     workflow = WORKFLOWS[name]
@@ -242,6 +249,8 @@ def test_least_permissions(name: str) -> None:
         if logs_in_to_azure(job):
             assert permissions.get("id-token") == "write", f"{name}/{job_id} logs in without id-token: write"
             assert writes == {"id-token"}, f"{name}/{job_id}: no write scope besides id-token ({writes})"
+        elif starts_a_workflow(job):  # `gh workflow run` needs actions: write, and nothing else
+            assert writes == {"actions"}, f"{name}/{job_id} starts a workflow: actions: write only ({writes})"
         else:
             assert writes == set(), f"{name}/{job_id} does not log in to Azure: no write scope ({writes})"
 
