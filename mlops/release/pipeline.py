@@ -138,9 +138,11 @@ def _model_folder(ctx: ReleaseContext) -> Path | None:
     """Where the registered model's files can be read (only when the environment may come from them)."""
     if ctx.config.environment_from_model is None:
         return None
-    if ctx.config.model.path is not None:
-        return require_model_folder(ctx.config)
-    model = ctx.model_ref()
+    source = ctx.config.model.path
+    if source is not None and ctx.record.model is not None and ctx.record.model.source == str(source) \
+            and source.is_dir():
+        return source  # the folder this record registered: no download needed
+    model = ctx.model_ref()  # else the registered files themselves (a step run with another --model)
     target = ctx.artifacts / "model"
     if target.exists():
         shutil.rmtree(target)

@@ -135,3 +135,22 @@ def test_a_broken_conda_file_in_the_model_is_a_config_error(tmp_path: Path) -> N
     config = load_config(write_config(tmp_path, model=fake_model(tmp_path / "m"), from_model=FROM_MODEL), env={})
     with pytest.raises(ConfigError, match="conda file: model tcn-dau:1: conda_env_v_1_0_0.yml: expected a mapping"):
         choose_environment(config, "tcn-dau:1", trial_model(tmp_path / "t", "- just a list\n"), tmp_path / "o")
+
+
+def test_a_step_run_with_another_model_reads_the_registered_files(tmp_path: Path) -> None:
+    """``mlops register --model X`` then ``mlops environment`` (another process, mlops.yaml's own
+    model.path): the environment comes from the model the record registered, not from mlops.yaml's."""
+    from mlops.config import Overrides
+    from mlops.release.context import ReleaseContext
+    from mlops.release.pipeline import _new_record, step_environment, step_register
+    from tests.release.fakes import FakeWorkspace
+
+    workspace = FakeWorkspace()
+    path = write_config(tmp_path / "cfg", model=tmp_path / "no-such-folder", from_model=FROM_MODEL)
+    trial = trial_model(tmp_path / "trial")
+    register_config = load_config(path, overrides=Overrides(model=str(trial)), env={})
+    record = _new_record(register_config, workspace, tmp_path / "record.json")
+    step_register(ReleaseContext(register_config, workspace, record))
+    environment = step_environment(ReleaseContext(load_config(path, env={}), workspace, record))
+    assert environment.name == FROM_MODEL["name"] and [u.name for u in environment.unpinned] == ["numpy", "pandas"]
+    assert "download_model" in workspace.calls
