@@ -693,9 +693,13 @@ class LocalWorkspace:
             conn.execute("DELETE FROM release_locks WHERE endpoint_name = ?", (endpoint_name,))
 
     def get_release_lock(self, endpoint_name: str) -> ReleaseLock | None:
+        """The lock in force: one whose holder process died on this machine is stale (the next
+        ``acquire_release_lock`` takes it over), so it is reported as none."""
         with self.store.read() as conn:
             row = conn.execute("SELECT * FROM release_locks WHERE endpoint_name = ?", (endpoint_name,)).fetchone()
-        return ReleaseLock(row["endpoint_name"], row["holder"], row["acquired_at"]) if row else None
+        if row is None or (row["hostname"] == socket.gethostname() and not process_alive(row["pid"])):
+            return None
+        return ReleaseLock(row["endpoint_name"], row["holder"], row["acquired_at"])
 
 
 __all__ = ["LocalWorkspace"]
