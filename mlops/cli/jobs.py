@@ -20,9 +20,9 @@ from mlops.cli import add_command, emit, group_help, progress
 from mlops.errors import MlopsError, UsageError, WorkspaceError
 from mlops.workspace import connect
 from mlops.workspace.port import AutoMLJobRequest, TrainingJob, Workspace
+from mlops.workspace.waiting import wait_for_training_job
 
 DEFAULT_SPEC = Path("jobs/automl-tcn-forecasting.yml")
-TERMINAL = ("Completed", "Failed", "Canceled")
 
 
 def job_document(job: TrainingJob) -> dict[str, Any]:
@@ -57,24 +57,19 @@ def jobs_text(jobs: list[TrainingJob]) -> str:
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows)
 
 
-def follow(workspace: Workspace, name: str, *, timeout_s: float, poll_s: float = 30.0,
+def follow(workspace: Workspace, job: TrainingJob, *, timeout_s: float, poll_s: float = 30.0,
            sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> TrainingJob:
-    """Poll ``name`` until it ends (a progress line per status change); ``WorkspaceError`` on timeout."""
-    deadline = clock() + timeout_s
-    last = ""
-    while True:
-        job = workspace.get_training_job(name)
-        done = sum(1 for t in job.trials if t.status in TERMINAL)
-        line = f"job {name}: {job.status}, {done} trial(s) finished"
-        if line != last:
-            progress(line)
-            last = line
-        if job.status in TERMINAL:
-            return job
-        if clock() >= deadline:
-            raise WorkspaceError(f"job {name} is still {job.status} after {timeout_s:.0f}s; follow it with "
-                                 f"`mlops jobs show {name}` (it keeps running)")
-        sleep(poll_s)
+    """Follow ``job`` until it ends (a progress line per change); ``WorkspaceError`` on timeout."""
+    def report(current: TrainingJob) -> None:
+        done = sum(1 for t in current.trials if t.status.finished)
+        progress(f"job {current.name}: {current.status}, {done} trial(s) finished")
+
+    job = wait_for_training_job(workspace, job, poll=poll_s, timeout=timeout_s, on_change=report, sleep=sleep,
+                                clock=clock)
+    if not job.finished:
+        raise WorkspaceError(f"job {job.name} is still {job.status} after {timeout_s:.0f}s; follow it with "
+                             f"`mlops jobs show {job.name}` (it keeps running)")
+    return job
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -142,11 +137,11 @@ def run_submit(args: argparse.Namespace) -> int:
     request = AutoMLJobRequest(spec_file=args.spec, name=args.name, data=args.data, trials=trials, fast=args.fast)
     job = workspace.submit_automl_job(request, progress=progress)
     publish(job)  # the name first: a follow that times out still leaves it behind
-    if args.wait and job.status not in TERMINAL:
-        job = follow(workspace, job.name, timeout_s=args.timeout)
+    if args.wait and not job.finished:
+        job = follow(workspace, job, timeout_s=args.timeout)
         publish(job)
     emit(job_document(job), as_json=args.json, text=job.name)
-    if (args.wait or job.status in TERMINAL) and job.status != "Completed":
+    if (args.wait or job.finished) and job.status != "Completed":
         raise _JobFailed(f"job {job.name} ended {job.status}: {job.error or 'see mlops jobs show ' + job.name}")
     return 0
 

@@ -189,6 +189,9 @@ class Trial:
     metrics: Mapping[str, float] = field(default_factory=dict)
     properties: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", JobStatus(self.status))
+
 
 @dataclass(frozen=True)
 class TrainingJob:
@@ -207,10 +210,18 @@ class TrainingJob:
     tags: Mapping[str, str] = field(default_factory=dict)
     error: str = ""
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", JobStatus(self.status))
+
+    @property
+    def finished(self) -> bool:
+        """Completed, Failed or Canceled (``JobStatus.finished``)."""
+        return self.status.finished
+
     def to_dict(self) -> dict[str, object]:
-        return {"name": self.name, "status": self.status, "primary_metric": self.primary_metric, "goal": self.goal,
+        return {"name": self.name, "status": str(self.status), "primary_metric": self.primary_metric, "goal": self.goal,
                 "best_child": self.best_child, "created_at": self.created_at, "error": self.error,
-                "trials": [{"name": t.name, "status": t.status, "primary_metric_value": t.score,
+                "trials": [{"name": t.name, "status": str(t.status), "primary_metric_value": t.score,
                             "algorithm": t.algorithm, "metrics": dict(t.metrics), "best": t.name == self.best_child}
                            for t in self.trials]}
 

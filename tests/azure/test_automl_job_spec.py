@@ -90,11 +90,13 @@ def test_follow_reports_each_change_and_stops_when_the_job_ends(rig: Rig, capsys
     def sleep(_seconds: float) -> None:
         rig.azure.jobs["sweep"].status = next(states)
 
-    job = follow(rig.workspace, "sweep", timeout_s=3600, poll_s=30, sleep=sleep, clock=lambda: 0.0)
+    job = follow(rig.workspace, rig.workspace.get_training_job("sweep"), timeout_s=3600, poll_s=30, sleep=sleep,
+                 clock=lambda: 0.0)
     assert job.status == "Completed"
     err = capsys.readouterr().err
     assert err.count("job sweep: Running") == 1 and "job sweep: Completed" in err
     rig.azure.add_job("stuck", status="Running", primary_metric="R2Score")
     ticks = iter([0.0, 10.0, 20.0])
     with pytest.raises(WorkspaceError, match="still Running after 5s"):
-        follow(rig.workspace, "stuck", timeout_s=5, sleep=lambda _s: None, clock=lambda: next(ticks))
+        follow(rig.workspace, rig.workspace.get_training_job("stuck"), timeout_s=5, sleep=lambda _s: None,
+               clock=lambda: next(ticks))
