@@ -92,6 +92,21 @@ def test_the_jobs_commands_show_the_sweep(clone) -> None:
     assert [t["status"] for t in job["trials"]] == ["Completed"] * 3
 
 
+def test_the_step_commands_show_the_trial_and_what_was_unpinned(clone) -> None:
+    root, cli, job, _release = clone
+    record = str(root / "steps" / "record.json")
+    registered = cli("register", "--model", "job:dau-sweep-1", "--record", record, "--json")
+    assert registered.returncode == 0, registered.stderr
+    assert f"from trial {job['best_child']} of job dau-sweep-1; its deployments trust pickles" in registered.stderr
+    assert json.loads(registered.stdout)["result"]["trial"]["trial"] == job["best_child"]
+    environment = cli("environment", "--record", record, "--json")
+    assert environment.returncode == 0, environment.stderr
+    assert "unpinned numpy==" in environment.stderr and ", pandas==" in environment.stderr
+    result = json.loads(environment.stdout)["result"]
+    assert [u["name"] for u in result["unpinned"]] == ["numpy", "pandas"]
+    assert result["source"].endswith("conda_env_v_1_0_0.yml")
+
+
 def test_a_second_release_of_the_same_job_is_nothing_to_release(clone) -> None:
     root, cli, _job, _release = clone
     again = cli("release", "--yes", "--model", "job:dau-sweep-1", "--profile", "fast")
