@@ -458,6 +458,8 @@ class AzureWorkspace:
         if request.data:
             raise UsageError("--data is for the local workspace: on Azure ML the spec's training_data (an MLTable "
                              "data asset) is what the job trains on")
+        if not Path(request.spec_file).is_file():
+            raise UsageError(f"AutoML job spec {request.spec_file} does not exist")
         try:
             job = load_job(str(request.spec_file))
         except (ValidationException, MlException) as exc:
