@@ -26,9 +26,14 @@ SPEC = str(REPO / "jobs" / "automl-tcn-forecasting.yml")
         (["jobs", "submit", SPEC], "pass --data CSV|synthetic"),
         (["jobs", "submit", str(REPO / "mlops.yaml"), "--data", "synthetic"], "expected type: automl"),
         (["release", "--yes", "--model", "job:nope"], "get AutoML job nope: no such job"),
+        (["jobs", "submit", "OTHER_COLUMNS", "--data", "synthetic"], "columns date,count; the spec names time column"),
     ],
 )
 def test_bad_usage_is_refused_with_the_reason(tmp_path: Path, args: list[str], message: str) -> None:
+    if "OTHER_COLUMNS" in args:  # a spec the local sweep cannot honour: other column names
+        other = tmp_path / "other.yml"
+        other.write_text(Path(SPEC).read_text().replace("target_column_name: count", "target_column_name: sales"))
+        args = [str(other) if a == "OTHER_COLUMNS" else a for a in args]
     result = run_cli("--workspace", f"local:{tmp_path / 'ws'}", *args, cwd=REPO if args[0] == "release" else tmp_path)
     assert result.returncode in (1, 2), result.stderr
     assert message in result.stderr

@@ -220,6 +220,10 @@ class LocalWorkspace:
         from mlops.forecasting.training import TrainConfig
 
         spec = load_automl_job_spec(request.spec_file)
+        if (spec.time_column, spec.target_column) != ("date", "count"):
+            raise ConfigError(f"the local sweep trains the TCN on a daily series with columns date,count; the spec "
+                              f"names time column {spec.time_column!r} and target {spec.target_column!r}",
+                              file=str(spec.file), key="target_column_name")
         if not request.data:
             raise UsageError(f"the local workspace cannot read the data asset {spec.training_data!r}: pass --data "
                              "CSV|synthetic (a CSV with date,count[,holiday])")
