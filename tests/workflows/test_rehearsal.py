@@ -25,6 +25,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -77,19 +78,35 @@ SLOW_SCORE = textwrap.dedent(
 )
 
 
+def _clean_clone(dest: Path) -> None:
+    """What a clone of this tree would hold: git's tracked files and the untracked ones it does not
+    ignore (so a work tree's uncommitted edits are rehearsed, but never ``out/``, ``.mlops/`` or a
+    venv). Outside a git checkout: the tree without the usual build and state folders."""
+    listed = subprocess.run(["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+                            capture_output=True, timeout=60)
+    if listed.returncode != 0:
+        def ignore(_directory: str, names: list[str]) -> list[str]:
+            return [n for n in names if n in _NOT_CHECKED_OUT or n.endswith(".egg-info")]
+
+        shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
+        return
+    for name in filter(None, listed.stdout.decode().split("\0")):
+        source = REPO / name
+        if source.is_file() or source.is_symlink():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name, follow_symlinks=False)
+
+
 def _checkout_source(dest: Path) -> Path:
-    """The repository as ``actions/checkout`` would see it (no venv, no state, no build output),
-    with two commits a team would make to try the pipeline on a small shared machine: mlops.yaml's
+    """The repository as ``actions/checkout`` would see it (a clean clone: no venv, no state, no build
+    output), with two commits a team would make to try the pipeline on a small shared machine: mlops.yaml's
     profile set to ``fast``, and the ABSOLUTE latency limits and request minimums of the gates and
     of the rollout's health checks relaxed (this test judges the workflow's wiring, not a loaded
     2-core machine's latency). The relative gates - candidate
     against live, measured in the same run under the same load - stay as shipped: they are what
     stops the slow candidate of the second run."""
 
-    def ignore(_directory: str, names: list[str]) -> list[str]:
-        return [n for n in names if n in _NOT_CHECKED_OUT or n.endswith(".egg-info")]
-
-    shutil.copytree(REPO, dest, ignore=ignore, symlinks=True)
+    _clean_clone(dest)
     config_path = dest / "mlops.yaml"
     config = yaml.safe_load(config_path.read_text())
     config["profile"] = "fast"
@@ -117,24 +134,24 @@ def _stop_local_workspace(workspace_dir: Path) -> None:
         sys.stderr.write(f"local down: exit {result.returncode}\n{result.stderr}")
 
 
-def _train(out: Path) -> Path:
-    result = run_cli("train", "--data", "synthetic", "--out", str(out), "--epochs", "2", timeout=300)
-    assert result.returncode == 0, result.stderr
-    return out
+def _committed_model() -> Path:
+    config = yaml.safe_load((REPO / "mlops.yaml").read_text())
+    return REPO / config["model"]["path"]
 
 
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("rehearsal")
     workspace_dir = root / "workspace"
-    model_v1 = _train(root / "model-v1")
-    # the second model: the same weights in a folder with one more file, so a new version
-    model_v2 = root / "model-v2"
-    shutil.copytree(model_v1, model_v2)
-    (model_v2 / "NOTES.txt").write_text("candidate 2\n")
+    # later candidates: the committed weights in a folder with one more file, so new versions
+    models = {}
+    for number in (2, 3):
+        models[number] = root / f"model-v{number}"
+        shutil.copytree(_committed_model(), models[number])
+        (models[number] / "NOTES.txt").write_text(f"candidate {number}\n")
     try:
         yield {"root": root, "workspace_dir": workspace_dir, "uri": f"local:{workspace_dir}",
-               "model_v1": model_v1, "model_v2": model_v2}
+               "model_v2": models[2], "model_v3": models[3]}
     finally:
         _stop_local_workspace(workspace_dir)
 
@@ -181,16 +198,18 @@ def _rehearse(stage: dict[str, Any], workflow: str, *, source: Path | None = Non
         workspace_uri=stage["uri"],
         run_id=run_id,
         earlier_runs=dict(runs),
-        **kwargs,
+        github_runs=dict(stage.setdefault("github_runs", {})),
+        **{"called_workflows": {"ci.yml": "success"}, **kwargs},
     )
     rehearsal.run()
     runs[run_id] = rehearsal.artifacts
+    stage["github_runs"][run_id] = rehearsal.run_object()
     return rehearsal
 
 
 @pytest.fixture(scope="module")
 def first_release(stage: dict[str, Any]) -> Rehearsal:
-    return _rehearse(stage, "release.yml", event_name="push", vars={**VARS, "MLOPS_MODEL": str(stage["model_v1"])})
+    return _rehearse(stage, "release.yml", event_name="push", vars=VARS)
 
 
 def _require(stage: dict[str, Any], name: str) -> Any:
@@ -201,7 +220,7 @@ def _require(stage: dict[str, Any], name: str) -> Any:
 
 def test_release_on_push_completes(first_release: Rehearsal, stage: dict[str, Any]) -> None:
     jobs = first_release.jobs
-    assert _results(jobs) == {"prepare": "success", "candidate": "success", "gate": "success",
+    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "success",
                               "promote": "success", "batch": "success", "rollback": "skipped"}, _logs(jobs)
     # every mlops command of the workflow ran (none was simulated away)
     assert len(_mlops_steps(jobs)) == 7, _mlops_steps(jobs)
@@ -245,7 +264,7 @@ def test_candidate_failing_its_gate_is_rolled_back(stage: dict[str, Any]) -> Non
         vars=VARS,
     )
     jobs = rehearsal.jobs
-    assert _results(jobs) == {"prepare": "success", "candidate": "success", "gate": "failure",
+    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "failure",
                               "promote": "skipped", "batch": "skipped", "rollback": "success"}, _logs(jobs)
     assert jobs["prepare"].outputs["model_version"] == "2"
     assert jobs["candidate"].outputs["candidate"] == "green"
@@ -267,10 +286,9 @@ def test_same_model_again_is_nothing_to_release(stage: dict[str, Any]) -> None:
     """A push that changes no model or environment (e.g. a code change): no candidate, so no gate and
     no promotion; the batch refresh still runs (a no-op when its default is current)."""
     _require(stage, "released")
-    rehearsal = _rehearse(stage, "release.yml", event_name="push",
-                          vars={**VARS, "MLOPS_MODEL": str(stage["model_v1"])})
+    rehearsal = _rehearse(stage, "release.yml", event_name="push", vars=VARS)
     jobs = rehearsal.jobs
-    assert _results(jobs) == {"prepare": "success", "candidate": "success", "gate": "skipped",
+    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "skipped",
                               "promote": "skipped", "batch": "success", "rollback": "skipped"}, _logs(jobs)
     assert jobs["prepare"].outputs["model_version"] == "1"
     assert jobs["candidate"].outputs["candidate"] == ""
@@ -299,7 +317,7 @@ def test_manual_rollback_workflow_uses_the_release_runs_record(stage: dict[str, 
     rehearsal = _rehearse(stage, "rollback.yml", event_name="workflow_dispatch",
                           inputs={"release_run_id": run_id, "reason": "rehearsal: manual rollback"}, vars=VARS)
     jobs = rehearsal.jobs
-    assert _results(jobs) == {"rollback": "success"}, _logs(jobs)
+    assert _results(jobs) == {"verify": "success", "rollback": "success"}, _logs(jobs)
     record = json.loads((rehearsal.artifacts / "release-record" / "record.json").read_text())
     assert record["status"] == "rolled_back", record["status"]
     online_name, _ = _endpoint_names()
