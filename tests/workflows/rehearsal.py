@@ -41,7 +41,10 @@ close enough to catch wiring mistakes:
   every step.
 
 Environments with required reviewers (``environment: production``) are approved automatically;
-the job records which environment it ran in.
+the job records which environment it ran in, and ``environment_vars`` gives each environment's own
+variables, which win over the repository's for jobs in it (GitHub: an environment variable takes
+precedence over a repository variable of the same name). ``azure/login`` records the client id each
+job logged in with (``JobRun.client_id``), so a test sees which identity did what.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class JobRun:
     steps: list[StepRun] = field(default_factory=list)
     environment: str | None = None
     summary: str = ""
+    client_id: str | None = None
 
     def log(self) -> str:
         return "\n".join(f"--- {self.id} step {s.index} [{s.name}] {s.outcome}\n{s.log[-4000:]}" for s in self.steps)
@@ -130,6 +134,7 @@ class Rehearsal:
     github_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """What the fake REST API knows: workflow-run objects by run id (``Rehearsal.run_object``)."""
     called_workflows: dict[str, str] = field(default_factory=dict)
+    environment_vars: dict[str, dict[str, str]] = field(default_factory=dict)
     """Result of each reusable workflow a job calls, by file name (``{"ci.yml": "success"}``)."""
     cancel: Cancel | None = None
     sigint_timeout: float = 7.5
@@ -235,11 +240,11 @@ class Rehearsal:
                 stack.extend(needs_of(self.workflow["jobs"][name]))
         return seen
 
-    def _base_context(self, env: dict[str, str]) -> dict[str, Any]:
+    def _base_context(self, env: dict[str, str], environment: str | None = None) -> dict[str, Any]:
         return {
             "github": self.github,
             "inputs": self._inputs(),
-            "vars": self.vars,
+            "vars": {**self.vars, **self.environment_vars.get(environment or "", {})},
             "secrets": {},
             "env": env,
             "runner": {"os": "Linux", "arch": "X64", "temp": str(self.root / "runner-temp")},
@@ -276,22 +281,23 @@ class Rehearsal:
         if "uses" in job:
             return self._call_workflow(job_id, job)
 
+        environment = job.get("environment")
+        if isinstance(environment, dict):
+            environment = environment.get("name")
         env = {**workflow_env, **self._evaluate_env(job.get("env") or {}, job_ctx)}
         job_dir = self.root / "jobs" / job_id
         workspace = job_dir / "workspace"
         workspace.mkdir(parents=True)
         (job_dir / "tmp").mkdir()
-        environment = job.get("environment")
-        if isinstance(environment, dict):
-            environment = environment.get("name")
         run = JobRun(job_id, "success", environment=environment)
-        state = _JobState(workspace=workspace, job_dir=job_dir, env=env, logged_in=False, job_id=job_id)
+        state = _JobState(workspace=workspace, job_dir=job_dir, env=env, logged_in=False, job_id=job_id,
+                          environment=environment)
         steps_ctx: dict[str, Any] = {}
         failed = False
         for index, step in enumerate(job.get("steps") or []):
             hit = state.cancelled
             ctx = Context(
-                {**self._base_context(state.env), "needs": needs_ctx, "steps": steps_ctx,
+                {**self._base_context(state.env, environment), "needs": needs_ctx, "steps": steps_ctx,
                  "job": {"status": "cancelled" if hit else "failure" if failed else "success"}},
                 status={
                     "success": lambda f=failed, c=hit: not f and not c,
@@ -312,6 +318,7 @@ class Rehearsal:
             if result.outcome == "failure" and not step.get("continue-on-error"):
                 failed = True
         run.result = "cancelled" if state.cancelled else "failure" if failed else "success"
+        run.client_id = state.client_id
         outputs_ctx = Context({**self._base_context(state.env), "needs": needs_ctx, "steps": steps_ctx})
         run.outputs = {k: to_string(interpolate(v, outputs_ctx)) for k, v in (job.get("outputs") or {}).items()}
         run.summary = "".join(p.read_text() for p in sorted(job_dir.glob("summary-*.md"), key=_index_of))
@@ -478,6 +485,7 @@ class Rehearsal:
             if permissions.get("id-token") != "write":
                 raise _StepFailed("azure/login by OIDC needs permissions: id-token: write on the job")
             state.logged_in = True
+            state.client_id = with_["client-id"]
             return f"logged in: MLOPS_WORKSPACE={self.workspace_uri} stands for the Azure ML workspace"
         if action == "actions/upload-artifact":
             return self._upload(with_, state)
@@ -562,6 +570,8 @@ class _JobState:
     logged_in: bool
     job_id: str = ""
     cancelled: bool = False
+    environment: str | None = None
+    client_id: str | None = None
     extra_path: list[str] = field(default_factory=list)
 
 

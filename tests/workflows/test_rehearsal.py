@@ -1,21 +1,26 @@
-"""Rehearse ``release.yml`` end to end against a local workspace standing in for Azure ML.
+"""Rehearse the workflows end to end against a local workspace standing in for Azure ML.
 
-Every ``mlops`` command of the workflow's jobs runs for real, in job order, with the workflow's
-``env:`` and output wiring (``tests/workflows/rehearsal.py`` plays the GitHub runner: fresh checkout
-per job, real ``GITHUB_OUTPUT``/``GITHUB_STEP_SUMMARY`` files, artifacts as folders). The
+Every ``mlops`` command of the workflows' jobs runs for real, in job order, with the workflow's
+``env:`` and output wiring (``tests/workflows/rehearsal.py`` plays the GitHub runner: a fresh
+checkout per job from a clean clone of this tree, real ``GITHUB_OUTPUT``/``GITHUB_STEP_SUMMARY``
+files, artifacts as folders, a loopback REST API, the runner's cancellation signals). The
 ``azure/login`` step is where the local workspace (``MLOPS_WORKSPACE=local:<tmp>``) takes Azure's
-place. The runs share one workspace, as releases share one Azure workspace:
+place. Only the documented variables are set (no ``MLOPS_MODEL``): a push releases mlops.yaml's
+committed model. The runs share one workspace, as releases share one Azure workspace:
 
-1. a push to main releases a first model (blue): every job but the rollback succeeds, the gate
-   job's step summary holds the gate table, blue serves 100% and the batch default is refreshed;
+1. a push to main releases the committed model (blue): every job but the rollback succeeds, the
+   production identity shifts traffic, the gate job's step summary holds the gate table, blue
+   serves 100% and the batch default is refreshed;
 2. a dispatch releases a second model whose scoring adds 400 ms per request: the gate fails (the
    relative gates compare it with live in the same load test), the promotion and the batch refresh
    are skipped, the rollback job runs, and blue still serves 100%.
 
-Then: the same model pushed again is "nothing to release" (no gate, no promotion, batch refresh a
-no-op); batch-score.yml scores the smoke folder with the batch default; rollback.yml, dispatched for
-the failed release run, rolls back from that run's record (idempotent). Profile ``fast`` (short
-load test and bakes) keeps the runs within the test budget.
+Then: the same commit pushed again is "nothing to release"; batch-score.yml scores the smoke folder
+with the batch default; rollback.yml, dispatched for the failed release run, rolls back from that
+run's record (idempotent); a red test suite stops a release before anything changes; a release
+cancelled mid-shift rolls back; rollback.yml refuses foreign run ids and a stale one, and the
+endpoint keeps serving. Profile ``fast`` (short load test and bakes) keeps the runs within the test
+budget.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import pytest
 import yaml
 
 from tests.conftest import run_cli
-from tests.workflows.rehearsal import JobRun, Rehearsal
+from tests.workflows.rehearsal import Cancel, JobRun, Rehearsal
 from tests.workflows.workflow_files import REPO, WORKFLOWS
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -48,6 +53,11 @@ VARS = {
     "AZUREML_RESOURCE_GROUP": "rg-rehearsal",
     "AZUREML_WORKSPACE": "ws-rehearsal",
 }
+"""The documented repository variables, and nothing else (no MLOPS_MODEL: a push releases what the
+commit names)."""
+PRODUCTION_CLIENT_ID = "00000000-0000-0000-0000-0000000000f1"
+ENVIRONMENT_VARS = {"production": {"AZURE_CLIENT_ID": PRODUCTION_CLIENT_ID}}
+"""The production environment's own AZURE_CLIENT_ID: the identity allowed to shift traffic."""
 
 _NOT_CHECKED_OUT = {".git", ".venv", ".mlops", "out", "build", "__pycache__", ".pytest_cache", ".ruff_cache"}
 
@@ -182,8 +192,8 @@ def _logs(jobs: dict[str, JobRun]) -> str:
 
 
 def _mlops_steps(jobs: dict[str, JobRun]) -> list[str]:
-    return [step.command for job in jobs.values() for step in job.steps if step.command.startswith("mlops")
-            or "\nmlops " in step.command]
+    return [step.command for job in jobs.values() for step in job.steps
+            if re.search(r"(^|\n)(exec )?mlops ", step.command)]
 
 
 def _rehearse(stage: dict[str, Any], workflow: str, *, source: Path | None = None, **kwargs: Any) -> Rehearsal:
@@ -199,7 +209,7 @@ def _rehearse(stage: dict[str, Any], workflow: str, *, source: Path | None = Non
         run_id=run_id,
         earlier_runs=dict(runs),
         github_runs=dict(stage.setdefault("github_runs", {})),
-        **{"called_workflows": {"ci.yml": "success"}, **kwargs},
+        **{"called_workflows": {"ci.yml": "success"}, "environment_vars": ENVIRONMENT_VARS, **kwargs},
     )
     rehearsal.run()
     runs[run_id] = rehearsal.artifacts
@@ -230,6 +240,11 @@ def test_release_on_push_completes(first_release: Rehearsal, stage: dict[str, An
     assert jobs["candidate"].outputs["candidate"] == "blue"
     assert jobs["gate"].outputs["verdict"] == "Passed"
     assert jobs["promote"].environment == "production"
+    # the production environment's identity shifts traffic; every other job logs in as the release identity
+    identities = {name: job.client_id for name, job in jobs.items() if job.client_id}
+    assert identities == {"prepare": VARS["AZURE_CLIENT_ID"], "candidate": VARS["AZURE_CLIENT_ID"],
+                          "gate": VARS["AZURE_CLIENT_ID"], "promote": PRODUCTION_CLIENT_ID,
+                          "batch": VARS["AZURE_CLIENT_ID"]}, identities
     # the gate job's step summary holds the gate table
     assert _gate_table(jobs["gate"].summary), jobs["gate"].summary
     # the record and the locust report were kept as artifacts
@@ -322,3 +337,110 @@ def test_manual_rollback_workflow_uses_the_release_runs_record(stage: dict[str, 
     assert record["status"] == "rolled_back", record["status"]
     online_name, _ = _endpoint_names()
     assert _online(_status(stage["uri"]), online_name)["traffic"] == {"blue": 100}
+
+
+def _serves(stage: dict[str, Any]) -> str:
+    """One real forecast request through the online endpoint (its router, its key): the response body."""
+    from mlops.release.quality import build_requests, read_rows
+
+    online_name, _ = _endpoint_names()
+    config = yaml.safe_load((REPO / "mlops.yaml").read_text())
+    holdout = REPO / yaml.safe_load((REPO / config["load_test"]["gates"]).read_text())["quality"]["holdout"]
+    request = build_requests(read_rows(holdout), origins=1, context_days=56, horizon=14)[0]
+    body = stage["root"] / "request.json"
+    body.write_bytes(request.body)
+    result = run_cli("--workspace", stage["uri"], "invoke", online_name, "--request", str(body), timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "forecast" in result.stdout, result.stdout[:500]
+    return result.stdout
+
+
+def test_a_red_test_suite_stops_the_release_before_anything_changes(stage: dict[str, Any]) -> None:
+    _require(stage, "released")
+    online_name, _ = _endpoint_names()
+    before = _online(_status(stage["uri"]), online_name)
+    rehearsal = _rehearse(stage, "release.yml", event_name="push", vars=VARS, called_workflows={"ci.yml": "failure"})
+    jobs = rehearsal.jobs
+    assert _results(jobs) == {"tests": "failure", "prepare": "skipped", "candidate": "skipped", "gate": "skipped",
+                              "promote": "skipped", "batch": "skipped", "rollback": "skipped"}, _logs(jobs)
+    assert _mlops_steps(jobs) == []
+    assert _online(_status(stage["uri"]), online_name) == before
+
+
+def _shifting(log: str) -> bool:
+    return re.search(r"promote: step \d+/\d+ traffic", log) is not None
+
+
+def test_a_cancelled_release_rolls_back_mid_shift(stage: dict[str, Any]) -> None:
+    """"Cancel workflow" while promote shifts traffic: the runner's SIGINT reaches `exec`-ed mlops,
+    which gives live its traffic back and removes the candidate; the rollback job (if: cancelled())
+    finds nothing left to undo; blue serves 100%."""
+    _require(stage, "released")
+    rehearsal = _rehearse(
+        stage, "release.yml", event_name="workflow_dispatch",
+        inputs={"model_source": str(stage["model_v3"]), "rollout_profile": "fast", "refresh_batch": True},
+        vars=VARS, cancel=Cancel("promote", "Shift traffic step by step", _shifting),
+    )
+    jobs = rehearsal.jobs
+    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "success",
+                              "promote": "cancelled", "batch": "skipped", "rollback": "success"}, _logs(jobs)
+    shift = next(s for s in jobs["promote"].steps if s.name == "Shift traffic step by step")
+    assert shift.outcome == "cancelled" and "after SIGINT" in shift.log, shift.log[-3000:]
+    assert "rolling back (KeyboardInterrupt)" in shift.log, shift.log[-3000:]
+    # the promote job still kept the record (its upload is if: always()); it says rolled back
+    record = json.loads((rehearsal.artifacts / "release-record" / "record.json").read_text())
+    assert record["status"] == "rolled_back", record["status"]
+    online_name, _ = _endpoint_names()
+    endpoint = _online(_status(stage["uri"]), online_name)
+    assert endpoint["traffic"] == {"blue": 100}, endpoint
+    assert [d["name"] for d in endpoint["deployments"]] == ["blue"], endpoint
+    _serves(stage)
+
+
+def test_rollback_of_a_foreign_run_id_is_refused_and_the_endpoint_keeps_serving(stage: dict[str, Any]) -> None:
+    """Run ids rollback.yml must not trust: a batch-score.yml run of this repository, a run of another
+    repository (GitHub answers 404 under this repository's URL) and a number that is no run at all."""
+    _require(stage, "released")
+    online_name, _ = _endpoint_names()
+    batch_run = next(run_id for run_id, run in stage["github_runs"].items() if run["path"].endswith("batch-score.yml"))
+    stage["github_runs"]["900000001"] = {**stage["github_runs"]["1"], "id": 900000001,
+                                         "repository": {"full_name": "someone/else"},
+                                         "head_repository": {"full_name": "someone/else"}}
+    before = _online(_status(stage["uri"]), online_name)
+    for run_id, reason in ((batch_run, "not of .github/workflows/release.yml"),
+                           ("900000001", "is not a workflow run of example/mlops"),
+                           ("424242", "is not a workflow run of example/mlops")):
+        rehearsal = _rehearse(stage, "rollback.yml", event_name="workflow_dispatch",
+                              inputs={"release_run_id": run_id, "reason": "rehearsal: foreign run id"}, vars=VARS)
+        jobs = rehearsal.jobs
+        assert _results(jobs) == {"verify": "failure", "rollback": "skipped"}, _logs(jobs)
+        assert reason in jobs["verify"].steps[-1].log, jobs["verify"].log()
+        assert "Rollback refused" in jobs["verify"].summary
+    assert _online(_status(stage["uri"]), online_name) == before
+    _serves(stage)
+
+
+def test_rollback_of_a_stale_run_id_is_refused_and_the_endpoint_keeps_serving(stage: dict[str, Any]) -> None:
+    """The failed release's run (its candidate was green) after a later release put its model on green
+    and deleted blue: the run is a genuine release.yml run on main, so the check passes, and `mlops
+    rollback` refuses (exit 2): green belongs to the later release, and removing it would leave
+    nothing serving."""
+    stale_run = _require(stage, "failed_release_run")
+    release = _rehearse(
+        stage, "release.yml", event_name="workflow_dispatch",
+        inputs={"model_source": str(stage["model_v3"]), "rollout_profile": "fast", "refresh_batch": False}, vars=VARS,
+    )
+    assert _results(release.jobs) == {"tests": "success", "prepare": "success", "candidate": "success",
+                                      "gate": "success", "promote": "success", "batch": "skipped",
+                                      "rollback": "skipped"}, _logs(release.jobs)
+    online_name, _ = _endpoint_names()
+    endpoint = _online(_status(stage["uri"]), online_name)
+    assert endpoint["traffic"] == {"green": 100}, endpoint
+    rehearsal = _rehearse(stage, "rollback.yml", event_name="workflow_dispatch",
+                          inputs={"release_run_id": stale_run, "reason": "rehearsal: stale run id"}, vars=VARS)
+    jobs = rehearsal.jobs
+    assert _results(jobs) == {"verify": "success", "rollback": "failure"}, _logs(jobs)
+    restore = next(s for s in jobs["rollback"].steps if s.name == "Restore the live deployment")
+    assert "(exit 2)" in restore.log and "created by release" in restore.log, restore.log[-3000:]
+    assert _online(_status(stage["uri"]), online_name) == endpoint
+    _serves(stage)
