@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from mlops.config import Overrides, load_config, require_model_folder
+from mlops.demo.sample_data import sample_files
 from mlops.errors import ConfigError, NotFoundError
 from mlops.release.rollout import TrafficStep
-from mlops.demo.sample_data import sample_files
 from mlops.workspace.port import AssetRef
 from tests.conftest import run_cli
 from tests.release.helpers import REPO, fake_model, write_config

@@ -254,8 +254,8 @@ def test_too_few_requests_is_inconclusive(demo) -> None:
 
 def test_clearly_worse_model_is_stopped_by_the_quality_gate(demo) -> None:
     harness, _ = demo
-    from mlops.forecasting.training import train_model
     from mlops.demo.sample_data import demo_split
+    from mlops.forecasting.training import train_model
 
     worse = harness.root / "worse-model"
     train_model(demo_split()[0], worse, epochs=3, seed=0, shuffle_targets=True)
