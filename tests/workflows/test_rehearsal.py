@@ -18,7 +18,7 @@ committed model. The runs share one workspace, as releases share one Azure works
 Then: the same commit pushed again is "nothing to release"; batch-score.yml scores the smoke folder
 with the batch default; rollback.yml, dispatched for the failed release run, rolls back from that
 run's record (idempotent); a red test suite stops a release before anything changes; a release
-cancelled mid-shift rolls back; rollback.yml refuses foreign run ids and a stale one, and the
+cancelled mid-shift rolls back; an inconclusive candidate is removed by the rollback job; rollback.yml refuses foreign run ids and a stale one, and the
 endpoint keeps serving. Profile ``fast`` (short load test and bakes) keeps the runs within the test
 budget.
 """
@@ -395,6 +395,35 @@ def test_a_cancelled_release_rolls_back_mid_shift(stage: dict[str, Any]) -> None
     assert endpoint["traffic"] == {"blue": 100}, endpoint
     assert [d["name"] for d in endpoint["deployments"]] == ["blue"], endpoint
     _serves(stage)
+
+
+def test_an_inconclusive_candidate_is_removed_by_the_rollback_job(stage: dict[str, Any]) -> None:
+    """Too few requests to judge (a gates file asking for a million): `mlops gate` exits 3 and says the
+    candidate is left at 0% for the workflow's rollback job to remove - which is what happens; live
+    is untouched."""
+    _require(stage, "released")
+    source = _checkout_source(stage["root"] / "checkout-inconclusive")
+    config = yaml.safe_load((source / "mlops.yaml").read_text())
+    gates_path = source / config["load_test"]["gates"]
+    gates = yaml.safe_load(gates_path.read_text())
+    gates["absolute"]["min_requests"] = 1_000_000
+    gates_path.write_text(yaml.safe_dump(gates, sort_keys=False))
+    rehearsal = _rehearse(
+        stage, "release.yml", source=source, event_name="workflow_dispatch",
+        inputs={"model_source": str(stage["model_v2"]), "rollout_profile": "fast", "refresh_batch": True},
+        vars=VARS,
+    )
+    jobs = rehearsal.jobs
+    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "failure",
+                              "promote": "skipped", "batch": "skipped", "rollback": "success"}, _logs(jobs)
+    judge = next(s for s in jobs["gate"].steps if s.name == "Judge the gates")
+    assert "(exit 3)" in judge.log and "rollback job" in judge.log, judge.log[-3000:]
+    online_name, _ = _endpoint_names()
+    endpoint = _online(_status(stage["uri"]), online_name)
+    assert endpoint["traffic"] == {"blue": 100}, endpoint
+    assert [d["name"] for d in endpoint["deployments"]] == ["blue"], endpoint
+    record = json.loads((rehearsal.artifacts / "release-record" / "record.json").read_text())
+    assert record["status"] == "rolled_back", record["status"]
 
 
 def test_rollback_of_a_foreign_run_id_is_refused_and_the_endpoint_keeps_serving(stage: dict[str, Any]) -> None:
