@@ -267,20 +267,25 @@ def _gate_table(summary: str) -> list[str]:
     return [row for row in rows if "p95" in row] if any("gate" in row.lower() for row in rows) else []
 
 
+STOPPED_AT_THE_GATE = {"tests": "success", "prepare": "success", "candidate": "success", "gate": "failure",
+                       "promote": "skipped", "batch": "skipped", "rollback": "success"}
+
+
+def _dispatch_release(stage: dict[str, Any], model: Path, **kwargs: Any) -> Rehearsal:
+    """release.yml dispatched for ``model`` with the fast profile (batch refresh on unless said)."""
+    inputs = {"model_source": str(model), "rollout_profile": "fast", "refresh_batch": kwargs.pop("refresh_batch", True)}
+    return _rehearse(stage, "release.yml", event_name="workflow_dispatch", inputs=inputs, vars=VARS, **kwargs)
+
+
 def test_candidate_failing_its_gate_is_rolled_back(stage: dict[str, Any]) -> None:
     _require(stage, "released")
     source = _checkout_source(stage["root"] / "checkout-slow")
     online_dir = source / "endpoints" / "online"
     (online_dir / "score.py").rename(online_dir / "real_score.py")
     (online_dir / "score.py").write_text(SLOW_SCORE)
-    rehearsal = _rehearse(
-        stage, "release.yml", source=source, event_name="workflow_dispatch",
-        inputs={"model_source": str(stage["model_v2"]), "rollout_profile": "fast", "refresh_batch": True},
-        vars=VARS,
-    )
+    rehearsal = _dispatch_release(stage, stage["model_v2"], source=source)
     jobs = rehearsal.jobs
-    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "failure",
-                              "promote": "skipped", "batch": "skipped", "rollback": "success"}, _logs(jobs)
+    assert _results(jobs) == STOPPED_AT_THE_GATE, _logs(jobs)
     assert jobs["prepare"].outputs["model_version"] == "2"
     assert jobs["candidate"].outputs["candidate"] == "green"
     # it is the gate that stopped it: the load test ran, the judgement failed and was summarised
@@ -376,11 +381,8 @@ def test_a_cancelled_release_rolls_back_mid_shift(stage: dict[str, Any]) -> None
     which gives live its traffic back and removes the candidate; the rollback job (if: cancelled())
     finds nothing left to undo; blue serves 100%."""
     _require(stage, "released")
-    rehearsal = _rehearse(
-        stage, "release.yml", event_name="workflow_dispatch",
-        inputs={"model_source": str(stage["model_v3"]), "rollout_profile": "fast", "refresh_batch": True},
-        vars=VARS, cancel=Cancel("promote", "Shift traffic step by step", _shifting),
-    )
+    rehearsal = _dispatch_release(stage, stage["model_v3"], cancel=Cancel("promote", "Shift traffic step by step",
+                                                                          _shifting))
     jobs = rehearsal.jobs
     assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "success",
                               "promote": "cancelled", "batch": "skipped", "rollback": "success"}, _logs(jobs)
@@ -408,14 +410,9 @@ def test_an_inconclusive_candidate_is_removed_by_the_rollback_job(stage: dict[st
     gates = yaml.safe_load(gates_path.read_text())
     gates["absolute"]["min_requests"] = 1_000_000
     gates_path.write_text(yaml.safe_dump(gates, sort_keys=False))
-    rehearsal = _rehearse(
-        stage, "release.yml", source=source, event_name="workflow_dispatch",
-        inputs={"model_source": str(stage["model_v2"]), "rollout_profile": "fast", "refresh_batch": True},
-        vars=VARS,
-    )
+    rehearsal = _dispatch_release(stage, stage["model_v2"], source=source)
     jobs = rehearsal.jobs
-    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "failure",
-                              "promote": "skipped", "batch": "skipped", "rollback": "success"}, _logs(jobs)
+    assert _results(jobs) == STOPPED_AT_THE_GATE, _logs(jobs)
     judge = next(s for s in jobs["gate"].steps if s.name == "Judge the gates")
     assert "(exit 3)" in judge.log and "rollback job" in judge.log, judge.log[-3000:]
     online_name, _ = _endpoint_names()
@@ -455,10 +452,7 @@ def test_rollback_of_a_stale_run_id_is_refused_and_the_endpoint_keeps_serving(st
     rollback` refuses (exit 2): green belongs to the later release, and removing it would leave
     nothing serving."""
     stale_run = _require(stage, "failed_release_run")
-    release = _rehearse(
-        stage, "release.yml", event_name="workflow_dispatch",
-        inputs={"model_source": str(stage["model_v3"]), "rollout_profile": "fast", "refresh_batch": False}, vars=VARS,
-    )
+    release = _dispatch_release(stage, stage["model_v3"], refresh_batch=False)
     assert _results(release.jobs) == {"tests": "success", "prepare": "success", "candidate": "success",
                                       "gate": "success", "promote": "success", "batch": "skipped",
                                       "rollback": "skipped"}, _logs(release.jobs)
