@@ -45,6 +45,15 @@ the job records which environment it ran in, and ``environment_vars`` gives each
 variables, which win over the repository's for jobs in it (GitHub: an environment variable takes
 precedence over a repository variable of the same name). ``azure/login`` records the client id each
 job logged in with (``JobRun.client_id``), so a test sees which identity did what.
+
+``azure/login`` also plays Entra ID's token exchange when ``federated_credentials`` (client id ->
+the subjects its federated credentials trust) is given: the job's OIDC subject must be one of its
+client's, exactly, else the step fails with AADSTS700213 as Entra does. The subject is GitHub's
+default: ``repo:OWNER/REPO:`` then ``environment:NAME`` for a job in an environment, else
+``ref:<ref>`` (``pull_request`` for pull requests) - with the owner's and repository's numeric ids
+(``repo:OWNER@OWNER_ID/REPO@REPO_ID:...``) when ``immutable_subjects`` is on, the default for
+repositories created or renamed on or after 2026-07-15 (GitHub changelog 2026-04-23, "Immutable
+subject claims for GitHub Actions OIDC tokens").
 """
 
 from __future__ import annotations
@@ -140,6 +149,10 @@ class Rehearsal:
     sigint_timeout: float = 7.5
     sigterm_timeout: float = 2.5
     repository: str = "example/mlops"
+    owner_id: int = 1001
+    repository_id: int = 2002
+    immutable_subjects: bool = True
+    federated_credentials: dict[str, set[str]] | None = None
     jobs: dict[str, JobRun] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -208,6 +221,17 @@ class Rehearsal:
             "html_url": f"{self.github['server_url']}/{self.repository}/actions/runs/{self.run_id}",
             "repository": {"full_name": self.repository}, "head_repository": {"full_name": self.repository},
         }
+
+    def oidc_subject(self, environment: str | None) -> str:
+        """The ``sub`` claim of a job's OIDC token (GitHub's default subject template)."""
+        owner, name = self.repository.split("/", 1)
+        repo = f"repo:{owner}@{self.owner_id}/{name}@{self.repository_id}" if self.immutable_subjects \
+            else f"repo:{self.repository}"
+        if environment:
+            return f"{repo}:environment:{environment}"
+        if self.event_name.startswith("pull_request"):
+            return f"{repo}:pull_request"
+        return f"{repo}:ref:{self.ref}"
 
     def _permissions(self, job: dict[str, Any]) -> dict[str, str]:
         permissions = job.get("permissions", self.workflow.get("permissions"))
@@ -484,6 +508,11 @@ class Rehearsal:
             permissions = self.workflow["jobs"][job_id].get("permissions") or {}
             if permissions.get("id-token") != "write":
                 raise _StepFailed("azure/login by OIDC needs permissions: id-token: write on the job")
+            subject = self.oidc_subject(state.environment)
+            if self.federated_credentials is not None \
+                    and subject not in self.federated_credentials.get(with_["client-id"], set()):
+                raise _StepFailed(f"AADSTS700213: No matching federated identity record found for presented "
+                                  f"assertion subject '{subject}' (application {with_['client-id']})")
             state.logged_in = True
             state.client_id = with_["client-id"]
             return f"logged in: MLOPS_WORKSPACE={self.workspace_uri} stands for the Azure ML workspace"

@@ -58,6 +58,13 @@ commit names)."""
 PRODUCTION_CLIENT_ID = "00000000-0000-0000-0000-0000000000f1"
 ENVIRONMENT_VARS = {"production": {"AZURE_CLIENT_ID": PRODUCTION_CLIENT_ID}}
 """The production environment's own AZURE_CLIENT_ID: the identity allowed to shift traffic."""
+SUBJECT_PREFIX = "repo:example@1001/mlops@2002"
+FEDERATED_CREDENTIALS = {
+    VARS["AZURE_CLIENT_ID"]: {f"{SUBJECT_PREFIX}:ref:refs/heads/main"},
+    PRODUCTION_CLIENT_ID: {f"{SUBJECT_PREFIX}:environment:production"},
+}
+"""What the README's one-time setup creates, for a repository with immutable OIDC subjects (every
+new copy): the release identity trusts main, the production identity the production environment."""
 
 _NOT_CHECKED_OUT = {".git", ".venv", ".mlops", "out", "build", "__pycache__", ".pytest_cache", ".ruff_cache"}
 
@@ -209,7 +216,8 @@ def _rehearse(stage: dict[str, Any], workflow: str, *, source: Path | None = Non
         run_id=run_id,
         earlier_runs=dict(runs),
         github_runs=dict(stage.setdefault("github_runs", {})),
-        **{"called_workflows": {"ci.yml": "success"}, "environment_vars": ENVIRONMENT_VARS, **kwargs},
+        **{"called_workflows": {"ci.yml": "success"}, "environment_vars": ENVIRONMENT_VARS,
+           "federated_credentials": FEDERATED_CREDENTIALS, **kwargs},
     )
     rehearsal.run()
     runs[run_id] = rehearsal.artifacts

@@ -318,3 +318,62 @@ def test_an_action_at_another_commit_than_the_simulated_one_fails(tmp_path: Path
                    "        with:\n          persist-credentials: false\n")
     jobs = Rehearsal(old, source=source, root=tmp_path / "run", workspace_uri="local:/x").run()
     assert jobs["a"].result == "failure" and "simulates actions/checkout v7.0.1" in jobs["a"].steps[0].log
+
+
+# ---------------------------------------------------------------------------------------------
+# Entra ID's federated credentials: the subject must match exactly
+
+LOGIN = textwrap.dedent("""\
+    on: push
+    permissions: {}
+    jobs:
+      main:
+        runs-on: ubuntu-latest
+        permissions:
+          id-token: write
+        steps:
+          - uses: azure/login@f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca
+            with:
+              client-id: ${{ vars.AZURE_CLIENT_ID }}
+              tenant-id: t
+              subscription-id: s
+      prod:
+        runs-on: ubuntu-latest
+        environment: production
+        permissions:
+          id-token: write
+        steps:
+          - uses: azure/login@f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca
+            with:
+              client-id: ${{ vars.AZURE_CLIENT_ID }}
+              tenant-id: t
+              subscription-id: s
+    """)
+
+
+@pytest.mark.parametrize(("immutable", "credentials", "expected"), [
+    # a new repository presents immutable subjects: credentials in that format match
+    (True, {"rel": {"repo:example@1001/mlops@2002:ref:refs/heads/main"},
+            "prod": {"repo:example@1001/mlops@2002:environment:production"}}, {"main": "success", "prod": "success"}),
+    # the old name-only format never matches a new repository's tokens
+    (True, {"rel": {"repo:example/mlops:ref:refs/heads/main"},
+            "prod": {"repo:example/mlops:environment:production"}}, {"main": "failure", "prod": "failure"}),
+    # an older repository (not opted in) presents the name-only format
+    (False, {"rel": {"repo:example/mlops:ref:refs/heads/main"},
+             "prod": {"repo:example/mlops:environment:production"}}, {"main": "success", "prod": "success"}),
+    # a job in the production environment presents the environment, not the branch
+    (True, {"rel": {"repo:example@1001/mlops@2002:ref:refs/heads/main"},
+            "prod": {"repo:example@1001/mlops@2002:ref:refs/heads/main"}}, {"main": "success", "prod": "failure"}),
+])
+def test_login_needs_a_federated_credential_for_the_jobs_exact_subject(tmp_path: Path, immutable: bool,
+                                                                       credentials: dict, expected: dict) -> None:
+    workflow = tmp_path / "login.yml"
+    workflow.write_text(LOGIN)
+    (tmp_path / "repo").mkdir()
+    jobs = Rehearsal(workflow, source=tmp_path / "repo", root=tmp_path / "run", workspace_uri="local:/x",
+                     vars={"AZURE_CLIENT_ID": "rel"}, environment_vars={"production": {"AZURE_CLIENT_ID": "prod"}},
+                     immutable_subjects=immutable, federated_credentials=credentials).run()
+    assert {name: job.result for name, job in jobs.items()} == expected
+    for job in jobs.values():
+        if job.result == "failure":
+            assert "AADSTS700213" in job.steps[0].log, job.steps[0].log
