@@ -323,32 +323,14 @@ def test_an_action_at_another_commit_than_the_simulated_one_fails(tmp_path: Path
 # ---------------------------------------------------------------------------------------------
 # Entra ID's federated credentials: the subject must match exactly
 
-LOGIN = textwrap.dedent("""\
-    on: push
-    permissions: {}
-    jobs:
-      main:
-        runs-on: ubuntu-latest
-        permissions:
-          id-token: write
-        steps:
-          - uses: azure/login@f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca
-            with:
-              client-id: ${{ vars.AZURE_CLIENT_ID }}
-              tenant-id: t
-              subscription-id: s
-      prod:
-        runs-on: ubuntu-latest
-        environment: production
-        permissions:
-          id-token: write
-        steps:
-          - uses: azure/login@f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca
-            with:
-              client-id: ${{ vars.AZURE_CLIENT_ID }}
-              tenant-id: t
-              subscription-id: s
-    """)
+def _login_job(environment: str | None) -> str:
+    return ("    runs-on: ubuntu-latest\n" + (f"    environment: {environment}\n" if environment else "")
+            + "    permissions:\n      id-token: write\n    steps:\n"
+            "      - uses: azure/login@f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca\n        with:\n"
+            "          client-id: ${{ vars.AZURE_CLIENT_ID }}\n          tenant-id: t\n          subscription-id: s\n")
+
+
+LOGIN = "on: push\npermissions: {}\njobs:\n  main:\n" + _login_job(None) + "  prod:\n" + _login_job("production")
 
 
 @pytest.mark.parametrize(("immutable", "credentials", "expected"), [
