@@ -438,20 +438,9 @@ def require_model_folder(config: Config) -> Path:
 
 
 def _environment_spec(path: Path) -> EnvironmentSpec:
-    """Use the local workspace's parser when present (one parser for the project), else a small one."""
-    try:
-        from mlops.environment_spec import load_environment_spec
-    except ImportError:
-        load_environment_spec = None
-    if load_environment_spec is not None:
-        return load_environment_spec(path)
-    data = _read_yaml(path)
-    name = _str(data, "name", str(path))
-    image = _str(data, "image", str(path))
-    conda = (path.parent / _str(data, "conda_file", str(path))).resolve()
-    if not conda.is_file():
-        raise ConfigError(f"{conda} does not exist", file=str(path), key="conda_file")
-    return EnvironmentSpec(name=name, image=image, conda_file=conda, description=str(data.get("description", "")))
+    from mlops.environment_spec import load_environment_spec
+
+    return load_environment_spec(path)
 
 
 def _code_configuration(data: Mapping[str, Any], file: Path) -> tuple[Path, str]:

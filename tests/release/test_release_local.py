@@ -342,5 +342,5 @@ def test_step_commands_one_per_job_pass_state_through_the_record(demo, tmp_path:
     assert batch["default_deployment"] == "tcn-v2"
     # the previous deployment was deleted after 100%: a rollback now would leave nothing serving
     refused = harness.cli("rollback", env=env)
-    assert refused.returncode == 2 and "no longer exists" in refused.stderr
+    assert refused.returncode == 2 and "would leave no deployment taking traffic" in refused.stderr, refused.stderr
     assert harness.endpoint()["traffic"] == {"green": 100}
