@@ -346,8 +346,9 @@ def step_gate(ctx: ReleaseContext) -> Verdict:
         with holding(ctx):
             record.finish(ReleaseStatus.INCONCLUSIVE, error=reasons)
         raise Inconclusive(f"not enough evidence to judge {candidate}: {reasons} - nothing "
-                           "promoted (the candidate stays at 0%; re-run `mlops loadtest` and `mlops gate`, "
-                           "or `mlops rollback`)")
+                           "promoted, live traffic untouched; the candidate is left at 0% to be judged again "
+                           "(`mlops loadtest`, then `mlops gate`) or removed (`mlops rollback`, which the "
+                           "release workflow's rollback job runs)")
     return verdict
 
 
