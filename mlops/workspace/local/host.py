@@ -10,11 +10,18 @@ one router listener per endpoint (``router.py``) and one supervisor per deployme
 Files in the workspace folder (all owner-only):
 
 * ``host.lock`` - an ``fcntl`` lock held for the host's life: a second host for the folder exits;
-* ``host.json`` - pid, control port and a random control token (mode 0600);
+* ``host.json`` - pid, control port, metrics port and a random control token (mode 0600);
 * ``logs/host.log`` - the host's own log; ``logs/<endpoint>/<deployment>.log`` - each deployment's
   instances (what ``logs()`` reads).
 
 The control channel is a small HTTP API on a random loopback port; every call carries the token.
+``GET /endpoints/<e>/deployments/<d>/metrics?since=<epoch s>`` returns what the router recorded for
+that deployment (``traffic_metrics``).
+
+The **metrics URL** ``http://127.0.0.1:<metrics_port>/metrics`` serves every router's per-deployment
+counters and latency histograms in the Prometheus text format, without the token (loopback only; it
+holds counts and durations, never keys or payloads). The port is ``$MLOPS_LOCAL_METRICS_PORT`` when
+set (a fixed port for a Prometheus scrape config), else a free one; ``mlops local status`` shows it.
 ``stop()`` asks the host to stop every instance and exit, then kills it by pid if it does not.
 """
 
@@ -49,6 +56,7 @@ from mlops.workspace.local.host_routing import RoutingTable
 from mlops.workspace.local.router import EndpointRouter
 from mlops.workspace.local.runtime import DeploymentStatus, EndpointRuntime
 from mlops.workspace.local.supervisor import LOOPBACK, DeploymentSupervisor, tail
+from mlops.workspace.local.traffic_metrics import prometheus_text
 
 log = logging.getLogger("mlops.host")
 
@@ -56,6 +64,7 @@ INFO_FILE = "host.json"
 LOCK_FILE = "host.lock"
 SPAWN_LOCK_FILE = "host.spawn.lock"
 TOKEN_HEADER = "X-Mlops-Host-Token"
+METRICS_PORT_ENV = "MLOPS_LOCAL_METRICS_PORT"
 START_TIMEOUT = 30.0
 
 
@@ -162,6 +171,22 @@ class Host:
             result[name] = statuses
         return result
 
+    def deployment_metrics(self, name: str, deployment: str, since: float, until: float) -> dict[str, Any]:
+        """What the endpoint's router recorded for ``deployment`` in [since, until) (epoch seconds)."""
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            raise NotFoundError(f"endpoint '{name}' is not served by the host")
+        stats = endpoint.router.metrics.window(deployment, since, until)
+        data = dataclasses.asdict(stats)
+        data["status_codes"] = {str(code): count for code, count in stats.status_codes.items()}
+        for key in ("p50_ms", "p95_ms", "p99_ms"):
+            data[key] = None if data[key] != data[key] else data[key]  # NaN is not JSON
+        data["until"] = min(until, time.time())
+        return data
+
+    def prometheus(self) -> str:
+        return prometheus_text(endpoint.router.metrics for endpoint in self.endpoints.values())
+
     def instances(self, name: str) -> list[dict[str, Any]]:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
@@ -220,6 +245,12 @@ def _control_app(host: Host, token: str) -> web.Application:
     async def instances(request: web.Request) -> web.Response:
         return web.json_response(host.instances(request.match_info["name"]))
 
+    async def deployment_metrics(request: web.Request) -> web.Response:
+        since = float(request.query.get("since", "0"))
+        until = float(request.query.get("until", "inf"))
+        return web.json_response(host.deployment_metrics(request.match_info["name"], request.match_info["deployment"],
+                                                         since, until))
+
     async def shutdown(_request: web.Request) -> web.Response:
         asyncio.get_running_loop().create_task(host.shutdown())
         return web.json_response({"stopping": True})
@@ -231,9 +262,32 @@ def _control_app(host: Host, token: str) -> web.Application:
         web.delete("/endpoints/{name}", delete_endpoint),
         web.get("/status", status),
         web.get("/endpoints/{name}/instances", instances),
+        web.get("/endpoints/{name}/deployments/{deployment}/metrics", deployment_metrics),
         web.post("/shutdown", shutdown),
     ])
     return app
+
+
+def _metrics_app(host: Host) -> web.Application:
+    """The loopback metrics URL: Prometheus text, no token (see the module docstring)."""
+
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(text=host.prometheus(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", metrics)])
+    return app
+
+
+def _metrics_port(environ: Any = None) -> int:
+    raw = (environ if environ is not None else os.environ).get(METRICS_PORT_ENV, "")
+    try:
+        port = int(raw) if raw.strip() else 0
+    except ValueError:
+        log.warning("%s=%r is not a port number; using a free port", METRICS_PORT_ENV, raw)
+        return 0
+    return port if 0 <= port <= 65535 else 0
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -252,11 +306,22 @@ async def _serve(workspace_dir: Path) -> None:
     site = web.TCPSite(runner, LOOPBACK, 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    metrics_runner = web.AppRunner(_metrics_app(host), access_log=None)
+    await metrics_runner.setup()
+    metrics_site = web.TCPSite(metrics_runner, LOOPBACK, _metrics_port())
+    try:
+        await metrics_site.start()
+    except OSError as exc:  # a fixed port already taken: serve on a free one rather than not at all
+        log.warning("metrics port %s unavailable (%s); using a free port", os.environ.get(METRICS_PORT_ENV), exc)
+        metrics_site = web.TCPSite(metrics_runner, LOOPBACK, 0)
+        await metrics_site.start()
+    metrics_port = metrics_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: loop.create_task(host.shutdown()))
     info_path = workspace_dir / INFO_FILE
     _write_private(info_path, json.dumps({"pid": os.getpid(), "control_port": port, "token": token,
+                                          "metrics_port": metrics_port,
                                           "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
     log.info("host %d serving %s; control on %s:%d", os.getpid(), workspace_dir, LOOPBACK, port)
     try:
@@ -265,6 +330,7 @@ async def _serve(workspace_dir: Path) -> None:
         with contextlib.suppress(FileNotFoundError, ValueError, OSError):
             if json.loads(info_path.read_text()).get("pid") == os.getpid():
                 info_path.unlink()
+        await metrics_runner.cleanup()
         await runner.cleanup()
         log.info("host %d stopped", os.getpid())
 
@@ -406,6 +472,20 @@ class LocalHostClient:
             return {}
         result = self._call("GET", "/status")
         return {ep: {d: host_wire.status_from_json(s) for d, s in deps.items()} for ep, deps in result.items()}
+
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> dict[str, Any]:
+        """What the router recorded for the deployment in [since, until) (epoch s); raises
+        ``WorkspaceError`` when the host is not running (nothing is being recorded)."""
+        query = f"since={since!r}" + (f"&until={until!r}" if until is not None else "")
+        return self._call("GET", f"/endpoints/{endpoint_name}/deployments/{deployment_name}/metrics?{query}")
+
+    def metrics_url(self) -> str | None:
+        """The loopback Prometheus URL of the running host, or ``None``."""
+        info = self._info()
+        if not info or not info.get("metrics_port") or not self._answers(info):
+            return None
+        return f"http://{LOOPBACK}:{info['metrics_port']}/metrics"
 
     def instances(self, endpoint_name: str) -> list[dict[str, Any]]:
         """Diagnostics (not part of ``HostClient``): each instance's deployment, pid, port and readiness."""
