@@ -36,7 +36,8 @@ import yaml
 from mlops.errors import ConfigError
 from mlops.release.durations import parse_duration
 from mlops.release.gates import AbsoluteGates, Gates, QualityGates, RelativeGates
-from mlops.release.rollout import HealthCheck, Rollout, parse_steps
+from mlops.release.rollout import HealthCheck, Rollout, ShadowCheck, parse_steps
+from mlops.release.served import ServedCheck
 from mlops.workspace.port import (
     AssetRef,
     BatchDeploymentSpec,
@@ -527,8 +528,28 @@ def _rollout(path: Path, profile: str) -> Rollout:
         max_error_rate=_float(health_raw, "max_error_rate", where, default=0.0, prefix="health.") or 0.0,
         max_p95_ms=_float(health_raw, "max_p95_ms", where, default=None, prefix="health."),
         min_requests=_int(health_raw, "min_requests", where, default=20, minimum=1, prefix="health."),
+        metrics=_served(health_raw.get("deployment_metrics"), where, "health.deployment_metrics."),
     )
-    return Rollout(steps=steps, old_deployment=old, failed_candidate=failed, health=health)
+    shadow_raw = data.get("shadow") or {}
+    if not isinstance(shadow_raw, dict):
+        raise ConfigError("expected a mapping", file=where, key="shadow")
+    shadow = ShadowCheck(users=_int(shadow_raw, "users", where, default=4, minimum=1, prefix="shadow."),
+                         served=_served(shadow_raw, where, "shadow."))
+    return Rollout(steps=steps, old_deployment=old, failed_candidate=failed, health=health, shadow=shadow)
+
+
+def _served(raw: Any, where: str, prefix: str) -> ServedCheck:
+    """Limits on what a deployment served (``mlops.release.served``): shadow step, health metrics."""
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping", file=where, key=prefix.rstrip("."))
+    return ServedCheck(
+        min_requests=_int(raw, "min_requests", where, default=20, minimum=1, prefix=prefix),
+        max_error_rate=_float(raw, "max_error_rate", where, default=0.0, prefix=prefix) or 0.0,
+        max_p95_ms=_float(raw, "max_p95_ms", where, default=None, prefix=prefix),
+        p95_tolerance=_float(raw, "p95_tolerance", where, default=0.5, prefix=prefix),
+        p95_slack_ms=_float(raw, "p95_slack_ms", where, default=25.0, prefix=prefix) or 0.0,
+    )
 
 
 def _load_profile(path: Path, profile: str, base: Path) -> LoadProfile:
