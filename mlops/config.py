@@ -600,7 +600,11 @@ def _gates(path: Path, base: Path) -> Gates:
     if alpha is not None and not 0 < alpha < 1:
         raise ConfigError(f"expected a probability between 0 and 1, got {alpha}", file=where,
                           key="relative.mann_whitney.alpha")
+    baseline = relative_raw.get("baseline", "auto")
+    if baseline not in ("auto", "fresh", "live"):
+        raise ConfigError(f"expected auto, fresh or live, got {baseline!r}", file=where, key="relative.baseline")
     relative = RelativeGates(
+        baseline=baseline,
         p95_tolerance=_float(relative_raw, "p95_tolerance", where, default=None, prefix="relative."),
         p95_slack_ms=_float(relative_raw, "p95_slack_ms", where, default=0.0, prefix="relative.") or 0.0,
         mann_whitney_alpha=alpha,

@@ -29,6 +29,15 @@ from mlops.errors import (
     ReleaseFailed,
     UsageError,
 )
+from mlops.release.baseline import (
+    BASELINE_SLOT,
+    archived_code_dir,
+    baseline_mode,
+    deploy_baseline,
+    plan_baseline,
+    remove_baseline,
+    safe_remove_baseline,
+)
 from mlops.release.batch import batch_refresh
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, Verdict, evaluate
@@ -194,8 +203,22 @@ def _stats_from_record(data: dict[str, Any], name: str | None) -> LatencyStats |
                         rps=float(summary.get("rps") or 0.0), samples_ms=samples)
 
 
+def _plan_baseline(ctx: ReleaseContext, live: str | None):
+    """What the gate compares the candidate with (``mlops.release.baseline``)."""
+    config = ctx.config
+    live_deployment = ctx.workspace.get_online_deployment(ctx.endpoint, live) if live else None
+    mode = baseline_mode(config.load_test.gates.relative.baseline, ctx.workspace.uri)
+    current = ctx.artifacts / "code" / "online"
+    if live_deployment is not None and not current.is_dir():  # a later job on another machine: stage it again
+        stage_code(config.online.code_dir, current)
+    plan = plan_baseline(mode, live_deployment, slots=tuple(config.online.slots), current_code_hash=_code_hash(ctx),
+                         current_code=current, archived_code=archived_code_dir(config.records, live_deployment),
+                         code_hash_tag=CODE_HASH_TAG)
+    return plan, live_deployment
+
+
 def step_loadtest(ctx: ReleaseContext) -> dict[str, Any]:
-    """Load candidate and live side by side (header-targeted), then score the holdout through both."""
+    """Load candidate, fresh baseline and live side by side (header-targeted), then score the holdout."""
     config, workspace, record = ctx.config, ctx.workspace, ctx.record
     candidate, live = ctx.slots()
     if candidate is None:
@@ -214,10 +237,19 @@ def step_loadtest(ctx: ReleaseContext) -> dict[str, Any]:
     if record.status != "running":
         record.data["status"] = "running"
     with record.step("loadtest", configured_wait_s=profile.run_time_s + profile.warmup_s) as entry:
-        targets = [candidate] + ([live] if live else [])
-        result = run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=targets, shape=shape,
-                          locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name="loadtest",
-                          progress=ctx.progress)
+        plan, live_deployment = _plan_baseline(ctx, live)
+        if plan.name is not None and live_deployment is not None:
+            deploy_baseline(ctx, plan, live_deployment, CODE_HASH_TAG)
+        else:
+            record.data["baseline"] = {"mode": "live", "reason": plan.reason}
+        targets = [candidate] + ([plan.name] if plan.name else []) + ([live] if live else [])
+        try:
+            result = run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=targets, shape=shape,
+                              locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name="loadtest",
+                              progress=ctx.progress)
+        finally:
+            if plan.name is not None:
+                remove_baseline(ctx, reason="load test over")
         summary = result.summary()
         summary["samples_ms"] = {name: [round(v, 2) for v in stats.samples_ms] for name, stats in result.stats.items()
                                  if name in targets}
@@ -259,10 +291,13 @@ def step_gate(ctx: ReleaseContext) -> Verdict:
         candidate_stats = _stats_from_record(loadtest, candidate)
         if candidate_stats is None:
             candidate_stats = LatencyStats(0, 0, math.nan, math.nan, math.nan, 0.0)
-        live_stats = _stats_from_record(loadtest, live) if live in (loadtest.get("targets") or []) else None
+        targets = loadtest.get("targets") or []
+        fresh = (record.get("baseline") or {}).get("mode") == "fresh" and BASELINE_SLOT in targets
+        comparator = BASELINE_SLOT if fresh else live
+        compared = _stats_from_record(loadtest, comparator) if comparator in targets else None
         quality = record.get("quality")
         measurements = Measurements(
-            candidate=candidate_stats, live=live_stats,
+            candidate=candidate_stats, live=compared, comparator="baseline" if fresh else "live",
             quality=QualityMeasurement(_nan(quality["candidate_mape"]), quality.get("live_mape"),
                                        quality.get("points", 0), quality.get("candidate_failures", 0))
             if quality else None)
@@ -375,6 +410,8 @@ def run_release(config: Config, workspace: Workspace, record_path: Path | None =
         record = _new_record(config, workspace, path, release_id)
         progress(f"release {record.release_id}: started on {workspace.uri}")
     ctx = ReleaseContext(config, workspace, record, progress)
+    if (record.get("baseline") or {}).get("state") in ("deploying", "deployed"):
+        safe_remove_baseline(ctx, reason="the release was interrupted while its baseline existed")
     try:
         previous_model = (record.get("model") or {}).get("version")
         step_register(ctx)
@@ -428,6 +465,7 @@ def run_release(config: Config, workspace: Workspace, record_path: Path | None =
         _unlock(ctx)
         raise
     except MlopsError as error:
+        safe_remove_baseline(ctx, reason="the release failed")
         # never leave a failed candidate behind: any failure before the traffic shift removes it
         # (promote() rolls back by itself once traffic moves)
         if (record.get("slots") or {}).get("candidate") and not record.get("rollback") \

@@ -1,12 +1,23 @@
 """Stepwise promotion with health checks, and the rollback that any failure triggers.
 
-``promote`` interprets the rollout steps from the record's resume point (``promotion.done``): a
-traffic step reads the endpoint's traffic, asks ``rollout.traffic_plan`` for the whole new map and
-writes it (read-modify-write, never a reset); a health check runs a short header-less load and
-attributes each response to its deployment by the response header (``judge_health``, pure). A
-failed check - or any error while traffic is moving - calls ``rollback``: live back to its full
-share, the candidate deleted (or kept at 0%). A release killed half-way resumes at the step it was
-in: re-applying a traffic step is idempotent, and the health check runs again.
+``promote`` interprets the rollout steps from the record's resume point (``promotion.done``):
+
+* a **shadow** step (before any live traffic) mirrors a share of live's requests to the candidate
+  (``rollout.mirror_plan``, read-modify-write), runs a header-less load meanwhile so there is traffic
+  to mirror, removes the mirror, and judges the candidate's own answers to the mirrored requests
+  from the endpoint's per-deployment metrics (``served.judge_served``);
+* a **traffic** step reads the endpoint's traffic, asks ``rollout.traffic_plan`` for the whole new
+  map and writes it (read-modify-write, never a reset);
+* a **health** check runs a short header-less load and attributes each response to its deployment
+  by the response header (``judge_health``, pure) *and* judges the candidate's per-deployment
+  metrics over the same window - everything it served, users' requests included - against live's
+  in that window; both views are recorded.
+
+A failed check - or any error while traffic is moving - calls ``rollback``: the mirror removed, live
+back to its full share, the candidate deleted (or kept at 0%); an Inconclusive check (too little
+data, metrics not ingested yet) rolls back too and exits 3. A release killed half-way resumes at
+the step it was in: re-applying a traffic step is idempotent, a shadow step removes any mirror it
+left and runs again, and the health check runs again.
 """
 
 from __future__ import annotations
@@ -16,7 +27,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from mlops.errors import MlopsError, ReleaseFailed, UsageError
+from mlops.errors import Inconclusive, MlopsError, ReleaseFailed, UsageError
+from mlops.release.baseline import safe_remove_baseline
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import GateResult, LatencyStats, Phase, Verdict
 from mlops.release.loadtest import UNATTRIBUTED, LoadShape, run_load
@@ -24,11 +36,14 @@ from mlops.release.record import utc_now
 from mlops.release.rollout import (
     BakeStep,
     HealthCheck,
+    ShadowStep,
     TrafficStep,
     first_release_steps,
+    mirror_plan,
     rollback_plan,
     traffic_plan,
 )
+from mlops.release.served import ServedCheck, combine, judge_served, metrics_summary
 
 
 def judge_health(health: HealthCheck, stats: Mapping[str, LatencyStats], candidate: str,
@@ -80,6 +95,52 @@ def _traffic(ctx: ReleaseContext) -> dict[str, int]:
     return dict(endpoint.traffic) if endpoint is not None else {}
 
 
+def _mirror(ctx: ReleaseContext) -> dict[str, int]:
+    endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
+    return {k: int(v) for k, v in endpoint.mirror_traffic.items() if v} if endpoint is not None else {}
+
+
+def _set_mirror(ctx: ReleaseContext, candidate: str, percent: int) -> dict[str, int]:
+    """Mirror ``percent``% to the candidate (0: stop mirroring to it), traffic unchanged (read-modify-write)."""
+    current = _mirror(ctx)
+    try:
+        plan = mirror_plan(current, candidate, percent)
+    except ValueError as error:
+        raise UsageError(f"shadow step on {ctx.endpoint}: {error}") from None
+    if plan != current:
+        ctx.workspace.set_traffic(ctx.endpoint, _traffic(ctx), plan, progress=ctx.progress)
+    return plan
+
+
+def _served_verdict(ctx: ReleaseContext, check: ServedCheck, candidate: str, live: str | None, since: float,
+                    until: float, what: str) -> tuple[Verdict, dict[str, Any]]:
+    """Judge what the candidate served in [since, until), beside live in the same window."""
+    served = ctx.workspace.deployment_metrics(ctx.endpoint, candidate, since, until)
+    beside = ctx.workspace.deployment_metrics(ctx.endpoint, live, since, until) if live else None
+    verdict = judge_served(check, served, beside, what=what)
+    view = {"verdict": verdict.to_dict(), "candidate": metrics_summary(served),
+            "live": metrics_summary(beside) if beside is not None else None}
+    return verdict, view
+
+
+def _shadow(ctx: ReleaseContext, step: ShadowStep, candidate: str, live: str | None, name: str
+            ) -> tuple[Verdict, dict[str, Any]]:
+    """Mirror, load, un-mirror, judge: the mirror is gone before this returns or raises."""
+    shadow = ctx.config.online.rollout.shadow
+    plan = _set_mirror(ctx, candidate, step.percent)
+    ctx.progress(f"promote: shadow - mirroring {step.percent}% of live's requests to {candidate} for "
+                 f"{step.seconds:g}s (answers discarded)")
+    since = time.time()
+    try:
+        result = _health_load(ctx, step.seconds, name, users=shadow.users)
+    finally:
+        until = time.time()
+        _set_mirror(ctx, candidate, 0)
+    verdict, view = _served_verdict(ctx, shadow.served, candidate, live, since, until, "shadow")
+    view.update(mirror=plan, load=result.summary())
+    return verdict, view
+
+
 def promote(ctx: ReleaseContext) -> dict[str, Any]:
     """Run the rollout steps; returns the promotion summary. Raises ``ReleaseFailed`` after a rollback."""
     record, config = ctx.record, ctx.config
@@ -101,7 +162,7 @@ def promote(ctx: ReleaseContext) -> dict[str, Any]:
     for step in steps[:promotion["done"]]:
         if isinstance(step, TrafficStep):
             percent = step.percent
-    remaining_wait = sum(s.seconds for s in steps[promotion["done"]:] if isinstance(s, BakeStep))
+    remaining_wait = sum(s.seconds for s in steps[promotion["done"]:] if isinstance(s, BakeStep | ShadowStep))
     with record.step("promote", configured_wait_s=remaining_wait) as entry:
         try:
             for index in range(promotion["done"], len(steps)):
@@ -115,20 +176,27 @@ def promote(ctx: ReleaseContext) -> dict[str, Any]:
                     item["traffic"] = plan
                     ctx.progress(f"promote: step {index + 1}/{len(steps)} traffic "
                                  + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
+                elif isinstance(step, ShadowStep):
+                    judged, view = _shadow(ctx, step, candidate, live, f"shadow-{index + 1}")
+                    item["shadow"] = view
+                    ctx.progress(f"promote: step {index + 1}/{len(steps)} shadow {judged.phase}: "
+                                 + "; ".join(judged.reasons))
+                    _stop_unless_passed(judged, item, started, promotion, record, index, step, "shadow")
                 elif step.check == "health":
                     seconds = step.seconds or rollout.health.duration_s
+                    since = time.time()
                     result = _health_load(ctx, seconds, f"health-{index + 1}")
+                    until = time.time()
                     share = _traffic(ctx).get(candidate, 0)
-                    judged = judge_health(rollout.health, result.stats, candidate, share)
-                    item["health"] = {"verdict": judged.to_dict(), "load": result.summary()}
-                    ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase}: "
-                                 + "; ".join(judged.reasons))
-                    if judged.phase is not Phase.PASSED:
-                        item["seconds"] = round(time.monotonic() - started, 3)
-                        promotion["steps"].append(item)
-                        record.save()
-                        raise ReleaseFailed(f"health check at step {index + 1} ({step.describe()}) failed: "
-                                            + "; ".join(judged.reasons))
+                    synthetic = judge_health(rollout.health, result.stats, candidate, share)
+                    served, view = _served_verdict(ctx, rollout.health.metrics, candidate, live, since, until,
+                                                   "metrics")
+                    judged = combine(synthetic, served)
+                    item["health"] = {"verdict": judged.to_dict(), "load": result.summary(),
+                                      "synthetic": synthetic.to_dict(), "deployment_metrics": view}
+                    ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase} (synthetic load "
+                                 f"{synthetic.phase}, deployment metrics {served.phase}): " + "; ".join(judged.reasons))
+                    _stop_unless_passed(judged, item, started, promotion, record, index, step, "health")
                 else:
                     ctx.progress(f"promote: step {index + 1}/{len(steps)} bake {step.seconds:g}s")
                     ctx.sleep(step.seconds)
@@ -144,6 +212,10 @@ def promote(ctx: ReleaseContext) -> dict[str, Any]:
             record.set("status", "rolled_back")
             if isinstance(error, KeyboardInterrupt):
                 raise
+            if isinstance(error, Inconclusive):
+                record.set("status", "inconclusive")
+                raise Inconclusive(f"promotion of {candidate} stopped and was rolled back "
+                                   f"({summary['traffic_after']}): {reason}") from None
             raise ReleaseFailed(f"promotion of {candidate} failed and was rolled back "
                                 f"({summary['traffic_after']}): {reason}") from None
         traffic_after = _traffic(ctx)
@@ -161,14 +233,29 @@ def promote(ctx: ReleaseContext) -> dict[str, Any]:
     return promotion
 
 
-def _health_load(ctx: ReleaseContext, seconds: float, name: str):
+def _stop_unless_passed(judged: Verdict, item: dict[str, Any], started: float, promotion: dict[str, Any],
+                        record: Any, index: int, step: Any, check: str) -> None:
+    """Record the step and raise ``ReleaseFailed`` (Failed) or ``Inconclusive`` unless it passed."""
+    if judged.phase is Phase.PASSED:
+        return
+    item["seconds"] = round(time.monotonic() - started, 3)
+    promotion["steps"].append(item)
+    record.save()
+    what = f"{check} check at step {index + 1} ({step.describe()})"
+    if judged.phase is Phase.INCONCLUSIVE:
+        raise Inconclusive(f"{what} could not judge the candidate: " + "; ".join(judged.reasons))
+    raise ReleaseFailed(f"{what} failed: " + "; ".join(judged.reasons))
+
+
+def _health_load(ctx: ReleaseContext, seconds: float, name: str, *, users: int | None = None):
     config = ctx.config
     endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
     if endpoint is None:
         raise UsageError(f"online endpoint {ctx.endpoint} does not exist")
     keys = ctx.workspace.get_keys(ctx.endpoint)
     profile = config.load_test.profile
-    shape = LoadShape(users=config.online.rollout.health.users, spawn_rate=float(config.online.rollout.health.users),
+    users = users or config.online.rollout.health.users
+    shape = LoadShape(users=users, spawn_rate=float(users),
                       run_time_s=seconds, data=profile.data, context_days=profile.context_days,
                       horizon=profile.horizon)
     return run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=[], shape=shape,
@@ -178,9 +265,13 @@ def _health_load(ctx: ReleaseContext, seconds: float, name: str):
 def rollback(ctx: ReleaseContext, *, reason: str = "requested") -> dict[str, Any]:
     """Give live its traffic back and remove the candidate (or keep it at 0%). Idempotent."""
     candidate, live = ctx.slots()
+    safe_remove_baseline(ctx, reason=f"rollback: {reason}")
     existing = _existing(ctx)
     if live is not None and live not in existing:
         live = None
+    if candidate in existing and candidate in _mirror(ctx):
+        _set_mirror(ctx, candidate, 0)  # a deployment with mirrored traffic cannot be deleted
+        ctx.progress(f"rollback: stopped mirroring to {candidate}")
     before = _traffic(ctx)
     after = before
     if candidate in existing and before.get(candidate, 0) > 0:
