@@ -23,12 +23,13 @@ enough to bias the comparison.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from mlops.errors import DeploymentFailedError, MlopsError
+from mlops.release.record import BaselineSlot, BaselineState
+from mlops.release.slots import RELEASE_TAG
 from mlops.workspace.port import OnlineDeployment
 
 BASELINE_SLOT = "baseline"
@@ -79,7 +80,7 @@ def plan_baseline(mode: Literal["fresh", "live"], live: OnlineDeployment | None,
 
 def archived_code_dir(records: Path, live: OnlineDeployment | None) -> Path | None:
     """Where the release that deployed ``live`` staged its code (``<records>/<release id>/code/online``)."""
-    release = (live.tags or {}).get("mlops.release") if live is not None else None
+    release = (live.tags or {}).get(RELEASE_TAG) if live is not None else None
     return records / release / "code" / "online" if release else None
 
 
@@ -87,16 +88,16 @@ def is_baseline(deployment: OnlineDeployment) -> bool:
     return deployment.name == BASELINE_SLOT and (deployment.tags or {}).get(ROLE_TAG) == "baseline"
 
 
-def deploy_baseline(ctx: Any, plan: BaselinePlan, live: OnlineDeployment, code_hash_tag: str) -> dict[str, Any]:
+def deploy_baseline(ctx: Any, plan: BaselinePlan, live: OnlineDeployment, code_hash_tag: str) -> BaselineSlot:
     """Create the baseline at 0% (the record says so *before* it exists, so a crash leaves a trace)."""
     record, config = ctx.record, ctx.config
-    entry = {"mode": "fresh", "deployment": plan.name, "copy_of": live.name, "model": str(live.model),
-             "environment": str(live.environment), "instance_count": live.instance_count,
-             "code": plan.reason, "state": "deploying"}
-    record.data["baseline"] = entry
+    entry = BaselineSlot(mode="fresh", deployment=plan.name, copy_of=live.name, model=str(live.model),
+                         environment=str(live.environment), instance_count=live.instance_count, code=plan.reason,
+                         state=BaselineState.DEPLOYING)
+    record.baseline = entry
     record.save()
     spec = config.online_deployment_spec(plan.name, live.model, live.environment, plan.code,
-                                         tags={"mlops.release": record.release_id, ROLE_TAG: "baseline",
+                                         tags={RELEASE_TAG: record.release_id, ROLE_TAG: "baseline",
                                                code_hash_tag: (live.tags or {}).get(code_hash_tag, "")})
     spec = replace(spec, instance_count=live.instance_count)
     ctx.progress(f"baseline: {plan.name} <- copy of {live.name} ({live.model} on {live.environment}, "
@@ -106,40 +107,29 @@ def deploy_baseline(ctx: Any, plan: BaselinePlan, live: OnlineDeployment, code_h
     except DeploymentFailedError:
         remove_baseline(ctx, reason="the baseline failed to start")
         raise
-    entry["state"] = "deployed"
+    entry.state = BaselineState.DEPLOYED
     record.save()
     return entry
 
 
 def remove_baseline(ctx: Any, *, reason: str) -> bool:
-    """Delete the release's baseline deployment if it (may) exist. Idempotent; never raises for a
-    baseline already gone. Returns whether one was deleted."""
-    entry = ctx.record.get("baseline") or {}
-    if entry.get("state") not in ("deploying", "deployed"):
+    """Delete the release's baseline deployment if it may exist. Idempotent; a baseline already gone
+    is no error. Only a deployment this release created (its role and release tags) is deleted.
+    Returns whether one was deleted."""
+    entry: BaselineSlot | None = ctx.record.baseline
+    if entry is None or not entry.may_exist:
         return False  # this release never created one, or it is gone already
-    name = entry.get("deployment") or BASELINE_SLOT
-    existing = {d.name: d for d in ctx.workspace.list_online_deployments(ctx.endpoint)}
-    found = existing.get(name)
+    name = entry.deployment or BASELINE_SLOT
+    found = next((d for d in ctx.workspace.list_online_deployments(ctx.endpoint) if d.name == name), None)
     deleted = False
-    if found is not None and is_baseline(found):
+    if found is not None and is_baseline(found) and (found.tags or {}).get(RELEASE_TAG) == ctx.record.release_id:
         ctx.workspace.delete_online_deployment(ctx.endpoint, name, progress=ctx.progress)
         ctx.progress(f"baseline: removed {name} ({reason})")
         deleted = True
-    entry["state"] = "removed"
-    entry["removed_because"] = reason
-    ctx.record.data["baseline"] = entry
+    entry.state = BaselineState.REMOVED
+    entry.removed_because = reason
     ctx.record.save()
     return deleted
-
-
-def baseline_summary(entry: Mapping[str, Any] | None) -> str:
-    """One line for reports."""
-    if not entry:
-        return ""
-    if entry.get("mode") != "fresh":
-        return f"compared with live ({entry.get('reason', '')})"
-    return (f"{entry.get('deployment')} = copy of {entry.get('copy_of')} ({entry.get('model')} on "
-            f"{entry.get('environment')}, {entry.get('instance_count')} instance(s)), {entry.get('state')}")
 
 
 def safe_remove_baseline(ctx: Any, *, reason: str) -> None:
@@ -149,3 +139,14 @@ def safe_remove_baseline(ctx: Any, *, reason: str) -> None:
     except MlopsError as error:
         ctx.progress(f"baseline: could not remove it ({error}); remove it by hand: "
                      f"`az ml online-deployment delete -e {ctx.endpoint} -n {BASELINE_SLOT}` or `mlops rollback`")
+
+
+def baseline_line(entry: BaselineSlot | None) -> str:
+    """One line for reports."""
+    if entry is None:
+        return ""
+    if entry.mode != "fresh":
+        return f"live ({entry.reason})" if entry.reason else "live"
+    return (f"{entry.deployment} = fresh copy of {entry.copy_of} ({entry.model} on {entry.environment}, "
+            f"{entry.instance_count} instance(s)), {entry.state}"
+            + (f" ({entry.removed_because})" if entry.removed_because else ""))

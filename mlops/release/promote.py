@@ -16,8 +16,8 @@
 A failed check - or any error while traffic is moving - calls ``rollback``: the mirror removed, live
 back to its full share, the candidate deleted (or kept at 0%); an Inconclusive check (too little
 data, metrics not ingested yet) rolls back too and exits 3. A release killed half-way resumes at
-the step it was in: re-applying a traffic step is idempotent, a shadow step removes any mirror it
-left and runs again, and the health check runs again.
+the step it was in: re-applying a traffic step is idempotent, a shadow step mirrors again and
+removes the mirror, and the health check runs again.
 """
 
 from __future__ import annotations
@@ -25,14 +25,26 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
 
 from mlops.errors import Inconclusive, MlopsError, ReleaseFailed, UsageError
 from mlops.release.baseline import safe_remove_baseline
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import GateResult, LatencyStats, Phase, Verdict
-from mlops.release.loadtest import UNATTRIBUTED, LoadShape, run_load
-from mlops.release.record import utc_now
+from mlops.release.loadtest import UNATTRIBUTED, LoadResult, run_load
+from mlops.release.lock import holding
+from mlops.release.record import (
+    HealthResult,
+    LoadTestResult,
+    Promotion,
+    PromotionStep,
+    ReleaseStatus,
+    RollbackResult,
+    ServedView,
+    ServedWindow,
+    ShadowResult,
+    utc_now,
+)
 from mlops.release.rollout import (
     BakeStep,
     HealthCheck,
@@ -41,9 +53,13 @@ from mlops.release.rollout import (
     first_release_steps,
     mirror_plan,
     rollback_plan,
+    rollback_refusal,
     traffic_plan,
 )
 from mlops.release.served import ServedCheck, combine, judge_served, metrics_summary
+from mlops.release.slots import RELEASE_TAG
+from mlops.release.typed_json import from_json
+from mlops.workspace.port import OnlineDeployment
 
 
 def judge_health(health: HealthCheck, stats: Mapping[str, LatencyStats], candidate: str,
@@ -112,19 +128,20 @@ def _set_mirror(ctx: ReleaseContext, candidate: str, percent: int) -> dict[str, 
     return plan
 
 
-def _served_verdict(ctx: ReleaseContext, check: ServedCheck, candidate: str, live: str | None, since: float,
-                    until: float, what: str) -> tuple[Verdict, dict[str, Any]]:
+def _window(metrics) -> ServedWindow:  # noqa: ANN001 - a port DeploymentMetrics
+    return from_json(ServedWindow, metrics_summary(metrics))
+
+
+def _served_view(ctx: ReleaseContext, check: ServedCheck, candidate: str, live: str | None, since: float,
+                 until: float, what: str) -> ServedView:
     """Judge what the candidate served in [since, until), beside live in the same window."""
     served = ctx.workspace.deployment_metrics(ctx.endpoint, candidate, since, until)
     beside = ctx.workspace.deployment_metrics(ctx.endpoint, live, since, until) if live else None
-    verdict = judge_served(check, served, beside, what=what)
-    view = {"verdict": verdict.to_dict(), "candidate": metrics_summary(served),
-            "live": metrics_summary(beside) if beside is not None else None}
-    return verdict, view
+    return ServedView(verdict=judge_served(check, served, beside, what=what), candidate=_window(served),
+                      live=_window(beside) if beside is not None else None)
 
 
-def _shadow(ctx: ReleaseContext, step: ShadowStep, candidate: str, live: str | None, name: str
-            ) -> tuple[Verdict, dict[str, Any]]:
+def _shadow(ctx: ReleaseContext, step: ShadowStep, candidate: str, live: str | None, name: str) -> ShadowResult:
     """Mirror, load, un-mirror, judge: the mirror is gone before this returns or raises."""
     shadow = ctx.config.online.rollout.shadow
     plan = _set_mirror(ctx, candidate, step.percent)
@@ -136,110 +153,18 @@ def _shadow(ctx: ReleaseContext, step: ShadowStep, candidate: str, live: str | N
     finally:
         until = time.time()
         _set_mirror(ctx, candidate, 0)
-    verdict, view = _served_verdict(ctx, shadow.served, candidate, live, since, until, "shadow")
-    view.update(mirror=plan, load=result.summary())
-    return verdict, view
+    view = _served_view(ctx, shadow.served, candidate, live, since, until, "shadow")
+    return ShadowResult(verdict=view.verdict, mirror=plan, candidate=view.candidate, live=view.live,
+                        load=LoadTestResult.of(result.summary()))
 
 
-def promote(ctx: ReleaseContext) -> dict[str, Any]:
-    """Run the rollout steps; returns the promotion summary. Raises ``ReleaseFailed`` after a rollback."""
-    record, config = ctx.record, ctx.config
-    verdict = (record.get("verdict") or {}).get("phase")
-    if verdict != "Passed":
-        raise UsageError(f"the candidate's gate verdict is {verdict or 'missing'}: only a Passed candidate is "
-                         "promoted (run `mlops loadtest` and `mlops gate`)")
-    candidate, live = ctx.slots()
-    ctx.workspace.acquire_release_lock(ctx.endpoint, ctx.holder)
-    rollout = config.online.rollout
-    promotion = record.data.setdefault("promotion", {"done": 0, "steps": []})
-    if promotion.get("state") == "done":
-        ctx.progress(f"promote: already done ({candidate} serves 100%)")
-        return promotion
-    if live is not None and live not in _existing(ctx):
-        live = None  # the old live deployment vanished: nothing to shift from
-    steps = rollout.steps if live is not None else first_release_steps(rollout.steps)
-    percent = 0
-    for step in steps[:promotion["done"]]:
-        if isinstance(step, TrafficStep):
-            percent = step.percent
-    remaining_wait = sum(s.seconds for s in steps[promotion["done"]:] if isinstance(s, BakeStep | ShadowStep))
-    with record.step("promote", configured_wait_s=remaining_wait) as entry:
-        try:
-            for index in range(promotion["done"], len(steps)):
-                step = steps[index]
-                started = time.monotonic()
-                item: dict[str, Any] = {"index": index + 1, "step": step.describe(), "started_at": utc_now()}
-                if isinstance(step, TrafficStep):
-                    percent = step.percent
-                    plan = traffic_plan(_traffic(ctx), live, candidate, step.percent)
-                    ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)
-                    item["traffic"] = plan
-                    ctx.progress(f"promote: step {index + 1}/{len(steps)} traffic "
-                                 + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
-                elif isinstance(step, ShadowStep):
-                    judged, view = _shadow(ctx, step, candidate, live, f"shadow-{index + 1}")
-                    item["shadow"] = view
-                    ctx.progress(f"promote: step {index + 1}/{len(steps)} shadow {judged.phase}: "
-                                 + "; ".join(judged.reasons))
-                    _stop_unless_passed(judged, item, started, promotion, record, index, step, "shadow")
-                elif step.check == "health":
-                    seconds = step.seconds or rollout.health.duration_s
-                    since = time.time()
-                    result = _health_load(ctx, seconds, f"health-{index + 1}")
-                    until = time.time()
-                    share = _traffic(ctx).get(candidate, 0)
-                    synthetic = judge_health(rollout.health, result.stats, candidate, share)
-                    served, view = _served_verdict(ctx, rollout.health.metrics, candidate, live, since, until,
-                                                   "metrics")
-                    judged = combine(synthetic, served)
-                    item["health"] = {"verdict": judged.to_dict(), "load": result.summary(),
-                                      "synthetic": synthetic.to_dict(), "deployment_metrics": view}
-                    ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase} (synthetic load "
-                                 f"{synthetic.phase}, deployment metrics {served.phase}): " + "; ".join(judged.reasons))
-                    _stop_unless_passed(judged, item, started, promotion, record, index, step, "health")
-                else:
-                    ctx.progress(f"promote: step {index + 1}/{len(steps)} bake {step.seconds:g}s")
-                    ctx.sleep(step.seconds)
-                item["seconds"] = round(time.monotonic() - started, 3)
-                promotion["steps"].append(item)
-                promotion["done"] = index + 1
-                record.save()
-        except (MlopsError, KeyboardInterrupt) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            ctx.progress(f"promote: failed at {percent}% - rolling back ({reason})")
-            summary = rollback(ctx, reason=reason)
-            entry["rolled_back"] = True
-            record.set("status", "rolled_back")
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            if isinstance(error, Inconclusive):
-                record.set("status", "inconclusive")
-                raise Inconclusive(f"promotion of {candidate} stopped and was rolled back "
-                                   f"({summary['traffic_after']}): {reason}") from None
-            raise ReleaseFailed(f"promotion of {candidate} failed and was rolled back "
-                                f"({summary['traffic_after']}): {reason}") from None
-        traffic_after = _traffic(ctx)
-        if live is not None and live != candidate and traffic_after.get(live, 0) == 0:
-            if rollout.old_deployment == "delete":
-                ctx.workspace.delete_online_deployment(ctx.endpoint, live, progress=ctx.progress)
-                ctx.progress(f"promote: deleted the previous deployment {live}")
-                promotion["old_deployment"] = "deleted"
-            else:
-                ctx.progress(f"promote: kept the previous deployment {live} at 0% for an instant rollback")
-                promotion["old_deployment"] = "kept at 0%"
-        promotion["state"] = "done"
-        record.data.setdefault("traffic", {})["after"] = _traffic(ctx)
-        record.save()
-    return promotion
-
-
-def _stop_unless_passed(judged: Verdict, item: dict[str, Any], started: float, promotion: dict[str, Any],
-                        record: Any, index: int, step: Any, check: str) -> None:
+def _stop_unless_passed(judged: Verdict, item: PromotionStep, started: float, promotion: Promotion,
+                        record, index: int, step, check: str) -> None:  # noqa: ANN001
     """Record the step and raise ``ReleaseFailed`` (Failed) or ``Inconclusive`` unless it passed."""
     if judged.phase is Phase.PASSED:
         return
-    item["seconds"] = round(time.monotonic() - started, 3)
-    promotion["steps"].append(item)
+    item.seconds = round(time.monotonic() - started, 3)
+    promotion.steps.append(item)
     record.save()
     what = f"{check} check at step {index + 1} ({step.describe()})"
     if judged.phase is Phase.INCONCLUSIVE:
@@ -247,53 +172,160 @@ def _stop_unless_passed(judged: Verdict, item: dict[str, Any], started: float, p
     raise ReleaseFailed(f"{what} failed: " + "; ".join(judged.reasons))
 
 
-def _health_load(ctx: ReleaseContext, seconds: float, name: str, *, users: int | None = None):
+def promote(ctx: ReleaseContext) -> Promotion:
+    """Run the rollout steps; returns the promotion. Raises ``ReleaseFailed`` after a rollback."""
+    record, config = ctx.record, ctx.config
+    verdict = record.verdict
+    if verdict is None or not verdict.passed:
+        raise UsageError(f"the candidate's gate verdict is {verdict.phase if verdict else 'missing'}: only a Passed "
+                         "candidate is promoted (run `mlops loadtest` and `mlops gate`)")
+    candidate, live = ctx.slots()
+    promotion = record.promotion
+    if promotion.finished:
+        ctx.progress(f"promote: already done ({candidate} serves 100%)")
+        return promotion
+    rollout = config.online.rollout
+    with holding(ctx):
+        if live is not None and live not in _existing(ctx):
+            live = None  # the old live deployment vanished: nothing to shift from
+        steps = rollout.steps if live is not None else first_release_steps(rollout.steps)
+        percent = 0
+        for step in steps[:promotion.done]:
+            if isinstance(step, TrafficStep):
+                percent = step.percent
+        remaining_wait = sum(s.seconds for s in steps[promotion.done:] if isinstance(s, BakeStep | ShadowStep))
+        with record.step("promote", configured_wait_s=remaining_wait) as entry:
+            try:
+                for index in range(promotion.done, len(steps)):
+                    step = steps[index]
+                    started = time.monotonic()
+                    item = PromotionStep(index=index + 1, step=step.describe(), started_at=utc_now())
+                    if isinstance(step, TrafficStep):
+                        percent = step.percent
+                        plan = traffic_plan(_traffic(ctx), live, candidate, step.percent)
+                        ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)
+                        item.traffic = plan
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} traffic "
+                                     + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
+                    elif isinstance(step, ShadowStep):
+                        item.shadow = _shadow(ctx, step, candidate, live, f"shadow-{index + 1}")
+                        judged = item.shadow.verdict
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} shadow {judged.phase}: "
+                                     + "; ".join(judged.reasons))
+                        _stop_unless_passed(judged, item, started, promotion, record, index, step, "shadow")
+                    elif step.check == "health":
+                        seconds = step.seconds or rollout.health.duration_s
+                        since = time.time()
+                        result = _health_load(ctx, seconds, f"health-{index + 1}")
+                        until = time.time()
+                        share = _traffic(ctx).get(candidate, 0)
+                        synthetic = judge_health(rollout.health, result.stats, candidate, share)
+                        view = _served_view(ctx, rollout.health.metrics, candidate, live, since, until, "metrics")
+                        judged = combine(synthetic, view.verdict)
+                        item.health = HealthResult(verdict=judged, load=LoadTestResult.of(result.summary()),
+                                                   synthetic=synthetic, deployment_metrics=view)
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase} (synthetic load "
+                                     f"{synthetic.phase}, deployment metrics {view.verdict.phase}): "
+                                     + "; ".join(judged.reasons))
+                        _stop_unless_passed(judged, item, started, promotion, record, index, step, "health")
+                    else:
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} bake {step.seconds:g}s")
+                        ctx.sleep(step.seconds)
+                    item.seconds = round(time.monotonic() - started, 3)
+                    promotion.steps.append(item)
+                    promotion.done = index + 1
+                    record.save()
+            except (MlopsError, KeyboardInterrupt) as error:
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                ctx.progress(f"promote: failed at {percent}% - rolling back ({reason})")
+                summary = rollback(ctx, reason=reason)
+                entry.rolled_back = True
+                inconclusive = isinstance(error, Inconclusive)
+                record.finish(ReleaseStatus.INCONCLUSIVE if inconclusive else ReleaseStatus.ROLLED_BACK, error=reason)
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                if inconclusive:
+                    raise Inconclusive(f"promotion of {candidate} stopped and was rolled back "
+                                       f"({summary.traffic_after}): {reason}") from None
+                raise ReleaseFailed(f"promotion of {candidate} failed and was rolled back "
+                                    f"({summary.traffic_after}): {reason}") from None
+            traffic_after = _traffic(ctx)
+            if live is not None and live != candidate and traffic_after.get(live, 0) == 0:
+                if rollout.old_deployment == "delete":
+                    ctx.workspace.delete_online_deployment(ctx.endpoint, live, progress=ctx.progress)
+                    ctx.progress(f"promote: deleted the previous deployment {live}")
+                    promotion.old_deployment = "deleted"
+                else:
+                    ctx.progress(f"promote: kept the previous deployment {live} at 0% for an instant rollback")
+                    promotion.old_deployment = "kept at 0%"
+            promotion.state = "done"
+            record.traffic.after = _traffic(ctx)
+            record.save()
+    return promotion
+
+
+def _health_load(ctx: ReleaseContext, seconds: float, name: str, *, users: int | None = None) -> LoadResult:
     config = ctx.config
     endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
     if endpoint is None:
         raise UsageError(f"online endpoint {ctx.endpoint} does not exist")
     keys = ctx.workspace.get_keys(ctx.endpoint)
-    profile = config.load_test.profile
     users = users or config.online.rollout.health.users
-    shape = LoadShape(users=users, spawn_rate=float(users),
-                      run_time_s=seconds, data=profile.data, context_days=profile.context_days,
-                      horizon=profile.horizon)
+    shape = replace(config.load_test.profile, users=users, spawn_rate=float(users), run_time_s=seconds,
+                    warmup_s=0.0)
     return run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=[], shape=shape,
                     locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name=name, progress=ctx.progress)
 
 
-def rollback(ctx: ReleaseContext, *, reason: str = "requested") -> dict[str, Any]:
-    """Give live its traffic back and remove the candidate (or keep it at 0%). Idempotent."""
-    candidate, live = ctx.slots()
-    safe_remove_baseline(ctx, reason=f"rollback: {reason}")
-    existing = _existing(ctx)
-    if live is not None and live not in existing:
+def checked_rollback_plan(ctx: ReleaseContext, candidate: str, live: str | None, *, manual: bool
+                  ) -> tuple[str | None, dict[str, int], OnlineDeployment | None, dict[str, int]]:
+    """``(live, traffic now, the candidate deployment, traffic after)`` of a rollback, or ``UsageError``
+    when ``rollout.rollback_refusal`` refuses it. Reads only: callers check before they take the lock."""
+    deployments = {d.name: d for d in ctx.workspace.list_online_deployments(ctx.endpoint)}
+    if live is not None and live not in deployments:
         live = None
-    if candidate in existing and candidate in _mirror(ctx):
-        _set_mirror(ctx, candidate, 0)  # a deployment with mirrored traffic cannot be deleted
-        ctx.progress(f"rollback: stopped mirroring to {candidate}")
     before = _traffic(ctx)
-    after = before
-    if candidate in existing and before.get(candidate, 0) > 0:
-        after = rollback_plan(before, live, candidate)
-        ctx.workspace.set_traffic(ctx.endpoint, after, progress=ctx.progress)
-        ctx.progress("rollback: traffic " + " ".join(f"{k}={v}%" for k, v in sorted(after.items())))
-    removed = "absent"
-    if candidate in existing and candidate != live:
-        if ctx.config.online.rollout.failed_candidate == "delete":
-            ctx.workspace.delete_online_deployment(ctx.endpoint, candidate, progress=ctx.progress)
-            ctx.progress(f"rollback: deleted the candidate {candidate}")
-            removed = "deleted"
-        else:
-            removed = "kept at 0%"
-    summary = {"reason": reason, "at": utc_now(), "traffic_before": before, "traffic_after": _traffic(ctx),
-               "candidate": removed}
-    ctx.record.data["rollback"] = summary
-    ctx.record.data.setdefault("traffic", {})["after"] = summary["traffic_after"]
-    ctx.record.save()
-    try:
-        ctx.workspace.release_release_lock(ctx.endpoint, ctx.holder)
-    except MlopsError:
-        pass
-    return summary
+    present = deployments.get(candidate)
+    plan = rollback_plan(before, live, candidate) if present is not None and before.get(candidate, 0) > 0 else before
+    refusal = rollback_refusal(
+        release_id=ctx.record.release_id, candidate=candidate,
+        candidate_release=None if present is None else present.tags.get(RELEASE_TAG, ""),
+        before=before, after=plan, may_empty=not manual and not any((ctx.record.traffic.before or {}).values()))
+    if refusal is not None:
+        raise UsageError(f"rollback of release {ctx.record.release_id} on {ctx.endpoint} refused: {refusal}")
+    return live, before, present, plan
 
+
+def rollback(ctx: ReleaseContext, *, reason: str = "requested", manual: bool = False) -> RollbackResult:
+    """Give live its traffic back and remove the candidate (or keep it at 0%). Idempotent.
+
+    Refuses (``UsageError``, exit 2, nothing changed) when the candidate deployment was not
+    created by this release (its ``mlops.release`` tag names another release, or none) or when the
+    rollback would leave no deployment serving (``rollout.rollback_refusal``); a release's own
+    automatic rollback of a first release may return the endpoint to serving nothing, a ``manual``
+    one (``mlops rollback``, whose record may be old or crafted) never."""
+    candidate, live = ctx.slots()
+    checked_rollback_plan(ctx, candidate, live, manual=manual)  # a refusal takes no lock and changes nothing
+    with holding(ctx):
+        safe_remove_baseline(ctx, reason=f"rollback: {reason}")
+        if candidate in _mirror(ctx) and candidate in _existing(ctx):
+            _set_mirror(ctx, candidate, 0)  # a deployment with mirrored traffic cannot be deleted
+            ctx.progress(f"rollback: stopped mirroring to {candidate}")
+        live, before, present, plan = checked_rollback_plan(ctx, candidate, live, manual=manual)
+        if plan != before:
+            ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)
+            ctx.progress("rollback: traffic " + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
+        removed = "absent"
+        if present is not None and candidate != live:
+            if ctx.config.online.rollout.failed_candidate == "delete":
+                ctx.workspace.delete_online_deployment(ctx.endpoint, candidate, progress=ctx.progress)
+                ctx.progress(f"rollback: deleted the candidate {candidate}")
+                removed = "deleted"
+            else:
+                removed = "kept at 0%"
+        summary = RollbackResult(reason=reason, at=utc_now(), traffic_before=before, traffic_after=_traffic(ctx),
+                                 candidate=removed)
+        ctx.record.rollback = summary
+        ctx.record.traffic.after = summary.traffic_after
+        ctx.record.save()
+    return summary

@@ -87,7 +87,7 @@ def _codes(metrics: DeploymentMetrics) -> str:
 
 
 def metrics_summary(metrics: DeploymentMetrics) -> dict[str, object]:
-    """The record's form of one deployment's window."""
+    """The record's form of one deployment's window (``record.ServedWindow``'s fields)."""
 
     def ms(value: float) -> float | None:
         return None if math.isnan(value) else round(value, 3)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from mlops.workspace.local.traffic_metrics import (
+from mlops.workspace.local.online.traffic_metrics import (
     MIRRORED,
     ROUTED,
     TARGETED,
