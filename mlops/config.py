@@ -519,7 +519,7 @@ def _rollout(path: Path, profile: str) -> Rollout:
         max_error_rate=_float(health_raw, "max_error_rate", where, default=0.0, prefix="health.") or 0.0,
         max_p95_ms=_float(health_raw, "max_p95_ms", where, default=None, prefix="health."),
         min_requests=_int(health_raw, "min_requests", where, default=20, minimum=1, prefix="health."),
-        metrics=_served(health_raw.get("deployment_metrics"), where, "health.deployment_metrics."),
+        metrics=_served(health_raw.get("deployment_metrics"), where, "health.deployment_metrics.", too_few="report"),
     )
     shadow_raw = data.get("shadow") or {}
     if not isinstance(shadow_raw, dict):
@@ -529,7 +529,7 @@ def _rollout(path: Path, profile: str) -> Rollout:
     return Rollout(steps=steps, old_deployment=old, failed_candidate=failed, health=health, shadow=shadow)
 
 
-def _served(raw: Any, where: str, prefix: str) -> ServedCheck:
+def _served(raw: Any, where: str, prefix: str, *, too_few: str = "inconclusive") -> ServedCheck:
     """Limits on what a deployment served (``mlops.release.served``): shadow step, health metrics."""
     raw = raw if raw is not None else {}
     if not isinstance(raw, dict):
@@ -540,6 +540,7 @@ def _served(raw: Any, where: str, prefix: str) -> ServedCheck:
         max_p95_ms=_float(raw, "max_p95_ms", where, default=None, prefix=prefix),
         p95_tolerance=_float(raw, "p95_tolerance", where, default=0.5, prefix=prefix),
         p95_slack_ms=_float(raw, "p95_slack_ms", where, default=25.0, prefix=prefix) or 0.0,
+        too_few=too_few,
     )
 
 

@@ -69,7 +69,7 @@ class HealthCheck:
     max_error_rate: float = 0.0
     max_p95_ms: float | None = None
     min_requests: int = 20
-    metrics: ServedCheck = ServedCheck()
+    metrics: ServedCheck = ServedCheck(too_few="report")
     """How the candidate's per-deployment metrics over the bake window (users' traffic included) are judged."""
 
 

@@ -12,7 +12,10 @@ Two rollout checks use it, with their own limits (``ServedCheck``):
 
 * metrics that are not complete (Azure Monitor's ingestion delay, a host restart inside the
   window) -> Inconclusive: no data is never a pass;
-* fewer than ``min_requests`` requests -> Inconclusive;
+* fewer than ``min_requests`` requests -> Inconclusive (``too_few="inconclusive"``, the shadow step:
+  its whole evidence is these requests), or latency not compared and said so (``too_few="report"``,
+  the health steps: at 10% a short bake may see few, and the step's synthetic load judges too) -
+  errors are judged either way;
 * error rate (5xx, 408, 429) above ``max_error_rate`` -> Failed;
 * p95 above ``max_p95_ms`` -> Failed;
 * p95 above live's p95 in the *same window* x (1 + ``p95_tolerance``) + ``p95_slack_ms`` -> Failed
@@ -35,6 +38,8 @@ class ServedCheck:
     max_p95_ms: float | None = None
     p95_tolerance: float | None = 0.5
     p95_slack_ms: float = 25.0
+    too_few: str = "inconclusive"
+    """Below ``min_requests``: ``inconclusive``, or ``report`` (latency not judged, errors still are)."""
 
 
 def judge_served(check: ServedCheck, candidate: DeploymentMetrics, live: DeploymentMetrics | None = None, *,
@@ -46,10 +51,17 @@ def judge_served(check: ServedCheck, candidate: DeploymentMetrics, live: Deploym
         results.append(GateResult(f"{what}_complete", Phase.INCONCLUSIVE, None, None,
                                   f"{what}: {name}'s metrics are not complete yet ({candidate.note or 'no data'})"))
     enough = candidate.requests >= check.min_requests
-    results.append(GateResult(
-        f"{what}_requests", Phase.PASSED if enough else Phase.INCONCLUSIVE, candidate.requests, check.min_requests,
-        f"{what}: {name} answered {candidate.requests} requests {'>=' if enough else '<'} {check.min_requests}"
-        + ("" if enough else ": too few to judge")))
+    if enough or check.too_few == "inconclusive":
+        results.append(GateResult(
+            f"{what}_requests", Phase.PASSED if enough else Phase.INCONCLUSIVE, candidate.requests,
+            check.min_requests,
+            f"{what}: {name} answered {candidate.requests} requests {'>=' if enough else '<'} {check.min_requests}"
+            + ("" if enough else ": too few to judge")))
+    else:
+        results.append(GateResult(
+            f"{what}_requests", Phase.PASSED, candidate.requests, check.min_requests,
+            f"{what}: {name} answered {candidate.requests} requests < {check.min_requests}: too few to compare "
+            "latency (reported only; errors judged)"))
     if candidate.requests:
         ok = candidate.error_rate <= check.max_error_rate
         results.append(GateResult(

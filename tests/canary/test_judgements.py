@@ -116,3 +116,17 @@ def test_mirror_plan_never_replaces_another_mirror():
         mirror_plan({"other": 10}, "green", 20)
     with pytest.raises(ValueError, match="0-50"):
         mirror_plan({}, "green", 60)
+
+
+@pytest.mark.parametrize(("candidate", "phase", "reason"), [
+    (served(ok=3), Phase.PASSED, "too few to compare latency (reported only; errors judged)"),
+    (served(ok=3, codes={500: 1}), Phase.FAILED, "failed 1/4"),
+    (served(ok=3, complete=False, note="ingesting"), Phase.INCONCLUSIVE, "not complete yet"),
+    (served(ok=0), Phase.PASSED, "too few to compare latency"),
+])
+def test_health_metrics_below_the_minimum_report_latency_but_judge_errors(candidate, phase, reason):
+    check = ServedCheck(min_requests=10, too_few="report")
+    verdict = judge_served(check, candidate, served("blue", p95=1.0), what="metrics")
+    assert verdict.phase is phase, verdict.reasons
+    assert any(reason in r.reason for r in verdict.results), verdict.results
+    assert not any(r.name == "metrics_p95_vs_live" for r in verdict.results)
