@@ -23,6 +23,7 @@ enough to bias the comparison.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -100,6 +101,7 @@ def deploy_baseline(ctx: Any, plan: BaselinePlan, live: OnlineDeployment, code_h
                                          tags={RELEASE_TAG: record.release_id, ROLE_TAG: "baseline",
                                                code_hash_tag: (live.tags or {}).get(code_hash_tag, "")})
     spec = replace(spec, instance_count=live.instance_count)
+    started = time.monotonic()
     ctx.progress(f"baseline: {plan.name} <- copy of {live.name} ({live.model} on {live.environment}, "
                  f"{live.instance_count} instance(s), 0% traffic)")
     try:
@@ -108,6 +110,7 @@ def deploy_baseline(ctx: Any, plan: BaselinePlan, live: OnlineDeployment, code_h
         remove_baseline(ctx, reason="the baseline failed to start")
         raise
     entry.state = BaselineState.DEPLOYED
+    entry.seconds = round(time.monotonic() - started, 3)
     record.save()
     return entry
 
@@ -120,6 +123,7 @@ def remove_baseline(ctx: Any, *, reason: str) -> bool:
     if entry is None or not entry.may_exist:
         return False  # this release never created one, or it is gone already
     name = entry.deployment or BASELINE_SLOT
+    started = time.monotonic()
     found = next((d for d in ctx.workspace.list_online_deployments(ctx.endpoint) if d.name == name), None)
     deleted = False
     if found is not None and is_baseline(found) and (found.tags or {}).get(RELEASE_TAG) == ctx.record.release_id:
@@ -128,6 +132,7 @@ def remove_baseline(ctx: Any, *, reason: str) -> bool:
         deleted = True
     entry.state = BaselineState.REMOVED
     entry.removed_because = reason
+    entry.seconds = round(entry.seconds + time.monotonic() - started, 3)
     ctx.record.save()
     return deleted
 

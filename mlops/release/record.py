@@ -302,6 +302,8 @@ class BaselineSlot:
     reason: str = ""
     state: BaselineState | None = None
     removed_because: str | None = None
+    seconds: float = 0.0
+    """Wall time spent creating and removing it (the price of the fresh comparison)."""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
