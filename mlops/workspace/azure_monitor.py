@@ -14,6 +14,12 @@ major) has only ``LogsQueryClient``; its ``MetricsQueryClient`` was removed in 2
 functionality into separate packages"). The log gives per-request status codes and exact
 percentiles over any window, which a judge needs; the one-minute metric grains do not.
 
+**Mirrored copies.** The shadow step reads the candidate's rows while it only receives mirrored
+traffic; the safe-rollout guide (learn.microsoft.com/azure/machine-learning/
+how-to-safely-rollout-managed-endpoints, "Test the deployment with mirrored traffic") confirms the
+mirrored share from the mirror deployment's own logs and metrics. Rows cannot tell a mirrored copy
+from a routed request, so ``kinds`` stays empty on Azure.
+
 **Ingestion delay.** Azure Monitor documents the average latency to ingest log data as 20 seconds
 to 3 minutes ("Log data ingestion time in Azure Monitor"). A window that ended less than
 ``ingestion_delay_s`` (default 180 s) ago may still be missing rows, so it is reported
