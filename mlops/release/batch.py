@@ -21,7 +21,8 @@ from mlops.release.context import ReleaseContext
 from mlops.release.record import BatchResult
 from mlops.release.slots import CODE_HASH_TAG
 from mlops.release.staging import stage_code
-from mlops.workspace.port import AssetRef, BatchDeployment
+from mlops.workspace.port import AssetRef, BatchDeployment, JobStatus
+from mlops.workspace.waiting import wait_for_batch_job
 
 REQUIRED_COLUMNS = ("date", "predicted")
 OUTPUT_COLUMNS = ("date", "forecast_origin", "predicted", "count", "file")
@@ -142,18 +143,15 @@ def _smoke(ctx: ReleaseContext, deployment: str, summary: BatchResult) -> None:
     started = time.monotonic()
     job = workspace.invoke_batch(endpoint, config.batch.smoke_input, deployment_name=deployment)
     progress(f"batch: smoke job {job.name} on {deployment} over {config.batch.smoke_input}")
-    deadline = started + config.batch.job_timeout_s
-    last = 0.0
-    while job.status not in ("Completed", "Failed", "Canceled"):
-        if time.monotonic() > deadline:
-            raise ReleaseFailed(f"batch smoke job {job.name} did not finish within {config.batch.job_timeout_s:g}s; "
-                                f"the default deployment is unchanged")
-        ctx.sleep(0.5)
-        job = workspace.get_batch_job(job.name)
-        if time.monotonic() - last > 5:
-            last = time.monotonic()
-            progress(f"batch: {job.name} {job.status} {job.mini_batches_done}/{job.mini_batches_total} mini-batches")
-    if job.status != "Completed":
+    left = config.batch.job_timeout_s - (time.monotonic() - started)  # the time limit counts from the invoke
+    job = wait_for_batch_job(workspace, job, poll=0.5, timeout=left, sleep=ctx.sleep,
+                             on_change=lambda seen: progress(f"batch: {seen.name} {seen.status} "
+                                                             f"{seen.mini_batches_done}/{seen.mini_batches_total} "
+                                                             "mini-batches"))
+    if not job.finished:
+        raise ReleaseFailed(f"batch smoke job {job.name} did not finish within {config.batch.job_timeout_s:g}s; "
+                            f"the default deployment is unchanged")
+    if job.status is not JobStatus.COMPLETED:
         logs = workspace.get_batch_job_logs(job.name, lines=30)
         raise ReleaseFailed(f"batch smoke job {job.name} {job.status}: {job.error}; the default deployment is "
                             f"unchanged\n--- job log tail ---\n{logs}")

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from mlops.processes import process_alive
-from mlops.workspace.local.batch import files, plan
+from mlops.workspace.local.batch import files
 from mlops.workspace.local.batch import jobs as batch_jobs
 from mlops.workspace.local.batch.jobs import BatchJobProgress, BatchJobRuntime
 
@@ -302,7 +302,7 @@ def test_a_detached_job_survives_its_parent_and_is_polled_to_completion(jobs: Jo
     assert files.load_job(job.job_dir) == job
     assert batch_jobs.read_progress(job.job_dir).status in ("Queued", "Running")
 
-    progress = wait_for(job.job_dir, lambda p: p.status in plan.TERMINAL_STATUSES, timeout=45)
+    progress = wait_for(job.job_dir, lambda p: p.status.finished, timeout=45)
     assert progress.status == "Completed", progress.error
     assert progress.mini_batches_done == 6
     # a list of strings has no header: every element is one row
@@ -344,7 +344,7 @@ def test_cancel_stops_a_running_job_and_its_workers(jobs: Jobs, how: str) -> Non
 
     if how == "SIGTERM":
         os.kill(pid, signal.SIGTERM)
-        progress = wait_for(job.job_dir, lambda p: p.status in plan.TERMINAL_STATUSES, timeout=15)
+        progress = wait_for(job.job_dir, lambda p: p.status.finished, timeout=15)
     else:
         progress = batch_jobs.cancel_job(job.job_dir)
 

@@ -78,6 +78,7 @@ from mlops.workspace.port import (
     EndpointKeys,
     Environment,
     EnvironmentSpec,
+    JobStatus,
     Model,
     OnlineDeployment,
     OnlineDeploymentSpec,
@@ -670,7 +671,7 @@ class LocalWorkspace:
         error = progress.error
         if progress.failed_files and not error:
             error = "failed files: " + ", ".join(progress.failed_files)
-        return BatchJob(job_name, row["endpoint_name"], row["deployment_name"], progress.status,  # type: ignore[arg-type]
+        return BatchJob(job_name, row["endpoint_name"], row["deployment_name"], progress.status,
                         progress.mini_batches_total, progress.mini_batches_done, progress.mini_batches_failed, error)
 
     def download_batch_output(self, job_name: str, dest: Path) -> Path:
@@ -678,7 +679,7 @@ class LocalWorkspace:
 
         row = self._job_row(job_name)
         progress = jobs.read_progress(row["job_dir"])
-        if progress.status != "Completed" or not progress.output_file or not Path(progress.output_file).is_file():
+        if progress.status is not JobStatus.COMPLETED or not progress.output_file or not Path(progress.output_file).is_file():
             raise NotFoundError(f"batch job {job_name!r} has no output to download (status {progress.status}"
                                 + (f": {progress.error}" if progress.error else "") + ")")
         dest = Path(dest)

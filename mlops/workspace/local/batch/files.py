@@ -27,6 +27,7 @@ from typing import Any
 
 from mlops.errors import NotFoundError, WorkspaceError
 from mlops.workspace.local.batch.plan import BatchJobProgress, BatchJobRuntime
+from mlops.workspace.port import JobStatus
 
 JOB_FILE = "job.json"
 PID_FILE = "job.pid"
@@ -93,7 +94,7 @@ def job_process(job_dir: Path, status: dict[str, Any]) -> tuple[int, str | None]
 
 def progress_from_status(status: dict[str, Any]) -> BatchJobProgress:
     return BatchJobProgress(
-        status=status.get("status", "Queued"),
+        status=JobStatus(status.get("status", JobStatus.QUEUED)),
         mini_batches_total=int(status.get("mini_batches_total", 0)),
         mini_batches_done=int(status.get("mini_batches_done", 0)),
         mini_batches_failed=int(status.get("mini_batches_failed", 0)),
@@ -124,7 +125,7 @@ def read_logs(job_dir: Path | str, *, lines: int = 100) -> str:
 
 def initial_status(job: BatchJobRuntime, batches: int) -> dict[str, Any]:
     return {
-        "job_name": job.job_name, "status": "Queued", "created_at": utcnow(),
+        "job_name": job.job_name, "status": JobStatus.QUEUED, "created_at": utcnow(),
         "mini_batches_total": batches, "mini_batches_done": 0, "mini_batches_failed": 0,
         "files_total": len(job.input_files), "files_failed": 0, "failed_files": [], "failures": {},
         "rows_written": 0, "error": "", "output_file": "", "workers": {},

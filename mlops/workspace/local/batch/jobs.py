@@ -64,13 +64,14 @@ from mlops.workspace.local.batch.files import (
     write_json_atomic,
 )
 from mlops.workspace.local.batch.plan import (
-    TERMINAL_STATUSES,
     BatchJobProgress,
     BatchJobRuntime,
+    has_ended,
     plan_mini_batches,
     stale_status,
 )
 from mlops.workspace.local.batch.runner import POLL_SECONDS, JobRunner
+from mlops.workspace.port import JobStatus
 
 __all__ = ["BatchJobProgress", "BatchJobRuntime", "cancel_job", "read_logs", "read_progress", "read_status",
            "run_job", "start_job"]
@@ -87,8 +88,8 @@ def read_status(job_dir: Path | str) -> dict[str, Any]:
     if status is None:
         if not (job_dir / JOB_FILE).is_file():
             raise NotFoundError(f"no batch job in {job_dir}")
-        return {"status": "Queued"}
-    if status.get("status") in TERMINAL_STATUSES:
+        return {"status": JobStatus.QUEUED}
+    if has_ended(status):
         return status
     process = job_process(job_dir, status)
     alive = None if process is None else process_alive(*process)
@@ -165,13 +166,13 @@ def cancel_job(job_dir: Path | str, *, wait: float = 15.0) -> BatchJobProgress:
     A job that already ended is left as it is."""
     job_dir = Path(job_dir)
     status = read_status(job_dir)
-    if status.get("status") in TERMINAL_STATUSES:
+    if has_ended(status):
         return progress_from_status(status)
     (job_dir / CANCEL_FILE).touch()
     process = job_process(job_dir, status)
     deadline = time.monotonic() + wait
     while process is not None and process_alive(*process) and time.monotonic() < deadline:
-        if read_status(job_dir).get("status") in TERMINAL_STATUSES:
+        if has_ended(read_status(job_dir)):
             return read_progress(job_dir)
         time.sleep(POLL_SECONDS)
     if process is not None and process_alive(*process) and process[0] != os.getpid():
@@ -181,8 +182,8 @@ def cancel_job(job_dir: Path | str, *, wait: float = 15.0) -> BatchJobProgress:
         except ProcessLookupError:
             pass
     status = read_json(job_dir / STATUS_FILE) or status
-    if status.get("status") not in TERMINAL_STATUSES:
-        status = {**status, "status": "Canceled", "error": "canceled by request", "finished_at": utcnow()}
+    if not has_ended(status):
+        status = {**status, "status": JobStatus.CANCELED, "error": "canceled by request", "finished_at": utcnow()}
         write_json_atomic(job_dir / STATUS_FILE, status)
     _reap_children()
     return progress_from_status(status)

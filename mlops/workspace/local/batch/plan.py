@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-TERMINAL_STATUSES = frozenset({"Completed", "Failed", "Canceled"})
+from mlops.workspace.port import JobStatus
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,7 @@ class BatchJobRuntime:
 
 @dataclass(frozen=True)
 class BatchJobProgress:
-    status: str
-    """One of ``mlops.workspace.port.JobStatus``."""
+    status: JobStatus
     mini_batches_total: int = 0
     mini_batches_done: int = 0
     mini_batches_failed: int = 0
@@ -109,15 +108,20 @@ def name_files(files: Sequence[str], limit: int = 20) -> str:
     return shown + (f" and {len(files) - limit} more (see failed_files)" if len(files) > limit else "")
 
 
+def has_ended(status: Mapping[str, Any]) -> bool:
+    """Whether a recorded status document says the job ended (``JobStatus.finished``)."""
+    return JobStatus(status.get("status", JobStatus.QUEUED)).finished
+
+
 def stale_status(status: dict[str, Any], process_alive: bool | None) -> dict[str, Any] | None:
     """The status to record when the job process died without saying how the job ended, else None.
 
     ``process_alive`` is None when no process is known yet (``start_job`` is between writing the
     status and starting the process).
     """
-    if status.get("status") in TERMINAL_STATUSES or process_alive is None or process_alive:
+    if has_ended(status) or process_alive is None or process_alive:
         return None
-    was = status.get("status", "Queued")
-    return {**status, "status": "Failed",
+    was = status.get("status", JobStatus.QUEUED)
+    return {**status, "status": JobStatus.FAILED,
             "error": f"job process {status.get('pid', '?')} died while {was} (killed or crashed); "
                      "see logs/job.log and logs/job-process.log"}

@@ -48,6 +48,7 @@ from mlops.workspace.local.batch.plan import (
     plan_mini_batches,
     threshold_exceeded,
 )
+from mlops.workspace.port import JobStatus
 
 INIT_TIMEOUT_SECONDS = 600.0
 """How long a worker's ``init()`` may take (loading a big model is slow; it is not a mini-batch)."""
@@ -272,7 +273,7 @@ class JobRunner:
         self.pending: deque[Task] = deque(Task(i, files) for i, files in enumerate(self.batches))
         self.unresolved = len(self.batches)
         self.cond = threading.Condition()
-        self.stop: tuple[str, str] | None = None
+        self.stop: tuple[JobStatus, str] | None = None
         self.output = _Output(self.dir / "outputs" / job.output_file_name, job.output_action == "append_row")
         self.status = read_json(self.dir / STATUS_FILE) or {}
         self.status.update(initial_status(job, len(self.batches)) | {
@@ -298,7 +299,7 @@ class JobRunner:
             self._dirty = False
             self._saved_at = time.monotonic()
 
-    def _halt(self, status: str, error: str) -> None:
+    def _halt(self, status: JobStatus, error: str) -> None:
         if self.stop is None:
             self.stop = (status, error)
             self.log(f"stopping: {status}: {error}")
@@ -364,7 +365,7 @@ class JobRunner:
             self.status["files_failed"] = len(self.status["failed_files"])
             self._resolve(task, task.files)
             if threshold_exceeded(self.status["files_failed"], self.job.error_threshold):
-                self._halt("Failed", f"error_threshold {self.job.error_threshold} exceeded: "
+                self._halt(JobStatus.FAILED, f"error_threshold {self.job.error_threshold} exceeded: "
                                      f"{self.status['files_failed']} failed file(s): "
                                      + name_files(self.status["failed_files"]))
             self._save()
@@ -381,7 +382,7 @@ class JobRunner:
                 worker = _Worker.start(self.job, slot, log_path)
             except OSError as exc:
                 with self.cond:
-                    self._halt("Failed", f"cannot start a batch worker with {self.job.python}: {exc}")
+                    self._halt(JobStatus.FAILED, f"cannot start a batch worker with {self.job.python}: {exc}")
                 return None
             with self.cond:
                 self.status["workers"].setdefault(str(slot), {"pids": [], "mini_batches": 0})
@@ -398,7 +399,7 @@ class JobRunner:
             error = reply.error or reply.kind
             self.log(f"worker {slot} init() failed (attempt {attempt} of {attempts}):\n{error.rstrip()}")
         with self.cond:
-            self._halt("Failed", f"init() of {self.job.scoring_script} failed on worker {slot} "
+            self._halt(JobStatus.FAILED, f"init() of {self.job.scoring_script} failed on worker {slot} "
                                  f"after {attempts} attempts:\n{error.rstrip()}")
         return None
 
@@ -428,7 +429,7 @@ class JobRunner:
                     part.unlink(missing_ok=True)
         except Exception:  # a runner bug must end the job as Failed, not hang it
             with self.cond:
-                self._halt("Failed", f"batch runner error on worker {slot}:\n{traceback.format_exc()}")
+                self._halt(JobStatus.FAILED, f"batch runner error on worker {slot}:\n{traceback.format_exc()}")
         finally:
             if worker is not None:
                 worker.close()
@@ -436,7 +437,7 @@ class JobRunner:
     def run(self) -> BatchJobProgress:
         job = self.job
         with self.cond:
-            self.status.update({"status": "Running", "pid": os.getpid(),
+            self.status.update({"status": JobStatus.RUNNING, "pid": os.getpid(),
                                 "pid_identity": process_identity(os.getpid()), "started_at": utcnow()})
             self._save(force=True)
         self.log(f"job {job.job_name}: {len(job.input_files)} files in {len(self.batches)} mini-batches of "
@@ -445,7 +446,7 @@ class JobRunner:
         try:
             if not self.batches:
                 with self.cond:
-                    self._halt("Failed", "the job has no input files (the input folder is empty)")
+                    self._halt(JobStatus.FAILED, "the job has no input files (the input folder is empty)")
             threads = [threading.Thread(target=self._dispatch, args=(slot,), name=f"batch-worker-{slot}")
                        for slot in range(min(max(job.workers, 1), len(self.batches)))]
             for thread in threads:
@@ -453,7 +454,7 @@ class JobRunner:
             while any(thread.is_alive() for thread in threads):
                 if self.cancel.is_set() or (self.dir / CANCEL_FILE).exists():
                     with self.cond:
-                        self._halt("Canceled", "canceled by request")
+                        self._halt(JobStatus.CANCELED, "canceled by request")
                 for thread in threads:
                     thread.join(timeout=POLL_SECONDS / max(len(threads), 1))
                 with self.cond:
@@ -461,19 +462,19 @@ class JobRunner:
                         self._save(force=True)
             with self.cond:
                 if self.stop is None and self.unresolved > 0:
-                    self._halt("Failed", "every worker stopped before the job finished; see logs/")
+                    self._halt(JobStatus.FAILED, "every worker stopped before the job finished; see logs/")
         except Exception:  # record the failure; the job must end with a status
             with self.cond:
-                self._halt("Failed", f"batch runner error:\n{traceback.format_exc()}")
+                self._halt(JobStatus.FAILED, f"batch runner error:\n{traceback.format_exc()}")
         return self._finish()
 
     def _finish(self) -> BatchJobProgress:
         with self.cond:
-            status, error = self.stop or ("Completed", "")
+            status, error = self.stop or (JobStatus.COMPLETED, "")
             try:
                 self.status["output_file"] = self.output.finish()
             except OSError as exc:
-                status, error = "Failed", f"could not write the output file: {exc}"
+                status, error = JobStatus.FAILED, f"could not write the output file: {exc}"
             shutil.rmtree(self.dir / "tmp", ignore_errors=True)
             self.status.update({"status": status, "error": error, "finished_at": utcnow()})
             self._save(force=True)
@@ -499,7 +500,7 @@ def main(argv: list[str]) -> int:
         sys.stderr.write(f"cannot load the batch job in {argv[1]}: {exc}\n")
         return 2
     progress = JobRunner(job, cancel).run()
-    return 0 if progress.status == "Completed" else 1
+    return 0 if progress.status is JobStatus.COMPLETED else 1
 
 
 if __name__ == "__main__":
