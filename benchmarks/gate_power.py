@@ -43,9 +43,10 @@ from mlops.forecasting.training import train_model  # noqa: E402
 from mlops.release.gates import Gates, LatencyStats, Measurements, Phase, RelativeGates, evaluate  # noqa: E402
 from mlops.release.quality import build_requests, read_rows  # noqa: E402
 
-SLOWDOWNS = (0.0, 0.10, 0.25, 0.50)
-SAME_PROCESS = -1.0
-"""The A/A scenario with both sides drawn from one process: sampling noise alone, no process asymmetry."""
+SCENARIOS = (("A/A 1p", True, 0.0), ("+10% 1p", True, 0.10), ("+25% 1p", True, 0.25),
+             ("A/A 2p", False, 0.0), ("+10% 2p", False, 0.10), ("+25% 2p", False, 0.25), ("+50% 2p", False, 0.50))
+"""(label, both sides from one process, slowdown): "1p" isolates the statistic's own power (sampling
+noise only); "2p" draws candidate and baseline from two identical processes - what a real gate faces."""
 
 
 async def _collect(urls: tuple[str, str], bodies: list[bytes], samples: int, concurrency: int
@@ -80,22 +81,21 @@ def _stats(values: np.ndarray, seconds: float) -> LatencyStats:
 
 
 def power(gates: Gates, pool_a: np.ndarray, pool_b: np.ndarray, per_side: int, seconds: float, trials: int,
-          rng: np.random.Generator) -> dict[float, int]:
-    """Failed verdicts per slowdown over ``trials`` resampled gate runs."""
-    median = float(np.median(np.concatenate([pool_a, pool_b])))
-    failed: dict[float, int] = {}
-    for slowdown in (SAME_PROCESS, *SLOWDOWNS):
+          rng: np.random.Generator) -> dict[str, int]:
+    """Failed verdicts per scenario over ``trials`` resampled gate runs."""
+    failed: dict[str, int] = {}
+    for label, same_process, slowdown in SCENARIOS:
         count = 0
         for _ in range(trials):
             # which process plays the baseline is drawn per trial: A/A is symmetric, the one-sided test is not
             base_pool, cand_pool = (pool_a, pool_b) if rng.random() < 0.5 else (pool_b, pool_a)
-            if slowdown == SAME_PROCESS:
+            if same_process:
                 cand_pool = base_pool
             baseline = rng.choice(base_pool, per_side)
-            candidate = rng.choice(cand_pool, per_side) + max(0.0, slowdown) * median
+            candidate = rng.choice(cand_pool, per_side) + slowdown * float(np.median(base_pool))
             verdict = evaluate(gates, Measurements(_stats(candidate, seconds), _stats(baseline, seconds)))
             count += verdict.phase is Phase.FAILED
-        failed[slowdown] = count
+        failed[label] = count
     return failed
 
 
@@ -115,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tuned", default="", help="relative settings to compare, e.g. "
                         "'min_shift_ms=2,min_shift_ratio=0.2' (default: none)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--save-samples", type=Path, help="write the collected pools here (.npz)")
+    parser.add_argument("--samples-from", type=Path, help="judge pools saved by --save-samples (collect nothing)")
     args = parser.parse_args(argv)
 
     shipped = _gates(args.gates, REPO)
@@ -129,6 +131,11 @@ def main(argv: list[str] | None = None) -> int:
     bodies = [r.body for r in build_requests(read_rows(REPO / "load_tests" / "holdout.csv"), origins=50,
                                              context_days=context, horizon=horizon)]
     load_before = os.getloadavg()[0]
+    if args.samples_from:
+        saved = np.load(args.samples_from)
+        _report(args, variants, profiles, saved["a"], saved["b"], float(saved["rate"]), "pools from "
+                f"{args.samples_from}")
+        return 0
     # as endpoints/online/deployment.yml runs each instance: one math thread, so the two servers do not
     # fight over the cores inside one request
     os.environ.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -141,23 +148,29 @@ def main(argv: list[str] | None = None) -> int:
         with inference_server(model_dir) as url_a, inference_server(model_dir) as url_b:
             print(f"collecting {args.samples} latency samples from each of two azmlinfsrv processes ...",
                   file=sys.stderr)
-            started = time.perf_counter()
             asyncio.run(_collect((url_a, url_b), bodies, 200, args.concurrency))  # warm-up, dropped
+            started = time.perf_counter()
             pool_a, pool_b = asyncio.run(_collect((url_a, url_b), bodies, args.samples, args.concurrency))
             elapsed = time.perf_counter() - started
     pool_a_np, pool_b_np = np.array(pool_a), np.array(pool_b)
     rate_per_side = args.samples / elapsed
-    print(f"{args.samples} samples per server in {elapsed:.1f}s ({rate_per_side:.0f} req/s per side at concurrency "
-          f"{args.concurrency}); {os.cpu_count()} CPUs, load average before/after {load_before:.2f}/"
-          f"{os.getloadavg()[0]:.2f} (a shared machine: busy)")
+    if args.save_samples:
+        np.savez(args.save_samples, a=pool_a_np, b=pool_b_np, rate=rate_per_side)
+    _report(args, variants, profiles, pool_a_np, pool_b_np, rate_per_side,
+            f"{args.samples} samples per server in {elapsed:.1f}s ({rate_per_side:.0f} req/s per side at concurrency "
+            f"{args.concurrency}); {os.cpu_count()} CPUs, load average before/after {load_before:.2f}/"
+            f"{os.getloadavg()[0]:.2f} (a shared machine: busy)")
+    return 0
+
+
+def _report(args: argparse.Namespace, variants: list[tuple[str, Gates]], profiles: dict, pool_a_np: np.ndarray,
+            pool_b_np: np.ndarray, rate_per_side: float, header_line: str) -> None:
+    print(header_line)
     for name, pool in (("A", pool_a_np), ("A'", pool_b_np)):
         p50, p95, p99 = np.percentile(pool, [50, 95, 99])
         print(f"  {name:<3} p50 {p50:.2f} ms  p95 {p95:.2f} ms  p99 {p99:.2f} ms")
     rng = np.random.default_rng(args.seed)
-    columns = (SAME_PROCESS, *SLOWDOWNS)
-    names = {SAME_PROCESS: "A/A 1 proc", 0.0: "A/A 2 procs"}
-    header = f"{'gates':<8} {'profile':<9} {'req/side':>8} " + " ".join(
-        f"{names.get(s, f'+{s:.0%}'):>12}" for s in columns)
+    header = f"{'gates':<8} {'profile':<9} {'req/side':>8} " + " ".join(f"{label:>12}" for label, _, _ in SCENARIOS)
     print(f"\nfailed verdicts / trials ({args.trials} resampled gate runs per cell)")
     print(header)
     for label, gates in variants:
@@ -166,13 +179,13 @@ def main(argv: list[str] | None = None) -> int:
             # at a few users, so the profile's user count barely changes the rate)
             per_side = max(1, int(rate_per_side * profile.run_time_s))
             failed = power(gates, pool_a_np, pool_b_np, per_side, profile.run_time_s, args.trials, rng)
-            cells = " ".join(f"{failed[s]:>5}/{args.trials:<3} {failed[s] / args.trials:>3.0%}" for s in columns)
+            cells = " ".join(f"{failed[label]:>5}/{args.trials:<3} {failed[label] / args.trials:>3.0%}"
+                             for label, _, _ in SCENARIOS)
             print(f"{label:<8} {profile_name:<9} {per_side:>8} {cells}")
         print(f"  {label}: {_describe(gates.relative)}")
-    print("\nA/A 1 proc: both sides resampled from one process (sampling noise only); A/A 2 procs: candidate and "
-          "baseline from two identical processes (what a real gate faces)")
+    print("\n1p: both sides resampled from one process (sampling noise only); 2p: candidate and baseline from two "
+          "identical processes (what a real gate faces); slowdowns add x median of the baseline's pool")
     print("targets (standard profile): A/A false failures <= 1%, +25% caught >= 95%")
-    return 0
 
 
 if __name__ == "__main__":
