@@ -3,8 +3,8 @@ catch a candidate whose latency is slower by +10%, +25%, +50% of the median.
 
 In the run: trains a tiny TCN (unless ``--model``), starts two real ``azmlinfsrv`` processes
 serving it with ``endpoints/online/score.py`` (A and A': what a fresh baseline and an identical
-candidate are), and loads them side by side - each worker alternates between the two, back to back,
-as the locust load test alternates candidate and baseline - with the load test's own payloads
+candidate are), and loads them side by side - half the workers on each, each worker back to back on
+its own server, as the locustfile gives every user one target - with the load test's own payloads
 (``load_tests/holdout.csv`` windows of ``payload.context_days`` rows). That gives two pools of real
 latency samples measured under the same machine noise.
 
@@ -51,7 +51,8 @@ noise only); "2p" draws candidate and baseline from two identical processes - wh
 
 async def _collect(urls: tuple[str, str], bodies: list[bytes], samples: int, concurrency: int
                    ) -> tuple[list[float], list[float]]:
-    """``samples`` latencies (ms) per server; each worker alternates A, A', A, ... back to back."""
+    """``samples`` latencies (ms) per server; worker ``i`` sends to server ``i % 2`` only, back to back
+    (the locustfile's users each keep one target: a slow target never holds up the other's users)."""
     import aiohttp
 
     pools: tuple[list[float], list[float]] = ([], [])
@@ -60,7 +61,7 @@ async def _collect(urls: tuple[str, str], bodies: list[bytes], samples: int, con
         async def worker(index: int) -> None:
             turn = index % 2
             i = index
-            while min(len(pools[0]), len(pools[1])) < samples:
+            while len(pools[turn]) < samples:
                 body = bodies[i % len(bodies)]
                 i += 1
                 started = time.perf_counter()
@@ -69,7 +70,6 @@ async def _collect(urls: tuple[str, str], bodies: list[bytes], samples: int, con
                     if response.status != 200:
                         raise RuntimeError(f"server {turn} answered {response.status}")
                 pools[turn].append((time.perf_counter() - started) * 1000.0)
-                turn = 1 - turn
 
         warm = asyncio.gather(*(worker(i) for i in range(concurrency)))
         await warm
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--samples", type=int, default=3000, help="latency samples collected per server")
     parser.add_argument("--trials", type=int, default=400, help="resampled gate runs per scenario and profile")
-    parser.add_argument("--concurrency", type=int, default=4, help="load workers (each alternates A and A')")
+    parser.add_argument("--concurrency", type=int, default=4, help="load workers, half on each server")
     parser.add_argument("--model", type=Path, help="a folder with model.pt (default: train a tiny one now)")
     parser.add_argument("--gates", type=Path, default=REPO / "load_tests" / "gates.yml")
     parser.add_argument("--tuned", default="", help="relative settings to compare, e.g. "
