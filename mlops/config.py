@@ -36,7 +36,8 @@ import yaml
 from mlops.errors import ConfigError, RuleViolation
 from mlops.release.durations import parse_duration
 from mlops.release.gates import AbsoluteGates, Gates, QualityGates, RelativeGates
-from mlops.release.rollout import HealthCheck, Rollout, parse_steps
+from mlops.release.rollout import HealthCheck, Rollout, ShadowCheck, parse_steps
+from mlops.release.served import ServedCheck
 from mlops.workspace.port import (
     AssetRef,
     BatchDeploymentSpec,
@@ -562,8 +563,29 @@ def _rollout(path: Path, profile: str) -> Rollout:
         max_error_rate=_float(health_raw, "max_error_rate", where, default=0.0, prefix="health.") or 0.0,
         max_p95_ms=_float(health_raw, "max_p95_ms", where, default=None, prefix="health."),
         min_requests=_int(health_raw, "min_requests", where, default=20, minimum=1, prefix="health."),
+        metrics=_served(health_raw.get("deployment_metrics"), where, "health.deployment_metrics.", too_few="report"),
     )
-    return Rollout(steps=steps, old_deployment=old, failed_candidate=failed, health=health)
+    shadow_raw = data.get("shadow") or {}
+    if not isinstance(shadow_raw, dict):
+        raise ConfigError("expected a mapping", file=where, key="shadow")
+    shadow = ShadowCheck(users=_int(shadow_raw, "users", where, default=4, minimum=1, prefix="shadow."),
+                         served=_served(shadow_raw, where, "shadow."))
+    return Rollout(steps=steps, old_deployment=old, failed_candidate=failed, health=health, shadow=shadow)
+
+
+def _served(raw: Any, where: str, prefix: str, *, too_few: str = "inconclusive") -> ServedCheck:
+    """Limits on what a deployment served (``mlops.release.served``): shadow step, health metrics."""
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping", file=where, key=prefix.rstrip("."))
+    return ServedCheck(
+        min_requests=_int(raw, "min_requests", where, default=20, minimum=1, prefix=prefix),
+        max_error_rate=_float(raw, "max_error_rate", where, default=0.0, prefix=prefix) or 0.0,
+        max_p95_ms=_float(raw, "max_p95_ms", where, default=None, prefix=prefix),
+        p95_tolerance=_float(raw, "p95_tolerance", where, default=0.5, prefix=prefix),
+        p95_slack_ms=_float(raw, "p95_slack_ms", where, default=25.0, prefix=prefix) or 0.0,
+        too_few=too_few,
+    )
 
 
 def _load_profile(path: Path, profile: str, base: Path) -> LoadProfile:
@@ -614,7 +636,11 @@ def _gates(path: Path, base: Path) -> Gates:
     if alpha is not None and not 0 < alpha < 1:
         raise ConfigError(f"expected a probability between 0 and 1, got {alpha}", file=where,
                           key="relative.mann_whitney.alpha")
+    baseline = relative_raw.get("baseline", "auto")
+    if baseline not in ("auto", "fresh", "live"):
+        raise ConfigError(f"expected auto, fresh or live, got {baseline!r}", file=where, key="relative.baseline")
     relative = RelativeGates(
+        baseline=baseline,
         p95_tolerance=_float(relative_raw, "p95_tolerance", where, default=None, prefix="relative."),
         p95_slack_ms=_float(relative_raw, "p95_slack_ms", where, default=0.0, prefix="relative.") or 0.0,
         mann_whitney_alpha=alpha,

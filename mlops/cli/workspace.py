@@ -208,12 +208,16 @@ def _local_status(args: argparse.Namespace) -> None:
     running = host.is_running()
     served = host.status() if running else {}
     pid = host.host_pid() if running and hasattr(host, "host_pid") else None
+    metrics_url = host.metrics_url() if running and hasattr(host, "metrics_url") else None
     endpoints = {name: {d: status.state for d, status in deployments.items()} for name, deployments in served.items()}
     lines = [f"local host of {workspace.uri}: " + (f"running (pid {pid})" if running else "not running")]
+    if metrics_url:
+        lines.append(f"  metrics (Prometheus text): {metrics_url}")
     for name, deployments in sorted(endpoints.items()):
         states = ", ".join(f"{d}={state}" for d, state in sorted(deployments.items())) or "no deployments"
         lines.append(f"  {name}: {states}")
-    emit({"workspace": workspace.uri, "running": running, "pid": pid, "endpoints": endpoints}, as_json=args.json,
+    emit({"workspace": workspace.uri, "running": running, "pid": pid, "metrics_url": metrics_url,
+          "endpoints": endpoints}, as_json=args.json,
          text="\n".join(lines))
 
 

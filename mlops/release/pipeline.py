@@ -31,6 +31,15 @@ from mlops.errors import (
     ReleaseFailed,
     UsageError,
 )
+from mlops.release.baseline import (
+    BASELINE_SLOT,
+    archived_code_dir,
+    baseline_mode,
+    deploy_baseline,
+    plan_baseline,
+    remove_baseline,
+    safe_remove_baseline,
+)
 from mlops.release.batch import batch_refresh
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, Verdict, evaluate
@@ -40,6 +49,7 @@ from mlops.release.model_environment import choose_environment
 from mlops.release.promote import checked_rollback_plan, promote, rollback
 from mlops.release.quality import build_requests, read_rows, score_deployment
 from mlops.release.record import (
+    BaselineSlot,
     BatchResult,
     EnvironmentPin,
     LoadTestResult,
@@ -266,8 +276,23 @@ def step_deploy(ctx: ReleaseContext) -> Slots:
     return slots
 
 
+def _plan_baseline(ctx: ReleaseContext, live: str | None):
+    """What the gate compares the candidate with (``mlops.release.baseline``), and live's deployment."""
+    config = ctx.config
+    live_deployment = ctx.workspace.get_online_deployment(ctx.endpoint, live) if live else None
+    mode = baseline_mode(config.load_test.gates.relative.baseline, ctx.workspace.uri)
+    current = ctx.artifacts / "code" / "online"
+    if live_deployment is not None and mode == "fresh" and not current.is_dir():  # a later job elsewhere
+        stage_code(config.online.code_dir, current)
+    plan = plan_baseline(mode, live_deployment, slots=tuple(config.online.slots), current_code_hash=_code_hash(ctx),
+                         current_code=current, archived_code=archived_code_dir(config.records, live_deployment),
+                         code_hash_tag=CODE_HASH_TAG)
+    return plan, live_deployment
+
+
 def step_loadtest(ctx: ReleaseContext) -> LoadTestResult:
-    """Load candidate and live side by side (header-targeted), then score the holdout through both."""
+    """Load candidate, fresh baseline and live side by side (header-targeted, the same users each),
+    then score the holdout through candidate and live. The baseline is removed right after the load."""
     config, workspace, record = ctx.config, ctx.workspace, ctx.record
     candidate, live = ctx.slots()
     names = {d.name for d in workspace.list_online_deployments(ctx.endpoint)}
@@ -281,10 +306,20 @@ def step_loadtest(ctx: ReleaseContext) -> LoadTestResult:
     if record.status is not ReleaseStatus.RUNNING:
         record.status = ReleaseStatus.RUNNING
     with record.step("loadtest", configured_wait_s=profile.run_time_s + profile.warmup_s) as entry:
-        targets = [candidate] + ([live] if live else [])
-        result = run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=targets, shape=profile,
-                          locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name="loadtest",
-                          progress=ctx.progress)
+        plan, live_deployment = _plan_baseline(ctx, live)
+        with holding(ctx):
+            if plan.name is not None and live_deployment is not None:
+                deploy_baseline(ctx, plan, live_deployment, CODE_HASH_TAG)
+            else:
+                record.baseline = BaselineSlot(mode="live", reason=plan.reason)
+                record.save()
+            targets = [candidate] + ([plan.name] if plan.name else []) + ([live] if live else [])
+            try:
+                result = run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=targets,
+                                  shape=profile, locustfile=config.load_test.locustfile, out_dir=ctx.artifacts,
+                                  name="loadtest", progress=ctx.progress)
+            finally:
+                remove_baseline(ctx, reason="load test over")
         loadtest = LoadTestResult.of(result.summary())
         loadtest.samples_ms = {name: [round(v, 2) for v in stats.samples_ms] for name, stats in result.stats.items()
                                if name in targets}
@@ -309,14 +344,17 @@ def _finite(value: float | None) -> float | None:
 
 
 def measurements(record: Record) -> Measurements:
-    """What the gate judges, read from the record's load test and quality sections."""
+    """What the gate judges, read from the record's load test and quality sections: the relative gates
+    compare with the fresh baseline when there was one in the load test, else with live."""
     candidate, live = record.slots.candidate, record.slots.live
     loadtest = record.loadtest or LoadTestResult()
     candidate_stats = loadtest.stats(candidate) or LatencyStats(0, 0, math.nan, math.nan, math.nan, 0.0)
-    live_stats = loadtest.stats(live) if live in loadtest.targets else None
+    fresh = record.baseline is not None and record.baseline.mode == "fresh" and BASELINE_SLOT in loadtest.targets
+    comparator = BASELINE_SLOT if fresh else live
+    compared = loadtest.stats(comparator) if comparator in loadtest.targets else None
     quality = record.quality
     return Measurements(
-        candidate=candidate_stats, live=live_stats,
+        candidate=candidate_stats, live=compared, comparator="baseline" if fresh else "live",
         quality=QualityMeasurement(math.nan if quality.candidate_mape is None else quality.candidate_mape,
                                    quality.live_mape, quality.points, quality.candidate_failures)
         if quality else None)
@@ -430,7 +468,11 @@ def _start(config: Config, workspace: Workspace, path: Path, progress: Progress)
         refuse_if_held(workspace, config.online.endpoint.name, record.holder)
         record.claim()
         progress(f"release {record.release_id}: resuming (status {record.status})")
-        return ReleaseContext(config, workspace, record, progress), True
+        ctx = ReleaseContext(config, workspace, record, progress)
+        if record.baseline is not None and record.baseline.may_exist:
+            with holding(ctx):
+                safe_remove_baseline(ctx, reason="the release was interrupted while its baseline existed")
+        return ctx, True
     record = _new_record(config, workspace, path)
     progress(f"release {record.release_id}: started on {workspace.uri}")
     return ReleaseContext(config, workspace, record, progress), False
@@ -463,6 +505,7 @@ def _fail(ctx: ReleaseContext, error: MlopsError) -> None:
         record.finish(ReleaseStatus.FAILED, error=str(error))
         return
     with holding(ctx):
+        safe_remove_baseline(ctx, reason="the release failed")
         if record.slots.candidate and record.rollback is None and not record.promotion.finished:
             try:
                 rollback(ctx, reason=f"release failed: {str(error).splitlines()[0] if str(error) else error}")

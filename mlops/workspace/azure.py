@@ -1,7 +1,7 @@
 """The Azure ML adapter: the ``Workspace`` port on ``azure.ai.ml.MLClient``.
 
 This is the only module that imports the Azure SDK clients (``azure.ai.ml``, ``azure.identity``,
-``azure.core``). Pure decisions (versions, states, lock format, AutoML best trial, error kinds)
+``azure.core``, ``azure.monitor.query``). Pure decisions (versions, states, lock format, AutoML best trial, error kinds)
 live in ``mlops.workspace.azure_decisions``; this module does the I/O and translates every SDK
 exception into ``mlops.errors`` at the boundary (``_call``), with the fix in the message.
 
@@ -32,6 +32,10 @@ How it maps the port onto Azure ML, and the traps it avoids:
   to ``resources``); ``invoke(deployment_name=..., input=Input(type="uri_folder", path=<local dir>))``
   (the SDK uploads the folder); the output is the job's ``score`` output; the default deployment
   is set read-modify-write on the endpoint's ``defaults.deployment_name``.
+* **Deployment metrics** come from Azure Monitor: ``LogsQueryClient.query_workspace`` on the
+  ``AmlOnlineEndpointTrafficLog`` table of the Log Analytics workspace ``MLOPS_LOG_ANALYTICS_WORKSPACE_ID``
+  (the queries, the ingestion delay and why not platform metrics: ``mlops.workspace.azure_monitor``).
+  Without that workspace the metrics are reported incomplete, so no health check can pass on them.
 * **Release lock**: the tag ``mlops.release-lock = holder@time`` on the online endpoint, written
   read-modify-write and verified by reading it back. Azure ML endpoints expose no etag to the SDK,
   so two writers within the same second can both believe they won; in GitHub Actions the
@@ -97,7 +101,7 @@ from mlops.errors import (
     UsageError,
     WorkspaceError,
 )
-from mlops.workspace import AzureTarget, rules
+from mlops.workspace import AzureTarget, azure_monitor, rules
 from mlops.workspace import azure_decisions as decide
 from mlops.workspace.azure_decisions import (
     AUTOML_CHILD_TAG,
@@ -114,6 +118,7 @@ from mlops.workspace.port import (
     BatchEndpoint,
     BatchEndpointSpec,
     BatchJob,
+    DeploymentMetrics,
     EndpointKeys,
     Environment,
     EnvironmentSpec,
@@ -202,8 +207,16 @@ class AzureWorkspace:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  http_post: HttpPost = _urllib_post, lro_timeout: float = 3600.0,
                  settle_timeout: float = 600.0, poll_interval: float = 5.0, retry_attempts: int = 8,
-                 retry_base: float = 5.0, invoke_timeout: float = 90.0) -> None:
+                 retry_base: float = 5.0, invoke_timeout: float = 90.0, logs_client: Any = None,
+                 log_workspace_id: str | None = None, wall_clock: Callable[[], float] = time.time,
+                 ingestion_delay_s: float = azure_monitor.INGESTION_DELAY_S, wait_for_ingestion: bool = True) -> None:
         self._ml = ml_client
+        self._logs = logs_client
+        """``azure.monitor.query.LogsQueryClient`` (or a fake with its ``query_workspace`` signature)."""
+        self._log_workspace_id = log_workspace_id
+        self._wall = wall_clock
+        self._ingestion_delay_s = ingestion_delay_s
+        self._wait_for_ingestion = wait_for_ingestion
         self._credential = credential
         self.uri = uri or (f"azureml://subscriptions/{ml_client.subscription_id}/resourceGroups/"
                            f"{ml_client.resource_group_name}/workspaces/{ml_client.workspace_name}")
@@ -231,7 +244,14 @@ class AzureWorkspace:
                           resource_group_name=target.resource_group, workspace_name=target.workspace)
         uri = (f"azureml://subscriptions/{target.subscription_id}/resourceGroups/{target.resource_group}"
                f"/workspaces/{target.workspace}")
-        return cls(client, uri=uri, credential=credential, **options)
+        log_workspace_id = options.pop("log_workspace_id", None) or os.environ.get(azure_monitor.LOG_WORKSPACE_ENV)
+        logs_client = options.pop("logs_client", None)
+        if log_workspace_id and logs_client is None:
+            from azure.monitor.query import LogsQueryClient
+
+            logs_client = LogsQueryClient(credential)
+        return cls(client, uri=uri, credential=credential, logs_client=logs_client,
+                   log_workspace_id=log_workspace_id, **options)
 
     @classmethod
     def from_environment(cls, **options: Any) -> AzureWorkspace:
@@ -715,6 +735,34 @@ class AzureWorkspace:
             target = f" (deployment {deployment_name})" if deployment_name else ""
             raise WorkspaceError(f"invoke online endpoint {endpoint_name}{target}: HTTP {status}: {text}")
         return payload
+
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> DeploymentMetrics:
+        """The deployment's rows of ``AmlOnlineEndpointTrafficLog`` in [since, until) (see
+        ``azure_monitor``): waits out the rest of the ingestion delay first (once), then two queries."""
+        now = self._wall()
+        until = now if until is None else min(until, now)
+        if not self._log_workspace_id or self._logs is None:
+            return azure_monitor.unconfigured(endpoint_name, deployment_name, since, until)
+        remaining = self._ingestion_delay_s - (now - until)
+        if self._wait_for_ingestion and remaining > 0:
+            self._sleep(remaining)
+            now = self._wall()
+        codes_query, latency_query = azure_monitor.traffic_log_queries(endpoint_name, deployment_name)
+        timespan = (datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(until, UTC))
+        tables: list[tuple[list[str], list[Any]] | None] = []
+        partial = ""
+        for query in (codes_query, latency_query):
+            result = self._call(f"query {azure_monitor.TRAFFIC_LOG_TABLE} of {endpoint_name}/{deployment_name}",
+                                self._logs.query_workspace, self._log_workspace_id, query, timespan=timespan)
+            data = list(getattr(result, "tables", None) or getattr(result, "partial_data", None) or [])
+            error = getattr(result, "partial_error", None)
+            if error is not None:
+                partial = str(getattr(error, "message", error))
+            tables.append((list(data[0].columns), [list(row) for row in data[0].rows]) if data else ([], []))
+        return azure_monitor.metrics_from_tables(endpoint_name, deployment_name, since, until, now,
+                                                 codes=tables[0], latency=tables[1], partial=partial,
+                                                 ingestion_delay_s=self._ingestion_delay_s)
 
     def get_logs(self, endpoint_name: str, deployment_name: str, *, lines: int = 100) -> str:
         return self._call(f"get logs of deployment {deployment_name} on online endpoint {endpoint_name}",

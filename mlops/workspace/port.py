@@ -242,6 +242,51 @@ class AutoMLJobRequest:
 
 
 @dataclass(frozen=True)
+class DeploymentMetrics:
+    """What one deployment served in a window, over *all* its traffic (users' requests routed by the
+    split, header-targeted requests, mirrored copies), as the endpoint itself recorded it.
+
+    Local: the router's records. Azure: Azure Monitor's ``AmlOnlineEndpointTrafficLog`` rows of the
+    deployment. ``complete`` is False while the window may still be missing data (Azure Monitor's
+    ingestion delay, a local host restarted inside the window): judges make that Inconclusive,
+    never Passed."""
+
+    endpoint_name: str
+    deployment_name: str
+    since: float
+    """Window start, epoch seconds (UTC)."""
+    until: float
+    requests: int
+    status_codes: Mapping[int, int] = field(default_factory=dict)
+    p50_ms: float = float("nan")
+    p95_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    """Latency percentiles of the successful (2xx/3xx) requests."""
+    kinds: Mapping[str, int] = field(default_factory=dict)
+    """Requests by kind (``routed``, ``targeted``, ``mirrored``) where the source tells them apart."""
+    complete: bool = True
+    note: str = ""
+    """Why the window is incomplete, or where the data came from."""
+    source: str = ""
+
+    @property
+    def failures(self) -> int:
+        """Server-side failures: 5xx, plus the router's 408 (timeout) and 429 (over the concurrency limit)."""
+        return sum(count for code, count in self.status_codes.items() if code >= 500 or code in (408, 429))
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+    def status_classes(self) -> dict[str, int]:
+        classes: dict[str, int] = {}
+        for code, count in self.status_codes.items():
+            key = f"{code // 100}xx" if 200 <= code < 600 else "5xx"
+            classes[key] = classes.get(key, 0) + count
+        return dict(sorted(classes.items()))
+
+
+@dataclass(frozen=True)
 class ReleaseLock:
     """Who holds the release lock of an endpoint, and since when (ISO 8601 UTC)."""
 
@@ -457,6 +502,13 @@ class Workspace(Protocol):
         ...
 
     def get_logs(self, endpoint_name: str, deployment_name: str, *, lines: int = 100) -> str: ...
+
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> DeploymentMetrics:
+        """Requests, status codes and latency percentiles of everything the deployment served from
+        ``since`` to ``until`` (epoch seconds; default now), users' traffic and mirrored copies
+        included. Never raises for "no data": it returns ``requests=0`` or ``complete=False``."""
+        ...
 
     # batch ----------------------------------------------------------------------------------
     def list_batch_endpoints(self) -> list[BatchEndpoint]: ...

@@ -29,6 +29,10 @@ def write_config(root: Path, *, model: Path | str, run_time: str = "3s", users: 
     rollout = yaml.safe_load((REPO / "endpoints/online/rollout.yml").read_text())
     rollout["profiles"]["test"] = steps or FAST_STEPS
     rollout["health"].update({"duration": "1s", "min_requests": 5, **(health or {})})
+    # 1 s bakes: at 10% the candidate answers a handful of requests (the synthetic check needs >= 1 too)
+    if "deployment_metrics" not in (health or {}):
+        rollout["health"]["deployment_metrics"]["min_requests"] = 1
+    rollout["shadow"]["min_requests"] = 5
     rollout["on_failure"]["candidate"] = on_failure
     rollout["after_success"]["old_deployment"] = old_deployment
     (root / "rollout.yml").write_text(yaml.safe_dump(rollout))

@@ -75,6 +75,7 @@ from mlops.workspace.port import (
     BatchEndpoint,
     BatchEndpointSpec,
     BatchJob,
+    DeploymentMetrics,
     EndpointKeys,
     Environment,
     EnvironmentSpec,
@@ -146,6 +147,10 @@ def load_training_data(data: str, *, fast: bool = False) -> tuple[Any, str]:
         return load_series_csv(data, fill_gaps=MAX_IMPUTED_GAP), str(data)
     except ForecastInputError as error:
         raise UsageError(str(error)) from None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _free_loopback_port(taken: set[int]) -> int:
@@ -566,6 +571,32 @@ class LocalWorkspace:
         if deployment.state == "Failed":  # no longer on the host: the stored failure carries its log tail
             return "\n".join(deployment.error.splitlines()[-lines:])
         return self._online_host().logs(endpoint_name, deployment_name, lines=lines)
+
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> DeploymentMetrics:
+        """What the endpoint's router recorded for the deployment (every kind of traffic, see
+        ``traffic_metrics``). Incomplete when the router started recording after ``since`` (the host
+        was restarted inside the window: what it served before is gone)."""
+        self._endpoint_row(endpoint_name)
+        data = self._online_host().deployment_metrics(endpoint_name, deployment_name, since, until)
+        recorded_since = float(data.get("recorded_since") or 0.0)
+        complete = recorded_since <= since
+        note = ("" if complete else
+                f"the router holds this deployment's requests only from {_iso(recorded_since)} (the local host "
+                f"restarted, or older requests were dropped), after the window start {_iso(since)}")
+
+        def number(key: str) -> float:
+            value = data.get(key)
+            return float("nan") if value is None else float(value)
+
+        return DeploymentMetrics(
+            endpoint_name=endpoint_name, deployment_name=deployment_name, since=since,
+            until=float(data.get("until") or (until if until is not None else since)),
+            requests=int(data.get("requests") or 0),
+            status_codes={int(code): int(count) for code, count in (data.get("status_codes") or {}).items()},
+            p50_ms=number("p50_ms"), p95_ms=number("p95_ms"), p99_ms=number("p99_ms"),
+            kinds={str(k): int(v) for k, v in (data.get("kinds") or {}).items()},
+            complete=complete, note=note, source="local router")
 
     # batch ------------------------------------------------------------------------------------
     def _batch_endpoint(self, row: Any) -> BatchEndpoint:
