@@ -691,7 +691,7 @@ class AutoMLJobSpec:
 def load_automl_job_spec(path: str | Path) -> AutoMLJobSpec:
     """Read and check a forecasting AutoML job spec; ``ConfigError`` names the file and the key."""
     from mlops.forecasting.sweep import ALGORITHM, PRIMARY_METRICS
-    from mlops.workspace.azure_decisions import metric_name
+    from mlops.workspace.automl import metric_name
 
     file = Path(path).resolve()
     data = _read_yaml(file)

@@ -97,7 +97,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from mlops.forecasting.sweep import DEFAULT_PRIMARY_METRIC, PRIMARY_METRICS
     from mlops.forecasting.training import TrainConfig
     from mlops.workspace import connect
-    from mlops.workspace.azure_decisions import metric_name
+    from mlops.workspace.automl import metric_name
     from mlops.workspace.local import LocalWorkspace
     from mlops.workspace.local.registry.automl_jobs import SweepSettings, check_job_name
     from mlops.workspace.local.workspace import load_training_data

@@ -18,7 +18,7 @@ from pathlib import Path
 from mlops.config import Config
 from mlops.errors import ConfigError
 from mlops.release.conda_file import CondaFileError, Unpinned, serving_conda_file
-from mlops.workspace.azure_decisions import CONDA_FILE, name_version
+from mlops.workspace.automl import CONDA_FILE, name_version
 from mlops.workspace.port import EnvironmentSpec
 
 CONDA_NAME = "conda.yml"

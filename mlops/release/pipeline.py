@@ -67,7 +67,7 @@ from mlops.release.record import (
 from mlops.release.slots import RELEASE_TAG, NoFreeSlot, already_live, choose_slots, serving_release
 from mlops.release.staging import CODE_HASH_TAG, code_hash, stage_code
 from mlops.release.trust import pickles_trusted
-from mlops.workspace.azure_decisions import (
+from mlops.workspace.automl import (
     AUTOML_CHILD_TAG,
     AUTOML_METRIC_TAG,
     AUTOML_PARENT_TAG,

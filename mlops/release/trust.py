@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from mlops.config import ModelSource
-from mlops.workspace.azure_decisions import AUTOML_PARENT_TAG
+from mlops.workspace.automl import AUTOML_PARENT_TAG
 
 TRUST_VARIABLE = "MLOPS_TRUST_PICKLED_MODEL"
 

@@ -101,16 +101,10 @@ from mlops.errors import (
     UsageError,
     WorkspaceError,
 )
-from mlops.workspace import AzureTarget, azure_monitor, rules
+from mlops.workspace import AzureTarget, automl, azure_monitor, rules
 from mlops.workspace import azure_decisions as decide
-from mlops.workspace.azure_decisions import (
-    AUTOML_CHILD_TAG,
-    AUTOML_METRIC_TAG,
-    AUTOML_PARENT_TAG,
-    AUTOML_SCORE_TAG,
-    CONTENT_HASH_TAG,
-    RELEASE_LOCK_TAG,
-)
+from mlops.workspace.automl import AUTOML_CHILD_TAG, AUTOML_METRIC_TAG, AUTOML_PARENT_TAG, AUTOML_SCORE_TAG
+from mlops.workspace.azure_decisions import CONTENT_HASH_TAG, RELEASE_LOCK_TAG
 from mlops.workspace.port import (
     AutoMLJobRequest,
     BatchDeployment,
@@ -389,17 +383,17 @@ class AzureWorkspace:
         """The parent job and its primary metric's name, or the error that says why it gives no model."""
         parent = self._call(f"get AutoML job {job_name}", self._ml.jobs.get, job_name)
         properties = dict(getattr(parent, "properties", None) or {})
-        metric = decide.metric_name(getattr(parent, "primary_metric", None) or properties.get("primary_metric"))
+        metric = automl.metric_name(getattr(parent, "primary_metric", None) or properties.get("primary_metric"))
         problem = decide.automl_job_problem(job_name, getattr(parent, "status", None), metric)
         if problem is not None:
             raise problem
         return parent, metric
 
-    def _automl_children(self, job_name: str) -> list[decide.ChildRun | None]:
+    def _automl_children(self, job_name: str) -> list[automl.ChildRun | None]:
         # jobs.list(parent_job_name=...) yields None for a child whose REST object did not parse
         return [
             None if child is None else
-            decide.ChildRun(name=child.name, status=decide._enum_text(child.status),
+            automl.ChildRun(name=child.name, status=decide._enum_text(child.status),
                             properties=dict(getattr(child, "properties", None) or {}), tags=_tags(child))
             for child in self._list(f"list trials of AutoML job {job_name}", self._ml.jobs.list,
                                     parent_job_name=job_name)
@@ -418,7 +412,7 @@ class AzureWorkspace:
         """
         parent, metric = self._automl_parent(job_name)
         properties = dict(getattr(parent, "properties", None) or {})
-        best = decide.choose_best_child(job_name, metric, self._automl_children(job_name), parent_tags=_tags(parent),
+        best = automl.choose_best_child(job_name, metric, self._automl_children(job_name), parent_tags=_tags(parent),
                                         settings_json=properties.get("AMLSettingsJsonString"))
         for warning in best.warnings:
             progress(f"warning: {warning}")
@@ -428,7 +422,7 @@ class AzureWorkspace:
             self._call(f"download outputs of trial {best.name}", self._ml.jobs.download, best.name,
                        download_path=str(download), progress=progress)
             files = {p.relative_to(download).as_posix(): p for p in download.rglob("*") if p.is_file()}
-            picked = decide.pick_automl_files(files)
+            picked = automl.pick_automl_files(files)
             stage = Path(tmp) / "model"
             stage.mkdir()
             for relative in (picked.model, picked.conda_file, picked.scoring_file):
@@ -452,19 +446,19 @@ class AzureWorkspace:
     def _trial(self, child: Any) -> Trial:
         properties = {str(k): str(v) for k, v in (getattr(child, "properties", None) or {}).items()}
         return Trial(name=child.name, status=decide.job_status(child.status),
-                     score=decide.parse_score(properties["score"]) if "score" in properties else None,
+                     score=automl.parse_score(properties["score"]) if "score" in properties else None,
                      algorithm=properties.get("run_algorithm", ""), properties=properties)
 
     def _training_job(self, job: Any, children: Iterable[Any] = ()) -> TrainingJob:
         properties = {str(k): str(v) for k, v in (getattr(job, "properties", None) or {}).items()}
-        metric = decide.metric_name(getattr(job, "primary_metric", None) or properties.get("primary_metric"))
+        metric = automl.metric_name(getattr(job, "primary_metric", None) or properties.get("primary_metric"))
         try:
-            goal = decide.metric_goal(metric, properties.get("AMLSettingsJsonString")) if metric else None
+            goal = automl.metric_goal(metric, properties.get("AMLSettingsJsonString")) if metric else None
         except UsageError:
             goal = None
         tags = _tags(job)
         return TrainingJob(name=job.name, status=decide.job_status(job.status), primary_metric=metric, goal=goal,
-                           best_child=tags.get(decide.AUTOML_BEST_CHILD_TAG),
+                           best_child=tags.get(automl.AUTOML_BEST_CHILD_TAG),
                            trials=tuple(self._trial(c) for c in children if c is not None and "score" in
                                         (getattr(c, "properties", None) or {})),
                            created_at=str((getattr(job, "creation_context", None) and

@@ -6,6 +6,7 @@ import pytest
 from azure.ai.ml.automl import ForecastingPrimaryMetrics
 
 from mlops.errors import AuthError, ConflictError, NotFoundError, RuleViolation, UsageError, WorkspaceError
+from mlops.workspace import automl
 from mlops.workspace import azure_decisions as d
 from mlops.workspace.port import AssetRef, ReleaseLock
 
@@ -121,7 +122,7 @@ def test_classify_status(status, kind) -> None:
     ],
 )
 def test_metric_name(metric: object, name: str) -> None:
-    assert d.metric_name(metric) == name
+    assert automl.metric_name(metric) == name
 
 
 @pytest.mark.parametrize(
@@ -139,16 +140,16 @@ def test_metric_name(metric: object, name: str) -> None:
     ],
 )
 def test_metric_goal(metric: object, settings: str | None, child_goal: str | None, goal: str) -> None:
-    assert d.metric_goal(metric, settings, child_goal=child_goal) == goal
+    assert automl.metric_goal(metric, settings, child_goal=child_goal) == goal
 
 
 def test_an_unknown_metric_without_a_goal_is_refused() -> None:
     with pytest.raises(UsageError, match="higher or lower my_metric"):
-        d.metric_goal("my_metric")
+        automl.metric_goal("my_metric")
 
 
-def trials(*scores: str | None) -> list[d.ChildRun]:
-    return [d.ChildRun(f"p_{i}", properties={} if s is None else {"score": s}) for i, s in enumerate(scores)]
+def trials(*scores: str | None) -> list[automl.ChildRun]:
+    return [automl.ChildRun(f"p_{i}", properties={} if s is None else {"score": s}) for i, s in enumerate(scores)]
 
 
 @pytest.mark.parametrize(
@@ -171,33 +172,33 @@ def trials(*scores: str | None) -> list[d.ChildRun]:
     ],
 )
 def test_choose_best_child(metric: object, children: list, tags: dict, best: str, reason: str) -> None:
-    chosen = d.choose_best_child("p", metric, children, parent_tags=tags)
+    chosen = automl.choose_best_child("p", metric, children, parent_tags=tags)
     assert chosen.name == best
     assert reason in chosen.reason
 
 
 def test_choose_best_child_skips_failed_and_unparsed_trials_with_a_warning() -> None:
-    children = [d.ChildRun("p_0", properties={"score": "0.5"}), None,
-                d.ChildRun("p_2", status="Failed", properties={"score": "0.99"}), d.ChildRun("p_setup")]
-    best = d.choose_best_child("p", "r2_score", children)
+    children = [automl.ChildRun("p_0", properties={"score": "0.5"}), None,
+                automl.ChildRun("p_2", status="Failed", properties={"score": "0.99"}), automl.ChildRun("p_setup")]
+    best = automl.choose_best_child("p", "r2_score", children)
     assert (best.name, best.score, best.goal) == ("p_0", 0.5, "maximize")
     assert len(best.warnings) == 1 and "could not parse" in best.warnings[0]
 
 
 def test_the_trials_goal_property_gives_the_direction() -> None:
-    children = [d.ChildRun("p_0", properties={"score": "0.5", "goal": "custom_metric_max"}),
-                d.ChildRun("p_1", properties={"score": "0.9", "goal": "custom_metric_max"})]
-    assert d.choose_best_child("p", "custom_metric", children).name == "p_1"
+    children = [automl.ChildRun("p_0", properties={"score": "0.5", "goal": "custom_metric_max"}),
+                automl.ChildRun("p_1", properties={"score": "0.9", "goal": "custom_metric_max"})]
+    assert automl.choose_best_child("p", "custom_metric", children).name == "p_1"
 
 
 def test_choose_best_child_without_scores_or_tag_is_not_found() -> None:
     with pytest.raises(NotFoundError, match="no trial with a model"):
-        d.choose_best_child("p", "r2_score", [d.ChildRun("p_0"), None])
+        automl.choose_best_child("p", "r2_score", [automl.ChildRun("p_0"), None])
 
 
 def test_choose_best_child_ignores_nan_scores() -> None:
-    children = [d.ChildRun("p_0", properties={"score": "nan"}), d.ChildRun("p_1", properties={"score": "0.3"})]
-    assert d.choose_best_child("p", "normalized_root_mean_squared_error", children).name == "p_1"
+    children = [automl.ChildRun("p_0", properties={"score": "nan"}), automl.ChildRun("p_1", properties={"score": "0.3"})]
+    assert automl.choose_best_child("p", "normalized_root_mean_squared_error", children).name == "p_1"
 
 
 @pytest.mark.parametrize(
@@ -219,15 +220,15 @@ def test_automl_job_problem(status: str, metric: object, problem: str | None) ->
 
 
 def test_pick_automl_files() -> None:
-    files = d.pick_automl_files(["outputs/model.pkl", "outputs/model.pt", "outputs/conda_env_v_1_0_0.yml",
+    files = automl.pick_automl_files(["outputs/model.pkl", "outputs/model.pt", "outputs/conda_env_v_1_0_0.yml",
                                  "outputs/scoring_file_v_1_0_0.py", "outputs/scoring_file_v_2_0_0.py",
                                  "logs/scoring_file_v_9.py"])
-    assert files == d.AutoMLFiles("outputs/model.pt", "outputs/conda_env_v_1_0_0.yml", "outputs/scoring_file_v_2_0_0.py")
-    assert d.pick_automl_files(["artifacts/outputs/model.pkl", "artifacts/outputs/conda_env_v_1_0_0.yml",
+    assert files == automl.AutoMLFiles("outputs/model.pt", "outputs/conda_env_v_1_0_0.yml", "outputs/scoring_file_v_2_0_0.py")
+    assert automl.pick_automl_files(["artifacts/outputs/model.pkl", "artifacts/outputs/conda_env_v_1_0_0.yml",
                                 "artifacts/outputs/scoring_file_v_2_0_0.py"]).model == "artifacts/outputs/model.pkl"
     with pytest.raises(NotFoundError, match="conda_env"):
-        d.pick_automl_files(["outputs/model.pt", "outputs/scoring_file_v_2_0_0.py"])
+        automl.pick_automl_files(["outputs/model.pt", "outputs/scoring_file_v_2_0_0.py"])
     # other version suffixes are tolerated; the Power BI scoring file is not an endpoint script
-    files = d.pick_automl_files(["outputs/model.pt", "outputs/conda_env_v_1_1_0.yml", "outputs/scoring_file_v_3_0_0.py",
+    files = automl.pick_automl_files(["outputs/model.pt", "outputs/conda_env_v_1_1_0.yml", "outputs/scoring_file_v_3_0_0.py",
                                  "outputs/scoring_file_pbi_v_1_0_0.py", "outputs/scoring_file_v_2_0_0.py"])
     assert (files.conda_file, files.scoring_file) == ("outputs/conda_env_v_1_1_0.yml", "outputs/scoring_file_v_3_0_0.py")

@@ -14,7 +14,7 @@ from mlops.forecasting.forecaster import load_forecaster
 from mlops.forecasting.sweep import automl_conda_file, automl_metrics, run_trial, trial_configs
 from mlops.forecasting.synthetic import generate_dau
 from mlops.release.conda_file import serving_conda_file
-from mlops.workspace.azure_decisions import pick_automl_files
+from mlops.workspace.automl import pick_automl_files
 from tests.forecasting.tiny import TINY_DAYS, TINY_SEED, tiny_config
 
 

@@ -36,6 +36,7 @@ from typing import Any
 
 from mlops.errors import ConflictError, NotFoundError, UsageError
 from mlops.processes import process_alive
+from mlops.workspace import automl
 from mlops.workspace import azure_decisions as decide
 from mlops.workspace.local.registry.store import Store, dumps, loads, now, private_dir
 from mlops.workspace.port import Model, Progress, TrainingJob, Trial, no_progress
@@ -98,7 +99,7 @@ def _status(row: Any) -> tuple[str, str]:
 def _trial(row: Any) -> Trial:
     properties = {str(k): str(v) for k, v in loads(row["properties"]).items()}
     status, _ = _status(row)
-    score = decide.parse_score(properties.get("score")) if "score" in properties else None
+    score = automl.parse_score(properties.get("score")) if "score" in properties else None
     return Trial(name=row["name"], status=status, score=score,  # type: ignore[arg-type]
                  algorithm=properties.get("run_algorithm", ""),
                  metrics={k: float(v) for k, v in loads(row["metrics"]).items()}, properties=properties)
@@ -109,11 +110,11 @@ def _job(row: Any, trials: tuple[Trial, ...] = ()) -> TrainingJob:
     tags = {str(k): str(v) for k, v in loads(row["tags"]).items()}
     status, error = _status(row)
     try:
-        goal = decide.metric_goal(row["primary_metric"]) if row["primary_metric"] else None
+        goal = automl.metric_goal(row["primary_metric"]) if row["primary_metric"] else None
     except UsageError:
         goal = None
     return TrainingJob(name=row["name"], status=status, primary_metric=row["primary_metric"],  # type: ignore[arg-type]
-                       goal=goal, best_child=tags.get(decide.AUTOML_BEST_CHILD_TAG), trials=trials,
+                       goal=goal, best_child=tags.get(automl.AUTOML_BEST_CHILD_TAG), trials=trials,
                        created_at=row["created_at"], properties=properties, tags=tags, error=error)
 
 
@@ -148,7 +149,7 @@ def run_sweep(store: Store, root: Path, name: str, settings: SweepSettings, run_
               progress: Progress = no_progress) -> TrainingJob:
     """Create the parent job, run ``settings.trials`` trials, tag the best, and return the job."""
     check_job_name(name)
-    goal = decide.metric_goal(settings.primary_metric)
+    goal = automl.metric_goal(settings.primary_metric)
     job_dir = private_dir(root / name)
     amlsettings = {"task_type": "forecasting", "primary_metric": settings.primary_metric, "metric_operation": goal,
                    "forecast_horizon": settings.horizon, "allowed_training_algorithms": ["TCNForecaster"],
@@ -165,7 +166,7 @@ def run_sweep(store: Store, root: Path, name: str, settings: SweepSettings, run_
                 job_dir=job_dir)
     progress(f"AutoML job {name}: {settings.trials} TCNForecaster trial(s), primary metric "
              f"{settings.primary_metric} ({goal}), data {settings.source}")
-    children: list[decide.ChildRun] = []
+    children: list[automl.ChildRun] = []
     for iteration in range(settings.trials):
         child = f"{name}_{iteration}"
         trial_dir = job_dir / child
@@ -188,19 +189,19 @@ def run_sweep(store: Store, root: Path, name: str, settings: SweepSettings, run_
         except Exception as error:  # noqa: BLE001 - a failed trial is recorded and the sweep goes on, as AutoML's
             _update(store, child, status="Failed", error=f"{type(error).__name__}: {error}")
             progress(f"trial {child}: Failed ({type(error).__name__}: {error})")
-            children.append(decide.ChildRun(child, "Failed", {k: str(v) for k, v in properties.items()}))
+            children.append(automl.ChildRun(child, "Failed", {k: str(v) for k, v in properties.items()}))
             continue
         properties["score"] = repr(float(score))
         _update(store, child, status="Completed", properties=properties, metrics=metrics)
         progress(f"trial {child}: Completed, {settings.primary_metric} {score:.5f}")
-        children.append(decide.ChildRun(child, "Completed", {k: str(v) for k, v in properties.items()}))
+        children.append(automl.ChildRun(child, "Completed", {k: str(v) for k, v in properties.items()}))
     try:
-        best = decide.choose_best_child(name, settings.primary_metric, children)
+        best = automl.choose_best_child(name, settings.primary_metric, children)
     except NotFoundError as error:
         _update(store, name, status="Failed", error=str(error))
         progress(f"AutoML job {name}: Failed - no trial completed")
         return get_job(store, name)
-    _update(store, name, status="Completed", tags={decide.AUTOML_BEST_CHILD_TAG: best.name})
+    _update(store, name, status="Completed", tags={automl.AUTOML_BEST_CHILD_TAG: best.name})
     progress(f"AutoML job {name}: Completed; best trial {best.name} ({settings.primary_metric} {best.score:.5f})")
     return get_job(store, name)
 
@@ -222,8 +223,8 @@ def register_best_trial(store: Store, name: str, job_name: str, register: Regist
     problem = decide.automl_job_problem(job_name, job.status, job.primary_metric)
     if problem is not None:
         raise problem
-    children = [decide.ChildRun(t.name, t.status, dict(t.properties)) for t in job.trials]
-    best = decide.choose_best_child(job_name, job.primary_metric, children, parent_tags=job.tags,
+    children = [automl.ChildRun(t.name, t.status, dict(t.properties)) for t in job.trials]
+    best = automl.choose_best_child(job_name, job.primary_metric, children, parent_tags=job.tags,
                                     settings_json=job.properties.get("AMLSettingsJsonString"))
     for warning in best.warnings:
         progress(f"warning: {warning}")
@@ -233,15 +234,15 @@ def register_best_trial(store: Store, name: str, job_name: str, register: Regist
         raise NotFoundError(f"AutoML job {job_name}: its best trial {best.name} does not exist")
     trial_dir = Path(trial_row["job_dir"])
     files = {p.relative_to(trial_dir).as_posix(): p for p in trial_dir.rglob("*") if p.is_file()}
-    picked = decide.pick_automl_files(files)
+    picked = automl.pick_automl_files(files)
     with tempfile.TemporaryDirectory(prefix="mlops-automl-") as tmp:
         stage = Path(tmp) / "model"
         stage.mkdir()
         for relative in (picked.model, picked.conda_file, picked.scoring_file):
             shutil.copy2(files[relative], stage / files[relative].name)
-        job_tags = {decide.AUTOML_PARENT_TAG: job_name, decide.AUTOML_CHILD_TAG: best.name,
-                    decide.AUTOML_METRIC_TAG: job.primary_metric,
-                    decide.AUTOML_SCORE_TAG: "" if best.score is None else repr(best.score)}
+        job_tags = {automl.AUTOML_PARENT_TAG: job_name, automl.AUTOML_CHILD_TAG: best.name,
+                    automl.AUTOML_METRIC_TAG: job.primary_metric,
+                    automl.AUTOML_SCORE_TAG: "" if best.score is None else repr(best.score)}
         return register(name, stage, {**job_tags, **dict(tags or {})})
 
 
