@@ -18,6 +18,7 @@ on the same record is refused too. Any failure after the candidate exists remove
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from mlops.release.context import ReleaseContext
 from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, Verdict, evaluate
 from mlops.release.loadtest import run_load
 from mlops.release.lock import holding, refuse_if_held
+from mlops.release.model_environment import choose_environment
 from mlops.release.promote import checked_rollback_plan, promote, rollback
 from mlops.release.quality import build_requests, read_rows, score_deployment
 from mlops.release.record import (
@@ -58,10 +60,19 @@ from mlops.release.record import (
     ReleaseStatus,
     Slots,
     StepState,
+    TrialPick,
+    UnpinnedDependency,
     new_release_id,
 )
 from mlops.release.slots import RELEASE_TAG, NoFreeSlot, already_live, choose_slots, serving_release
 from mlops.release.staging import CODE_HASH_TAG, code_hash, stage_code
+from mlops.release.trust import pickles_trusted
+from mlops.workspace.azure_decisions import (
+    AUTOML_CHILD_TAG,
+    AUTOML_METRIC_TAG,
+    AUTOML_PARENT_TAG,
+    AUTOML_SCORE_TAG,
+)
 from mlops.workspace.port import Progress, Workspace, no_progress
 
 CURRENT = "current.json"
@@ -118,18 +129,54 @@ def step_register(ctx: ReleaseContext) -> ModelPin:
             before = {m.version for m in workspace.list_models(config.model.name)}
             model = workspace.register_model(config.model.name, folder, progress=ctx.progress)
             created = model.version not in before
+        trusted = pickles_trusted(config.model, model.tags)
+        trial = None
+        if model.tags.get(AUTOML_PARENT_TAG):
+            trial = TrialPick(job=model.tags[AUTOML_PARENT_TAG], trial=model.tags.get(AUTOML_CHILD_TAG, ""),
+                              primary_metric=model.tags.get(AUTOML_METRIC_TAG, ""),
+                              score=model.tags.get(AUTOML_SCORE_TAG, ""))
         record.model = ModelPin(name=model.name, version=model.version, content_hash=model.content_hash,
-                                source=config.model.describe(), created=created)
-    ctx.progress(f"register: {model.name}:{model.version} ({'new version' if created else 'existing version'})")
+                                source=config.model.describe(), created=created, trusted_pickles=trusted,
+                                trial=trial)
+    ctx.progress(f"register: {model.name}:{model.version} ({'new version' if created else 'existing version'})"
+                 + (f" from trial {trial.trial} of job {trial.job}" if trial else "")
+                 + ("; its deployments trust pickles" if trusted else ""))
     return record.model
+
+
+def _model_folder(ctx: ReleaseContext) -> Path | None:
+    """Where the registered model's files can be read (only when the environment may come from them)."""
+    if ctx.config.environment_from_model is None:
+        return None
+    source = ctx.config.model.path
+    if source is not None and ctx.record.model is not None and ctx.record.model.source == str(source) \
+            and source.is_dir():
+        return source  # the folder this record registered: no download needed
+    model = ctx.model_ref()  # else the registered files themselves (a step run with another --model)
+    target = ctx.artifacts / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    return ctx.workspace.download_model(model.name, model.version, target)
 
 
 def step_environment(ctx: ReleaseContext) -> EnvironmentPin:
     config, record = ctx.config, ctx.record
+    if config.environment_from_model is not None and record.model is None:
+        step_register(ctx)  # the environment may come from the model's own conda file
     with record.step("environment"):
-        environment = ctx.workspace.ensure_environment(config.environment, progress=ctx.progress)
-        record.environment = EnvironmentPin(name=environment.name, version=environment.version,
-                                            content_hash=environment.content_hash, image=environment.image)
+        model = str(ctx.model_ref()) if record.model is not None else ""
+        choice = choose_environment(config, model, _model_folder(ctx), ctx.artifacts / "environment")
+        environment = ctx.workspace.ensure_environment(choice.spec, progress=ctx.progress)
+        record.environment = EnvironmentPin(
+            name=environment.name, version=environment.version, content_hash=environment.content_hash,
+            image=environment.image, source=choice.source,
+            unpinned=[UnpinnedDependency(u.name, u.was, u.now, u.section) for u in choice.unpinned],
+            unpin_not_found=list(choice.not_found))
+    if choice.from_model:
+        ctx.progress(f"environment: from {choice.source}; unpinned "
+                     + (", ".join(f"{u.was} -> {u.now}" for u in choice.unpinned) or "nothing"))
+        if choice.not_found:
+            ctx.progress(f"environment: note - unpin names {', '.join(choice.not_found)}, which the file does not list")
     ctx.progress(f"environment: pinned {environment.name}:{environment.version}")
     return record.environment
 
@@ -216,7 +263,8 @@ def step_deploy(ctx: ReleaseContext) -> Slots:
         with record.step("deploy"):
             code = stage_code(config.online.code_dir, ctx.artifacts / "code" / "online")
             spec = config.online_deployment_spec(candidate, model, environment, code,
-                                                 tags={RELEASE_TAG: record.release_id, CODE_HASH_TAG: _code_hash(ctx)})
+                                                 tags={RELEASE_TAG: record.release_id, CODE_HASH_TAG: _code_hash(ctx)},
+                                                 environment_variables=ctx.deployment_variables())
             ctx.progress(f"deploy: {candidate} <- {model} on {environment} (0% traffic)")
             try:
                 workspace.create_online_deployment(spec, progress=ctx.progress)
@@ -336,8 +384,9 @@ def step_gate(ctx: ReleaseContext) -> Verdict:
         with holding(ctx):
             record.finish(ReleaseStatus.INCONCLUSIVE, error=reasons)
         raise Inconclusive(f"not enough evidence to judge {candidate}: {reasons} - nothing "
-                           "promoted (the candidate stays at 0%; re-run `mlops loadtest` and `mlops gate`, "
-                           "or `mlops rollback`)")
+                           "promoted, live traffic untouched; the candidate is left at 0% to be judged again "
+                           "(`mlops loadtest`, then `mlops gate`) or removed (`mlops rollback`, which the "
+                           "release workflow's rollback job runs)")
     return verdict
 
 

@@ -114,12 +114,26 @@ def trigger(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 @dataclass
+class TrialPick:
+    """The AutoML trial a job-sourced model came from (``job:NAME``)."""
+
+    job: str
+    trial: str
+    primary_metric: str = ""
+    score: str = ""
+    """The trial's primary-metric value as AutoML reported it ("" when only the tag was known)."""
+
+
+@dataclass
 class ModelPin:
     name: str
     version: str
     content_hash: str = ""
     source: str = ""
     created: bool = False
+    trusted_pickles: bool = False
+    """Its deployments run with ``MLOPS_TRUST_PICKLED_MODEL=1`` (a job-sourced model only)."""
+    trial: TrialPick | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,11 +142,25 @@ class ModelPin:
 
 
 @dataclass
+class UnpinnedDependency:
+    """A dependency of the model's conda file whose version pin the environment dropped."""
+
+    name: str
+    was: str
+    now: str
+    section: str = "conda"
+
+
+@dataclass
 class EnvironmentPin:
     name: str
     version: str
     content_hash: str = ""
     image: str = ""
+    source: str = ""
+    """``spec <file>`` or ``model <name:version> <conda file>`` (built from the model's conda file)."""
+    unpinned: list[UnpinnedDependency] = field(default_factory=list)
+    unpin_not_found: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

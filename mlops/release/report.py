@@ -46,6 +46,21 @@ def _pin(pin: ModelPin | EnvironmentPin | None) -> str:
     return f"{pin.name}:{pin.version}" if pin is not None else "-"
 
 
+def provenance(record: Record) -> tuple[str, str]:
+    """How the model was picked and how its environment was made, one phrase each ("" when plain)."""
+    model, environment = record.model, record.environment
+    trial = ""
+    if model is not None and model.trial is not None:
+        score = f" ({model.trial.primary_metric} {_fmt(_rounded(float(model.trial.score)))})" if model.trial.score else ""
+        trial = f"best trial {model.trial.trial} of job {model.trial.job}{score}" + (
+            "; pickles trusted" if model.trusted_pickles else "")
+    made = ""
+    if environment is not None and environment.source.startswith("model "):
+        unpinned = ", ".join(f"{u.was} -> {u.now}" for u in environment.unpinned) or "no pin"
+        made = f"from the model's {environment.source.rsplit(' ', 1)[-1]}, unpinned {unpinned}"
+    return trial, made
+
+
 def _latency(record: Record) -> tuple[str | None, str | None, DeploymentLoad | None, DeploymentLoad | None]:
     candidate, live = record.slots.candidate, record.slots.live
     deployments = record.loadtest.deployments if record.loadtest else {}
@@ -106,10 +121,12 @@ def github_outputs(record: Record) -> dict[str, str]:
 def console_report(record: Record) -> str:
     """A readable multi-line summary for the terminal."""
     slots, traffic, verdict = record.slots, record.traffic, record.verdict
+    trial, made = provenance(record)
     lines = [
         f"release {record.release_id}: {record.status}",
-        f"  model        {_pin(record.model)}  ({record.model.source if record.model else ''})",
-        f"  environment  {_pin(record.environment)}",
+        f"  model        {_pin(record.model)}  ({record.model.source if record.model else ''})"
+        + (f"  {trial}" if trial else ""),
+        f"  environment  {_pin(record.environment)}" + (f"  ({made})" if made else ""),
         f"  endpoint     {record.endpoint}  candidate={slots.candidate or '-'} live={slots.live or '-'}",
         f"  traffic      before {_traffic(traffic.before)}  after {_traffic(traffic.after)}",
     ]
@@ -151,12 +168,13 @@ def console_report(record: Record) -> str:
 def markdown_summary(record: Record) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: outcome, versions, gate table, latency chart, timings."""
     slots, traffic, verdict = record.slots, record.traffic, record.verdict
+    trial, made = provenance(record)
     out = [
         f"## Release `{record.release_id}`: **{record.status}**",
         "",
         "| | |", "|---|---|",
-        f"| Model | `{_pin(record.model)}` |",
-        f"| Environment | `{_pin(record.environment)}` |",
+        f"| Model | `{_pin(record.model)}`" + (f" ({_cell(trial)})" if trial else "") + " |",
+        f"| Environment | `{_pin(record.environment)}`" + (f" ({_cell(made)})" if made else "") + " |",
         f"| Endpoint | `{record.endpoint}` (candidate `{slots.candidate or '-'}`, live `{slots.live or '-'}`) |",
         f"| Traffic before | {_traffic(traffic.before)} |",
         f"| Traffic after | {_traffic(traffic.after)} |",

@@ -112,6 +112,7 @@ from mlops.workspace.azure_decisions import (
     RELEASE_LOCK_TAG,
 )
 from mlops.workspace.port import (
+    AutoMLJobRequest,
     BatchDeployment,
     BatchDeploymentSpec,
     BatchEndpoint,
@@ -130,6 +131,8 @@ from mlops.workspace.port import (
     ProbeSettings,
     Progress,
     ReleaseLock,
+    TrainingJob,
+    Trial,
     no_progress,
 )
 
@@ -382,31 +385,44 @@ class AzureWorkspace:
         order = {v: i for i, v in enumerate(decide.sort_versions(m.version for m in models))}
         return sorted(models, key=lambda m: order[m.version])
 
-    def register_model_from_job(self, name: str, job_name: str, *, tags: Mapping[str, str] | None = None,
-                                progress: Progress = no_progress) -> Model:
-        """Register the best trial of the AutoML job ``job_name`` as model ``name``.
-
-        The parent job's primary metric (``primary_metric``, else its ``primary_metric`` property)
-        and goal (``AMLSettingsJsonString.metric_operation``) pick the best completed child job by
-        its ``score`` (see ``azure_decisions.choose_best_child``). The child's default artifacts are
-        downloaded (``jobs.download``), and ``outputs/model.pt`` (or ``model.pkl``), the conda
-        environment file and the scoring file are registered together as one folder, tagged with
-        the parent, the child, the metric and the score. The same files -> the same version.
-        """
+    def _automl_parent(self, job_name: str) -> tuple[Any, str]:
+        """The parent job and its primary metric's name, or the error that says why it gives no model."""
         parent = self._call(f"get AutoML job {job_name}", self._ml.jobs.get, job_name)
         properties = dict(getattr(parent, "properties", None) or {})
-        metric = str(getattr(parent, "primary_metric", None) or properties.get("primary_metric") or "")
-        if not metric:
-            raise UsageError(f"job {job_name!r} is not an AutoML job (it has no primary metric)")
-        children = [
-            decide.ChildRun(name=child.name, status=str(child.status or ""),
+        metric = decide.metric_name(getattr(parent, "primary_metric", None) or properties.get("primary_metric"))
+        problem = decide.automl_job_problem(job_name, getattr(parent, "status", None), metric)
+        if problem is not None:
+            raise problem
+        return parent, metric
+
+    def _automl_children(self, job_name: str) -> list[decide.ChildRun | None]:
+        # jobs.list(parent_job_name=...) yields None for a child whose REST object did not parse
+        return [
+            None if child is None else
+            decide.ChildRun(name=child.name, status=decide._enum_text(child.status),
                             properties=dict(getattr(child, "properties", None) or {}), tags=_tags(child))
             for child in self._list(f"list trials of AutoML job {job_name}", self._ml.jobs.list,
                                     parent_job_name=job_name)
         ]
-        best = decide.choose_best_child(job_name, metric, children, parent_tags=_tags(parent),
+
+    def register_model_from_job(self, name: str, job_name: str, *, tags: Mapping[str, str] | None = None,
+                                progress: Progress = no_progress) -> Model:
+        """Register the best trial of the AutoML job ``job_name`` as model ``name``.
+
+        The trial is AutoML's own choice (the parent's ``automl_best_child_run_id`` tag), else the
+        completed child with the best ``score`` by the primary metric's direction (see
+        ``azure_decisions.choose_best_child``). The child's default artifacts are downloaded
+        (``jobs.download``: ``artifacts/outputs/...``), and ``outputs/model.pt`` (or ``model.pkl``),
+        the conda environment file and the scoring file are registered together as one folder,
+        tagged with the parent, the child, the metric and the score. The same files -> the same version.
+        """
+        parent, metric = self._automl_parent(job_name)
+        properties = dict(getattr(parent, "properties", None) or {})
+        best = decide.choose_best_child(job_name, metric, self._automl_children(job_name), parent_tags=_tags(parent),
                                         settings_json=properties.get("AMLSettingsJsonString"))
-        progress(f"AutoML job {job_name}: best trial {best.name} ({best.reason}; score {best.score})")
+        for warning in best.warnings:
+            progress(f"warning: {warning}")
+        progress(f"AutoML job {job_name}: best trial {best.name} ({best.reason}; {metric} {best.score})")
         with tempfile.TemporaryDirectory(prefix="mlops-automl-") as tmp:
             download = Path(tmp) / "download"
             self._call(f"download outputs of trial {best.name}", self._ml.jobs.download, best.name,
@@ -420,6 +436,77 @@ class AzureWorkspace:
             job_tags = {AUTOML_PARENT_TAG: job_name, AUTOML_CHILD_TAG: best.name, AUTOML_METRIC_TAG: metric,
                         AUTOML_SCORE_TAG: "" if best.score is None else repr(best.score)}
             return self.register_model(name, stage, tags={**job_tags, **dict(tags or {})}, progress=progress)
+
+    def download_model(self, name: str, version: str, dest: Path) -> Path:
+        """``models.download`` puts the files under ``dest/<name>/`` (a registered folder one level
+        deeper, under the folder's own name: azure-ai-ml's ``ModelOperations.download``); returns
+        ``dest/<name>``."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        self._call(f"download model {name}:{version}", self._ml.models.download, name=name, version=version,
+                   download_path=str(dest))
+        folder = dest / name
+        return folder if folder.is_dir() else dest
+
+    # AutoML jobs -----------------------------------------------------------------------------
+    def _trial(self, child: Any) -> Trial:
+        properties = {str(k): str(v) for k, v in (getattr(child, "properties", None) or {}).items()}
+        return Trial(name=child.name, status=decide.job_status(child.status),
+                     score=decide.parse_score(properties["score"]) if "score" in properties else None,
+                     algorithm=properties.get("run_algorithm", ""), properties=properties)
+
+    def _training_job(self, job: Any, children: Iterable[Any] = ()) -> TrainingJob:
+        properties = {str(k): str(v) for k, v in (getattr(job, "properties", None) or {}).items()}
+        metric = decide.metric_name(getattr(job, "primary_metric", None) or properties.get("primary_metric"))
+        try:
+            goal = decide.metric_goal(metric, properties.get("AMLSettingsJsonString")) if metric else None
+        except UsageError:
+            goal = None
+        tags = _tags(job)
+        return TrainingJob(name=job.name, status=decide.job_status(job.status), primary_metric=metric, goal=goal,
+                           best_child=tags.get(decide.AUTOML_BEST_CHILD_TAG),
+                           trials=tuple(self._trial(c) for c in children if c is not None and "score" in
+                                        (getattr(c, "properties", None) or {})),
+                           created_at=str((getattr(job, "creation_context", None) and
+                                           getattr(job.creation_context, "created_at", "")) or ""),
+                           properties=properties, tags=tags)
+
+    def submit_automl_job(self, request: AutoMLJobRequest, *, progress: Progress = no_progress) -> TrainingJob:
+        """``load_job`` the CLI v2 spec (the SDK validates it) and ``jobs.create_or_update`` it."""
+        from azure.ai.ml import load_job
+
+        if request.data:
+            raise UsageError("--data is for the local workspace: on Azure ML the spec's training_data (an MLTable "
+                             "data asset) is what the job trains on")
+        if not Path(request.spec_file).is_file():
+            raise UsageError(f"AutoML job spec {request.spec_file} does not exist")
+        try:
+            job = load_job(str(request.spec_file))
+        except (ValidationException, MlException) as exc:
+            raise self._translate(f"load AutoML job spec {request.spec_file}", exc) from exc
+        if getattr(job, "type", "") != "automl":
+            raise UsageError(f"{request.spec_file}: expected an AutoML job spec (type: automl)")
+        if request.name:
+            job.name = request.name
+        if request.trials:
+            job.limits.max_trials = request.trials
+        progress(f"submitting AutoML job from {request.spec_file} (experiment {job.experiment_name}, "
+                 f"compute {job.compute})")
+        created = self._call(f"submit AutoML job {request.spec_file}", self._ml.jobs.create_or_update, job,
+                             progress=progress, retry=False)
+        studio = getattr(created, "studio_url", "") or ""
+        progress(f"AutoML job {created.name} submitted ({decide._enum_text(created.status)})"
+                 + (f": {studio}" if studio else ""))
+        return self._training_job(created)
+
+    def get_training_job(self, name: str) -> TrainingJob:
+        job = self._call(f"get job {name}", self._ml.jobs.get, name)
+        children = self._list(f"list trials of job {name}", self._ml.jobs.list, parent_job_name=name)
+        return self._training_job(job, children)
+
+    def list_training_jobs(self) -> list[TrainingJob]:
+        jobs = self._list("list jobs", self._ml.jobs.list)
+        return [self._training_job(job) for job in jobs if job is not None and getattr(job, "type", "") == "automl"]
 
     # environments ----------------------------------------------------------------------------
     def _environment(self, entity: Any) -> Environment:

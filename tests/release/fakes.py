@@ -119,6 +119,14 @@ class FakeWorkspace:
     def list_models(self, name):
         return list(self.models.get(name, []))
 
+    def download_model(self, name, version, dest):
+        import shutil
+
+        self.calls.append("download_model")
+        target = Path(dest) / name
+        shutil.copytree(self.get_model(name, version).path, target, dirs_exist_ok=True)
+        return target
+
     # environments --------------------------------------------------------------------------
     def ensure_environment(self, spec: EnvironmentSpec, *, progress=no_progress):
         self.calls.append("ensure_environment")

@@ -212,6 +212,22 @@ def test_demo_leaves_v2_at_100_with_the_batch_default_on_the_same_model_and_envi
     assert svg.read_text().count("<polyline") == 2
 
 
+def test_demo_walks_the_automl_path_into_an_endpoint_of_its_own(demo) -> None:
+    harness, result = demo
+    assert "AutoML path     job demo-automl: 3 TCNForecaster trials, best trial demo-automl_" in result.stdout
+    assert "from the model's conda_env_v_1_0_0.yml, unpinned numpy==" in result.stdout
+    status = harness.status()
+    (online,) = [e for e in status["online_endpoints"] if e["name"] == "tcn-dau-automl"]
+    (serving,) = [d for d in online["deployments"] if online["traffic"].get(d["name"]) == 100]
+    assert serving["model"] == "tcn-dau-automl:1" and serving["environment"].startswith("tcn-automl-inference:")
+    (batch,) = [b for b in status["batch_endpoints"] if b["name"] == "tcn-dau-batch-automl"]
+    default = next(d for d in batch["deployments"] if d["name"] == batch["default_deployment"])
+    assert (default["model"], default["environment"]) == (serving["model"], serving["environment"])
+    record = Record.load(harness.root / ".mlops/releases/automl.json")
+    assert record.model.trial.job == "demo-automl" and [u.name for u in record.environment.unpinned] == [
+        "numpy", "pandas"]
+
+
 def test_same_release_again_is_nothing_to_release(demo) -> None:
     harness, _ = demo
     versions = harness.cli("status", "--json").stdout
@@ -469,5 +485,5 @@ def test_step_commands_one_per_job_pass_state_through_the_record(demo, tmp_path:
     assert batch["default_deployment"] == "tcn-v2"
     # the previous deployment was deleted after 100%: a rollback now would leave nothing serving
     refused = harness.cli("rollback", env=env)
-    assert refused.returncode == 2 and "no longer exists" in refused.stderr
+    assert refused.returncode == 2 and "would leave no deployment taking traffic" in refused.stderr, refused.stderr
     assert harness.endpoint()["traffic"] == {"green": 100}
