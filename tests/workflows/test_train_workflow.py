@@ -23,7 +23,7 @@ def test_the_train_job_submits_the_spec_and_waits_after_logging_in() -> None:
     login, submit = uses.index("azure/login"), next(i for i, s in enumerate(steps) if s.get("id") == "submit")
     assert login < submit
     command = steps[submit]["run"]
-    assert command.startswith("mlops jobs submit jobs/automl-tcn-forecasting.yml --wait")
+    assert command.startswith("exec mlops jobs submit jobs/automl-tcn-forecasting.yml --wait")
     assert TRAIN["jobs"]["train"]["outputs"]["job_name"] == "${{ steps.submit.outputs.job_name }}"
     assert TRAIN["jobs"]["train"]["permissions"] == {"contents": "read", "id-token": "write"}
 
