@@ -319,7 +319,10 @@ def test_too_few_requests_is_inconclusive(demo) -> None:
 
 def test_a_release_killed_while_its_baseline_exists_removes_it_on_resume(demo, processes) -> None:
     harness, _ = demo
-    config = harness.config("killed-baseline", run_time="6s", gates={"absolute": {"min_requests": 100_000}})
+    # too few requests on purpose: the resumed release ends Inconclusive; no rank test, whose verdict on a
+    # 6 s run on a busy machine is not what this test is about (Failed would outrank Inconclusive)
+    config = harness.config("killed-baseline", run_time="6s", gates={"absolute": {"min_requests": 100_000},
+                                                                     "relative": {"mann_whitney": None}})
     record_path = config.parent / "releases/current.json"
     command = [sys.executable, "-m", "mlops", "--workspace", harness.uri, "release", "--yes", "--config", str(config)]
     first = processes.start(command, cwd=harness.root, name="release-baseline")
