@@ -12,8 +12,9 @@ The series is split by time into three parts::
   best epoch are kept; epoch 0 is the untrained network, i.e. the seasonal-naive baseline);
 * the holdout is never seen: rolling forecasts over it (horizons 1..H, step 1) give the model's
   MAPE/RMSE/MAE and the weekly seasonal-naive baseline's on the same (origin, date) pairs;
-* the residuals of the ensemble on the validation tail and the holdout, per horizon, are kept in
-  ``model.pt`` as the conformal calibration of its quantile forecasts (``intervals``).
+* the ensemble's rolling-forecast residuals over the last ``calibration_days`` (the validation
+  tail and holdout included), per horizon, are kept in ``model.pt`` as the conformal calibration of
+  its quantile forecasts (``intervals``).
 
 The saved context (the forecasting history used when a request brings no actuals) is the end of
 the *whole* series, so the model forecasts from where its data ends.
@@ -54,10 +55,6 @@ MAX_IMPUTED_GAP = 3
 """Training interpolates gaps of up to this many missing days (GitHub's DAU file lacks two days)."""
 KERNEL_SIZE = 3
 """The convolutions' kernel (``TCNConfig.kernel_size``'s default)."""
-BLOCK_DAYS = 16
-"""Training batches are made of blocks of this many consecutive origins (``batch_size`` origins in
-all, blocks in random order): one convolution pass over a block's days encodes all of its origins, so
-a step costs a few hundred days of convolution instead of ``batch_size`` windows of 138 days."""
 CONTEXT_EXTRA_DAYS = 28
 """Days stored beyond the network's window, so the baseline and short requests have history too."""
 
@@ -69,7 +66,7 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 64
     learning_rate: float = 3e-3
-    weight_decay: float = 1e-4
+    weight_decay: float = 1e-3
     patience: int = 10
     holdout_days: int | None = None
     """Default ``4 * horizon`` (56 days)."""
@@ -77,9 +74,27 @@ class TrainConfig:
     """Default ``6 * horizon`` (84 days)."""
     channels: int = 24
     dilations: tuple[int, ...] = field(default=(1, 2, 4, 8, 16))
-    dropout: float = 0.1
+    dropout: float = 0.2
     members: int = 5
     """TCNs in the ensemble (``shuffle_targets`` trains one)."""
+    huber_delta: float = 0.5
+    """Training loss: Huber with this threshold on the scaled log errors (quadratic below it, so large
+    misses - the costly high-traffic days - weigh more than under L1; 0 = L1). Early stopping
+    always judges the L1 loss, the MAPE-like one."""
+    ema_decay: float = 0.99
+    """Early stopping judges, and training keeps, an exponential moving average of the weights
+    (updated after every step; 0.99 averages over the last ~3 epochs): one TCN's validation loss
+    jumps from epoch to epoch, and where it happens to be lowest depends on the seed - averaged
+    weights are smoother and the epoch they stop at matters less (0 = the raw weights)."""
+    block_days: int = 16
+    """Training batches are made of blocks of this many consecutive origins (``batch_size`` origins in
+    all, blocks in random order): one convolution pass over a block's days encodes all of its
+    origins, so a step costs a few hundred days of convolution instead of ``batch_size`` windows of
+    138 days (``_encode_blocks``)."""
+    calibration_days: int = 365
+    """The quantiles' calibration: residuals of the early-stopped ensemble at every origin of the
+    last year - the validation tail and holdout it never trained on, and before them the days it
+    did, so that every season (the year-end weeks, every holiday) is represented."""
     shuffle_targets: bool = False
     threads: int = 1
 
@@ -187,6 +202,7 @@ class _Prepared:
 
 
 def _prepare(series: pd.DataFrame, config: TrainConfig) -> _Prepared:
+    """Samples of the fit part: training origins, and the validation tail's apart."""
     horizon, window = config.horizon, config.window
     n_fit = len(series) - config.holdout
     counts = series["count"].to_numpy(dtype=np.float64)[:n_fit].copy()
@@ -237,58 +253,73 @@ def _encode_blocks(network: TCN, sequence: torch.Tensor, origins: np.ndarray, bl
     return torch.cat([encoded[i, length - (b - a):] for i, (a, b) in enumerate(blocks)])
 
 
-def _fit(series: pd.DataFrame, config: TrainConfig, progress: Callable[[str], None]
-         ) -> tuple[TCN, TargetScaling, dict[str, Any], np.ndarray]:
-    """The ensemble, its scaling, training facts, and its validation residuals ``(horizon, n)`` in
-    ``log1p`` space.
-
-    Each member learns from its own loss (the mean of the members' L1 losses: no member's gradient
-    depends on another's output, so they do not co-adapt); the ensemble's validation loss - of the
-    averaged forecast - decides early stopping."""
-    data = _prepare(series, config)
-    network = TCN(data.net_config)
+def _train_epochs(network: TCN, data: _Prepared, config: TrainConfig, epochs: int,
+                  progress: Callable[[str], None]) -> tuple[int, int, dict, float]:
+    """Train up to ``epochs`` epochs, stopping early on the validation loss (L1, whatever the training
+    loss) of the exponential moving average of the weights (``ema_decay``), which is what is kept.
+    Returns ``(best epoch, epochs run, best state, best validation loss)``."""
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     loss_fn = torch.nn.L1Loss()
+    train_loss = torch.nn.HuberLoss(delta=config.huber_delta) if config.huber_delta else loss_fn
     train, val = data.train, data.val
     sequence = torch.from_numpy(train.sequence)
     tensors = [torch.from_numpy(a) for a in (train.future, train.naive, train.target)]
     n_train = len(train.target)
-    blocks = _blocks(train.origins, BLOCK_DAYS)
+    blocks = _blocks(train.origins, config.block_days)
     reach = data.net_config.receptive_field - 1
     members = data.net_config.members
     best_loss = _loss(network, val, loss_fn)
     best_state, best_epoch, epochs_run, stale = copy.deepcopy(network.state_dict()), 0, 0, 0
-    progress(f"epoch 0/{config.epochs}: validation loss {best_loss:.4f} (untrained), "
-             f"{n_train} training and {len(val.target)} validation samples, {members} member"
-             f"{'s' if members > 1 else ''}")
+    averaged, decay = copy.deepcopy(network), config.ema_decay  # judged and kept: the averaged weights
+    progress(f"epoch 0/{epochs}: validation loss {best_loss:.4f} (untrained), {n_train} training and "
+             f"{len(val.target)} validation samples, {members} member{'s' if members > 1 else ''}")
     order_gen = torch.Generator().manual_seed(config.seed)
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         network.train()
         order = torch.randperm(len(blocks), generator=order_gen).tolist()
         total = 0.0
-        per_step = max(1, config.batch_size // BLOCK_DAYS)
+        per_step = max(1, config.batch_size // config.block_days)
         for start in range(0, len(order), per_step):
             chosen = [blocks[i] for i in order[start:start + per_step]]
             idx = torch.from_numpy(np.concatenate([np.arange(a, b) for a, b in chosen]))
             future, naive, target = (t[idx] for t in tensors)
             optimizer.zero_grad()
             out = network.head(_encode_blocks(network, sequence, train.origins, chosen, reach), future, naive)
-            loss = loss_fn(out, target.unsqueeze(1).expand_as(out))
+            loss = train_loss(out, target.unsqueeze(1).expand_as(out))
             loss.backward()
             optimizer.step()
+            with torch.no_grad():
+                for kept, current in zip(averaged.parameters(), network.parameters(), strict=True):
+                    kept.mul_(decay).add_(current, alpha=1.0 - decay)
             total += float(loss.detach()) * len(idx)
-        val_loss = _loss(network, val, loss_fn)
         epochs_run = epoch
+        val_loss = _loss(averaged, val, loss_fn)
         improved = val_loss < best_loss - 1e-6
         if improved:
-            best_loss, best_state, best_epoch, stale = val_loss, copy.deepcopy(network.state_dict()), epoch, 0
+            best_loss, best_state, best_epoch, stale = val_loss, copy.deepcopy(averaged.state_dict()), epoch, 0
         else:
             stale += 1
-        progress(f"epoch {epoch}/{config.epochs}: train loss {total / n_train:.4f}, validation loss "
+        progress(f"epoch {epoch}/{epochs}: train loss {total / n_train:.4f}, validation loss "
                  f"{val_loss:.4f}{' (best)' if improved else ''}")
         if stale >= config.patience:
             progress(f"early stop: no improvement for {config.patience} epochs, keeping epoch {best_epoch}")
             break
+    return best_epoch, epochs_run, best_state, best_loss
+
+
+def _fit(series: pd.DataFrame, config: TrainConfig, progress: Callable[[str], None]
+         ) -> tuple[TCN, TargetScaling, dict[str, Any], np.ndarray]:
+    """The ensemble, its scaling, training facts, and its validation residuals ``(horizon, n)`` in
+    ``log1p`` space.
+
+    Each member learns from its own loss (the mean of the members' losses: no member's gradient
+    depends on another's output, so they do not co-adapt); the ensemble's validation loss - L1 of
+    the averaged forecast - decides early stopping."""
+    data = _prepare(series, config)
+    network = TCN(data.net_config)
+    val = data.val
+    loss_fn = torch.nn.L1Loss()
+    best_epoch, epochs_run, best_state, best_loss = _train_epochs(network, data, config, config.epochs, progress)
     if config.shuffle_targets:
         # The testing aid wants a bad model: keep the last epoch, not the best (which may be epoch 0,
         # i.e. the seasonal-naive start).
@@ -299,13 +330,25 @@ def _fit(series: pd.DataFrame, config: TrainConfig, progress: Callable[[str], No
     with torch.no_grad():
         z = _predict(network, val).numpy().astype(np.float64)
     residuals = (val.target.astype(np.float64) - z) * data.scaling.scale
-    info = {"members": members, "epochs_run": epochs_run, "best_epoch": best_epoch, "validation_loss": best_loss,
-            "training_samples": int(n_train), "validation_samples": int(len(val.target))}
+    info = {"members": data.net_config.members, "epochs_run": epochs_run, "best_epoch": best_epoch,
+            "validation_loss": best_loss, "training_samples": int(len(data.train.target)),
+            "validation_samples": int(len(val.target))}
     return network, data.scaling, info, residuals.T
 
 
-def _holdout_residuals(rolling: pd.DataFrame, forecaster: TCNForecaster, horizon: int) -> np.ndarray:
-    """``(horizon, origins)`` ``log1p`` residuals of the holdout's rolling forecast (full windows only)."""
+def _calibration_residuals(evaluator: TCNForecaster, series: pd.DataFrame, config: TrainConfig) -> np.ndarray:
+    """``(horizon, n)`` ``log1p`` residuals of the early-stopped ensemble's rolling forecasts whose
+    origins lie in the last ``calibration_days`` of the series (see ``TrainConfig.calibration_days``)."""
+    days = min(config.calibration_days, len(series) - config.window - config.horizon)
+    part = series.iloc[-(days + config.window):].reset_index(drop=True)
+    rolling = evaluator.rolling_forecast(part[["date", "holiday"]], part["count"].to_numpy(), step=1)
+    first = part["date"].iloc[config.window - 1]
+    return _residual_table(rolling[rolling[evaluator.forecast_origin_column_name] >= first], evaluator,
+                           config.horizon)
+
+
+def _residual_table(rolling: pd.DataFrame, forecaster: TCNForecaster, horizon: int) -> np.ndarray:
+    """``(horizon, origins)`` ``log1p`` residuals of a rolling forecast (origins with every horizon)."""
     origin = pd.DatetimeIndex(rolling[forecaster.forecast_origin_column_name])
     lead = (pd.DatetimeIndex(rolling[forecaster.time_column_name]) - origin).days.to_numpy()
     frame = pd.DataFrame({"origin": origin, "lead": lead,
@@ -347,7 +390,7 @@ def train_model(frame: pd.DataFrame, out_dir: str | Path, *, horizon: int = 14, 
         evaluator = TCNForecaster(build_artifact(**base, context=_context(fit_part, config.window + CONTEXT_EXTRA_DAYS),
                                                  calibration=val_residuals, metadata={}))
         rolling = evaluator.rolling_forecast(holdout[["date", "holiday"]], holdout["count"].to_numpy(), step=1)
-    residuals = np.concatenate([val_residuals, _holdout_residuals(rolling, evaluator, config.horizon)], axis=1)
+        residuals = _calibration_residuals(evaluator, series, config)
     seconds = time.perf_counter() - started
     pairs = rolling.rename(columns={evaluator.forecast_origin_column_name: "forecast_origin",
                                     evaluator.forecast_column_name: "predicted",
@@ -361,7 +404,7 @@ def train_model(frame: pd.DataFrame, out_dir: str | Path, *, horizon: int = 14, 
         "beats_seasonal_naive": comparison["model"]["mape"] < comparison["seasonal_naive"]["mape"],
         "training": {**info, "seconds": round(seconds, 3), "shuffle_targets": config.shuffle_targets},
         "calibration": {"method": "split-conformal, log1p residuals per horizon",
-                        "residuals_per_horizon": int(residuals.shape[1]),
+                        "days": config.calibration_days, "residuals_per_horizon": int(residuals.shape[1]),
                         "holdout_80_coverage": _coverage_80(rolling, evaluator, val_residuals)},
         "data": {"sha256": series_sha256(series), "rows": int(len(series)), "source": Path(source).name,
                  "imputed_days": int(series.attrs.get("imputed_days", 0)),
