@@ -23,9 +23,9 @@ from pathlib import Path
 
 import aiohttp
 
-from mlops.workspace.local.host import LocalHostClient
-from mlops.workspace.local.runtime import DeploymentRuntime, EndpointRuntime
-from mlops.workspace.local.supervisor import free_port
+from mlops.workspace.local.online.client import LocalHostClient
+from mlops.workspace.local.online.desired_state import DeploymentRuntime, EndpointRuntime
+from mlops.workspace.local.online.supervisor import free_port
 from mlops.workspace.port import ProbeSettings, RequestSettings
 
 SCORE_PY = """\

@@ -75,6 +75,9 @@ class ModelSource:
 
 @dataclass(frozen=True)
 class LoadProfile:
+    """The shape of a locust run (``load_tests/profile.yml``): the load test's, and - with the health
+    check's users and duration - each health check's."""
+
     users: int = 4
     spawn_rate: float = 4.0
     run_time_s: float = 10.0
@@ -83,6 +86,8 @@ class LoadProfile:
     context_days: int = 28
     horizon: int = 7
     warmup_s: float = 0.0
+    """Run this long first and drop those samples: a deployment that just started (cold caches,
+    first allocations) is not judged on its first requests."""
 
 
 @dataclass(frozen=True)
@@ -149,17 +154,18 @@ class Config:
             scoring_script=self.online.scoring_script,
             instance_type=str(data.get("instance_type", "Standard_DS3_v2")),
             instance_count=_int(data, "instance_count", where, default=1, minimum=1),
-            environment_variables={str(k): str(v) for k, v in (data.get("environment_variables") or {}).items()},
+            environment_variables=_str_mapping(data, "environment_variables", where),
             request_settings=_request_settings(data.get("request_settings"), where),
             liveness_probe=_probe(data.get("liveness_probe"), where, "liveness_probe"),
             readiness_probe=_probe(data.get("readiness_probe"), where, "readiness_probe"),
-            tags={**{str(k): str(v) for k, v in (data.get("tags") or {}).items()}, **(tags or {})},
+            tags={**_str_mapping(data, "tags", where), **(tags or {})},
         )
 
     def batch_deployment_name(self, model: AssetRef) -> str:
         return f"{self.batch.deployment_prefix}-v{model.version}"
 
-    def batch_deployment_spec(self, model: AssetRef, environment: AssetRef, code_path: Path) -> BatchDeploymentSpec:
+    def batch_deployment_spec(self, model: AssetRef, environment: AssetRef, code_path: Path,
+                              *, tags: Mapping[str, str] | None = None) -> BatchDeploymentSpec:
         data = self.batch.deployment
         where = str(self.batch.deployment_file)
         retry = data.get("retry_settings") or {}
@@ -182,8 +188,8 @@ class Config:
             error_threshold=_int(data, "error_threshold", where, default=-1, minimum=-1),
             output_action=data.get("output_action", "append_row"),
             output_file_name=str(data.get("output_file_name", "predictions.csv")),
-            environment_variables={str(k): str(v) for k, v in (data.get("environment_variables") or {}).items()},
-            tags={str(k): str(v) for k, v in (data.get("tags") or {}).items()},
+            environment_variables=_str_mapping(data, "environment_variables", where),
+            tags={**_str_mapping(data, "tags", where), **(tags or {})},
         )
 
 
@@ -252,10 +258,6 @@ def load_config(path: str | Path | None = None, *, overrides: Overrides | None =
     rollout_file = _path(online_raw, "rollout", base, where, prefix="online.", must_exist=True)
     rollout = _rollout(rollout_file, profile)
 
-    # deployment templates are validated now (a bad value stops the release before any change)
-    config_stub = _Stub(online_endpoint, deployment_file, deployment_yaml, code_dir, scoring_script)
-    config_stub.check_online()
-
     batch_raw = _mapping(raw, "batch", where)
     refresh = overrides.batch_refresh
     if refresh is None and env.get("MLOPS_BATCH_REFRESH"):
@@ -306,10 +308,16 @@ def load_config(path: str | Path | None = None, *, overrides: Overrides | None =
                     online=OnlineConfig(online_endpoint, deployment_file, deployment_yaml, code_dir, scoring_script,
                                         tuple(slots_raw), rollout, rollout_file),
                     batch=batch, load_test=load_test, profile=profile, records=records, raw=raw)
-    # build once with placeholders so every template value is checked up front
-    placeholder = AssetRef("check", "1")
-    config.batch_deployment_spec(placeholder, placeholder, batch_code_dir)
+    _check_templates(config)
     return config
+
+
+def _check_templates(config: Config) -> None:
+    """Build each deployment spec once with placeholders, so every template value is checked up front
+    (a bad value stops the release before any change) by the same code that builds the real ones."""
+    placeholder = AssetRef("check", "1")
+    config.online_deployment_spec("check", placeholder, placeholder, config.online.code_dir)
+    config.batch_deployment_spec(placeholder, placeholder, config.batch.code_dir)
 
 
 def with_profile(config: Config, profile: str) -> Config:
@@ -323,28 +331,11 @@ def with_profile(config: Config, profile: str) -> Config:
     )
 
 
-@dataclass(frozen=True)
-class _Stub:
-    endpoint: OnlineEndpointSpec
-    deployment_file: Path
-    deployment: Mapping[str, Any]
-    code_dir: Path
-    scoring_script: str
-
-    def check_online(self) -> None:
-        data = self.deployment
-        where = str(self.deployment_file)
-        _int(data, "instance_count", where, default=1, minimum=1)
-        _request_settings(data.get("request_settings"), where)
-        _probe(data.get("liveness_probe"), where, "liveness_probe")
-        _probe(data.get("readiness_probe"), where, "readiness_probe")
-        env_vars = data.get("environment_variables") or {}
-        if not isinstance(env_vars, dict):
-            raise ConfigError("expected a mapping of names to values", file=where, key="environment_variables")
-
-
-# ---------------------------------------------------------------------------------------------
-# Helpers (each raises ConfigError naming file, key and expectation)
+def _str_mapping(data: Mapping[str, Any], key: str, where: str) -> dict[str, str]:
+    value = data.get(key) or {}
+    if not isinstance(value, dict):
+        raise ConfigError("expected a mapping of names to values", file=where, key=key)
+    return {str(k): str(v) for k, v in value.items()}
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
@@ -449,7 +440,7 @@ def require_model_folder(config: Config) -> Path:
 def _environment_spec(path: Path) -> EnvironmentSpec:
     """Use the local workspace's parser when present (one parser for the project), else a small one."""
     try:
-        from mlops.workspace.local.environments import load_environment_spec
+        from mlops.environment_spec import load_environment_spec
     except ImportError:
         load_environment_spec = None
     if load_environment_spec is not None:

@@ -20,8 +20,7 @@ import shutil
 from pathlib import Path
 
 import mlops
-
-_IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".pytest_cache", ".DS_Store")
+from mlops.workspace.hashing import content_files
 
 
 def package_root() -> Path:
@@ -29,20 +28,33 @@ def package_root() -> Path:
     return Path(mlops.__file__).resolve().parent
 
 
-def stage_scoring_code(scoring_dir: Path, dest: Path) -> Path:
-    """Copy ``scoring_dir``'s files and ``mlops/__init__.py`` + ``mlops/forecasting/**`` into ``dest``
-    (created; must not exist or be empty). Returns ``dest``. No ``__pycache__`` is copied."""
-    scoring_dir, dest = Path(scoring_dir), Path(dest)
+def scoring_code_files(scoring_dir: Path) -> list[tuple[str, Path]]:
+    """What the snapshot of ``scoring_dir`` holds, as ``(relative posix path, source file)``, sorted:
+    the scoring folder's files, ``mlops/__init__.py`` and ``mlops/forecasting/**``, no caches
+    (``mlops.workspace.hashing.is_cache``). ``stage_scoring_code`` copies exactly these; the release
+    hashes them without copying (``mlops.release.staging.code_hash``)."""
+    scoring_dir = Path(scoring_dir)
     if not scoring_dir.is_dir():
         raise FileNotFoundError(f"scoring folder {scoring_dir} does not exist")
-    if dest.exists() and any(dest.iterdir()):
-        raise FileExistsError(f"{dest} is not empty; stage into a new folder")
     if (scoring_dir / "mlops").exists():
         raise FileExistsError(f"{scoring_dir} has its own mlops/ folder, which would shadow the package")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(scoring_dir, dest, ignore=_IGNORE, dirs_exist_ok=True)
     root = package_root()
-    (dest / "mlops").mkdir()
-    shutil.copy2(root / "__init__.py", dest / "mlops" / "__init__.py")
-    shutil.copytree(root / "forecasting", dest / "mlops" / "forecasting", ignore=_IGNORE)
+    files = list(content_files(scoring_dir))
+    files.append(("mlops/__init__.py", root / "__init__.py"))
+    files.extend((f"mlops/forecasting/{relative}", file) for relative, file in content_files(root / "forecasting"))
+    return sorted(files)
+
+
+def stage_scoring_code(scoring_dir: Path, dest: Path) -> Path:
+    """Copy ``scoring_code_files(scoring_dir)`` into ``dest`` (created; must not exist or be empty).
+    Returns ``dest``. No ``__pycache__`` is copied."""
+    dest = Path(dest)
+    files = scoring_code_files(scoring_dir)
+    if dest.exists() and any(dest.iterdir()):
+        raise FileExistsError(f"{dest} is not empty; stage into a new folder")
+    dest.mkdir(parents=True, exist_ok=True)
+    for relative, source in files:
+        target = dest / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
     return dest

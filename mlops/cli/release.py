@@ -71,37 +71,19 @@ def _context(args: argparse.Namespace, *, create: bool):
     return ReleaseContext(config, workspace, record, progress)
 
 
-def github_outputs(data: dict[str, Any]) -> dict[str, str]:
-    """The ``key=value`` outputs a workflow step reads (empty values are written too)."""
-    model = data.get("model") or {}
-    environment = data.get("environment") or {}
-    slots = data.get("slots") or {}
-    verdict = data.get("verdict") or {}
-    return {
-        "release_id": str(data.get("release_id", "")),
-        "status": str(data.get("status", "")),
-        "model_version": str(model.get("version") or ""),
-        "model": f"{model['name']}:{model['version']}" if model.get("version") else "",
-        "environment": f"{environment['name']}:{environment['version']}" if environment.get("version") else "",
-        "candidate": str(slots.get("candidate") or ""),
-        "live": str(slots.get("live") or ""),
-        "verdict": str(verdict.get("phase") or ""),
-    }
-
-
 def _publish(record, *, summary: bool) -> None:
     """GitHub Actions outputs and step summary, when running there."""
+    from mlops.release.report import github_outputs, markdown_summary
+
     output = os.environ.get("GITHUB_OUTPUT")
     if output:
         with open(output, "a") as handle:
-            for key, value in github_outputs(record.data).items():
+            for key, value in github_outputs(record).items():
                 handle.write(f"{key}={value}\n")
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary and step_summary:
-        from mlops.release.report import markdown_summary
-
         with open(step_summary, "a") as handle:
-            handle.write(markdown_summary(record.data) + "\n")
+            handle.write(markdown_summary(record) + "\n")
 
 
 @contextmanager
@@ -126,15 +108,12 @@ def _run_step(args: argparse.Namespace, step: Callable[[Any], Any], *, create: b
             result = step(ctx)
     finally:
         _publish(ctx.record, summary=summary)
-    payload = {"record": str(ctx.record.path), **github_outputs(ctx.record.data), "result": _jsonable(result)}
+    from mlops.release.report import github_outputs
+    from mlops.release.typed_json import to_json
+
+    payload = {"record": str(ctx.record.path), **github_outputs(ctx.record), "result": to_json(result)}
     emit(payload, as_json=args.json, text=text(ctx, result))
     return 0
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "to_dict"):
-        return value.to_dict()
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,30 +124,30 @@ def _register(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import step_register
 
     return _run_step(args, step_register, create=True,
-                     text=lambda ctx, r: f"{r['name']}:{r['version']}")
+                     text=lambda ctx, r: f"{r.name}:{r.version}")
 
 
 def _environment(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import step_environment
 
     return _run_step(args, step_environment, create=True,
-                     text=lambda ctx, r: f"{r['name']}:{r['version']}")
+                     text=lambda ctx, r: f"{r.name}:{r.version}")
 
 
 def _deploy(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import step_deploy
 
     return _run_step(args, step_deploy, create=True,
-                     text=lambda ctx, r: r.get("candidate") or "nothing to deploy: already live")
+                     text=lambda ctx, r: r.candidate or "nothing to deploy: already live")
 
 
 def _loadtest(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import step_loadtest
 
     def text(ctx, result) -> str:
-        rows = [f"{name}: {s['requests']} requests, p50/p95/p99 {s['p50_ms']}/{s['p95_ms']}/{s['p99_ms']} ms, "
-                f"errors {s['failures']}" for name, s in result["deployments"].items()]
-        return "\n".join(rows + [f"locust report: {result['html_report']}"])
+        rows = [f"{name}: {s.requests} requests, p50/p95/p99 {s.p50_ms}/{s.p95_ms}/{s.p99_ms} ms, "
+                f"errors {s.failures}" for name, s in result.deployments.items()]
+        return "\n".join(rows + [f"locust report: {result.html_report}"])
 
     return _run_step(args, step_loadtest, create=False, text=text)
 
@@ -184,7 +163,7 @@ def _promote(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import step_promote
 
     def text(ctx, result) -> str:
-        after = (ctx.record.get("traffic") or {}).get("after") or {}
+        after = ctx.record.traffic.after or {}
         return "promoted: " + " ".join(f"{k}={v}%" for k, v in sorted(after.items()))
 
     return _run_step(args, step_promote, create=False, summary=True, text=text)
@@ -204,7 +183,7 @@ def _batch_refresh(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import step_batch
 
     return _run_step(args, step_batch, create=True, summary=True,
-                     text=lambda ctx, r: f"batch default: {r['default_after']} ({r['model']}, {r['environment']})")
+                     text=lambda ctx, r: f"batch default: {r.default_after} ({r.model}, {r.environment})")
 
 
 def _confirm(question: str) -> bool:
@@ -215,8 +194,8 @@ def _confirm(question: str) -> bool:
 
 def _release(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import run_release
-    from mlops.release.record import Record
-    from mlops.release.report import console_report
+    from mlops.release.record import Record, ReleaseStatus
+    from mlops.release.report import console_report, github_outputs
 
     config = _load(args)
     if not args.yes and args.until != "gate" and not sys.stdin.isatty():
@@ -232,15 +211,15 @@ def _release(args: argparse.Namespace) -> int:
         loaded = Record.load(path)
         if loaded is not None:
             _publish(loaded, summary=True)
-            progress(console_report(loaded.data))
+            progress(console_report(loaded))
         raise
     _publish(record, summary=True)
-    if record.status == "nothing_to_release":
-        text = "nothing to release: " + f"{(record.get('model') or {}).get('name')}:" \
-               f"{(record.get('model') or {}).get('version')} already serves 100%"
+    if record.status is ReleaseStatus.NOTHING_TO_RELEASE:
+        model = f"{record.model.name}:{record.model.version}" if record.model else "the model"
+        text = f"nothing to release: {model} already serves 100%"
     else:
-        text = console_report(record.data)
-    emit({"record": str(record.path), **github_outputs(record.data), "result": record.data}, as_json=args.json,
+        text = console_report(record)
+    emit({"record": str(record.path), **github_outputs(record), "result": record.to_dict()}, as_json=args.json,
          text=text)
     return 0
 
@@ -260,13 +239,13 @@ def _report(args: argparse.Namespace) -> int:
     record = Record.load(path)
     if record is None:
         raise UsageError(f"no release record at {path}")
-    text = markdown_summary(record.data) if args.markdown else console_report(record.data)
-    emit(record.data, as_json=args.json, text=text)
+    text = markdown_summary(record) if args.markdown else console_report(record)
+    emit(record.to_dict(), as_json=args.json, text=text)
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from mlops.release.demo import run_demo
+    from mlops.demo.run import run_demo
 
     config = _load(args)
     workspace = _connect(args)

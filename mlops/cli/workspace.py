@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 from mlops.cli import add_command, emit, progress
 from mlops.errors import BatchJobFailedError, UsageError
 from mlops.workspace import connect
-from mlops.workspace.port import BatchJob, Workspace
-
-TERMINAL_JOB_STATES = ("Completed", "Failed", "Canceled")
-
+from mlops.workspace.port import BatchJob, JobStatus, Workspace
+from mlops.workspace.waiting import wait_for_batch_job
 
 # ---------------------------------------------------------------------------------------------
 # status
@@ -144,20 +141,6 @@ def _job_line(job: BatchJob) -> str:
     return line + (f"\n  {job.error}" if job.error else "")
 
 
-def wait_for_job(workspace: Workspace, job_name: str, *, poll: float = 1.0) -> BatchJob:
-    """Poll until the job ends, reporting each change of progress on stderr."""
-    last = None
-    while True:
-        job = workspace.get_batch_job(job_name)
-        seen = (job.status, job.mini_batches_done, job.mini_batches_failed)
-        if seen != last:
-            progress(_job_line(job))
-            last = seen
-        if job.status in TERMINAL_JOB_STATES:
-            return job
-        time.sleep(poll)
-
-
 def _batch_invoke(args: argparse.Namespace) -> None:
     if args.output and not args.wait:
         raise UsageError("--output needs --wait: the output exists only once the job has completed")
@@ -165,15 +148,15 @@ def _batch_invoke(args: argparse.Namespace) -> None:
     job = workspace.invoke_batch(args.endpoint, Path(args.input), deployment_name=args.deployment)
     progress(f"started batch job {job.name} on {job.endpoint_name}/{job.deployment_name}")
     if args.wait:
-        job = wait_for_job(workspace, job.name)
+        job = wait_for_batch_job(workspace, job, on_change=lambda seen: progress(_job_line(seen)))
     document = job_document(job)
-    if args.output and job.status == "Completed":
+    if args.output and job.status is JobStatus.COMPLETED:
         destination = Path(args.output)
         destination.mkdir(parents=True, exist_ok=True)
         document["output_file"] = str(workspace.download_batch_output(job.name, destination))
         progress(f"output: {document['output_file']}")
     emit(document, as_json=args.json, text=job.name if not args.wait else _job_line(job))
-    if args.wait and job.status != "Completed":
+    if args.wait and job.status is not JobStatus.COMPLETED:
         raise BatchJobFailedError(f"batch job {job.name} ended {job.status}"
                                   + (f": {job.error}" if job.error else "")
                                   + f" (logs: mlops batch status {job.name} --logs)")

@@ -15,12 +15,14 @@ import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from mlops.errors import ReleaseFailed
 from mlops.release.context import ReleaseContext
+from mlops.release.record import BatchResult
+from mlops.release.slots import CODE_HASH_TAG
 from mlops.release.staging import stage_code
-from mlops.workspace.port import AssetRef, BatchDeployment
+from mlops.workspace.port import AssetRef, BatchDeployment, JobStatus
+from mlops.workspace.waiting import wait_for_batch_job
 
 REQUIRED_COLUMNS = ("date", "predicted")
 OUTPUT_COLUMNS = ("date", "forecast_origin", "predicted", "count", "file")
@@ -94,62 +96,68 @@ def prune_plan(names: Sequence[str], *, default: str | None, keep: int, prefix: 
     return [name for _version, name in ours if name not in kept]
 
 
-def batch_refresh(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef) -> dict[str, Any]:
-    """Refresh the batch endpoint; returns the summary stored in the record."""
+def batch_refresh(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef, code_hash: str,
+                  release_tag: tuple[str, str]) -> BatchResult:
+    """Refresh the batch endpoint; returns the summary stored in the record.
+
+    The deployment carries the batch scoring code's hash (``mlops.code_hash``), so a change of the
+    batch code alone makes a new deployment even with the same model and environment."""
     config, workspace, progress = ctx.config, ctx.workspace, ctx.progress
     spec_endpoint = config.batch.endpoint
     workspace.ensure_batch_endpoint(spec_endpoint, progress=progress)
     name = config.batch_deployment_name(model)
     existing = {d.name: d for d in workspace.list_batch_deployments(spec_endpoint.name)}
     endpoint = workspace.get_batch_endpoint(spec_endpoint.name)
-    summary: dict[str, Any] = {"endpoint": spec_endpoint.name, "deployment": name, "model": str(model),
-                               "environment": str(environment),
-                               "default_before": endpoint.default_deployment if endpoint else None}
+    summary = BatchResult(endpoint=spec_endpoint.name, deployment=name, model=str(model), environment=str(environment),
+                          default_before=endpoint.default_deployment if endpoint else None)
     current = existing.get(name)
-    if (endpoint is not None and endpoint.default_deployment == name and _same(current, model, environment)):
+    same = _same(current, model, environment, code_hash)
+    if endpoint is not None and endpoint.default_deployment == name and same:
         progress(f"batch: {name} is already the default on {model} / {environment}")
-        summary.update(changed=False, default_after=name)
+        summary.changed, summary.default_after = False, name
     else:
-        if not _same(current, model, environment) or current is None or current.state != "Succeeded":
+        if not same or current is None or current.state != "Succeeded":
             code = stage_code(config.batch.code_dir, ctx.artifacts / "code" / "batch")
-            spec = config.batch_deployment_spec(model, environment, code)
+            spec = config.batch_deployment_spec(model, environment, code,
+                                                tags={CODE_HASH_TAG: code_hash, release_tag[0]: release_tag[1]})
             progress(f"batch: creating deployment {name} ({model}, {environment})")
             workspace.create_batch_deployment(spec, progress=progress)
-        summary.update(_smoke(ctx, name))
+        _smoke(ctx, name, summary)
         workspace.set_batch_default(spec_endpoint.name, name)
         progress(f"batch: {name} is now the default of {spec_endpoint.name}")
-        summary.update(changed=True, default_after=name)
+        summary.changed, summary.default_after = True, name
     names = [d.name for d in workspace.list_batch_deployments(spec_endpoint.name)]
     removed = prune_plan(names, default=name, keep=config.batch.keep, prefix=config.batch.deployment_prefix)
     for old in removed:
         workspace.delete_batch_deployment(spec_endpoint.name, old, progress=progress)
         progress(f"batch: removed the old deployment {old}")
-    summary["removed"] = removed
+    summary.removed = removed
     return summary
 
 
-def _same(deployment: BatchDeployment | None, model: AssetRef, environment: AssetRef) -> bool:
-    return deployment is not None and deployment.model == model and deployment.environment == environment
+def _same(deployment: BatchDeployment | None, model: AssetRef, environment: AssetRef, code_hash: str) -> bool:
+    """The deployment runs this model, environment and batch code (an untagged one: model and environment)."""
+    if deployment is None or deployment.model != model or deployment.environment != environment:
+        return False
+    deployed_code = deployment.tags.get(CODE_HASH_TAG)
+    return deployed_code is None or deployed_code == code_hash
 
 
-def _smoke(ctx: ReleaseContext, deployment: str) -> dict[str, Any]:
+def _smoke(ctx: ReleaseContext, deployment: str, summary: BatchResult) -> None:
     config, workspace, progress = ctx.config, ctx.workspace, ctx.progress
     endpoint = config.batch.endpoint.name
     started = time.monotonic()
     job = workspace.invoke_batch(endpoint, config.batch.smoke_input, deployment_name=deployment)
     progress(f"batch: smoke job {job.name} on {deployment} over {config.batch.smoke_input}")
-    deadline = started + config.batch.job_timeout_s
-    last = 0.0
-    while job.status not in ("Completed", "Failed", "Canceled"):
-        if time.monotonic() > deadline:
-            raise ReleaseFailed(f"batch smoke job {job.name} did not finish within {config.batch.job_timeout_s:g}s; "
-                                f"the default deployment is unchanged")
-        ctx.sleep(0.5)
-        job = workspace.get_batch_job(job.name)
-        if time.monotonic() - last > 5:
-            last = time.monotonic()
-            progress(f"batch: {job.name} {job.status} {job.mini_batches_done}/{job.mini_batches_total} mini-batches")
-    if job.status != "Completed":
+    left = config.batch.job_timeout_s - (time.monotonic() - started)  # the time limit counts from the invoke
+    job = wait_for_batch_job(workspace, job, poll=0.5, timeout=left, sleep=ctx.sleep,
+                             on_change=lambda seen: progress(f"batch: {seen.name} {seen.status} "
+                                                             f"{seen.mini_batches_done}/{seen.mini_batches_total} "
+                                                             "mini-batches"))
+    if not job.finished:
+        raise ReleaseFailed(f"batch smoke job {job.name} did not finish within {config.batch.job_timeout_s:g}s; "
+                            f"the default deployment is unchanged")
+    if job.status is not JobStatus.COMPLETED:
         logs = workspace.get_batch_job_logs(job.name, lines=30)
         raise ReleaseFailed(f"batch smoke job {job.name} {job.status}: {job.error}; the default deployment is "
                             f"unchanged\n--- job log tail ---\n{logs}")
@@ -164,5 +172,5 @@ def _smoke(ctx: ReleaseContext, deployment: str) -> dict[str, Any]:
     svg = out_dir / "forecast-vs-actual.svg"
     svg.write_text(forecast_svg(rows, title=f"{deployment}: smoke forecast vs actual"))
     progress(f"batch: smoke job {job.name} completed: {len(rows)} rows checked in {time.monotonic() - started:.1f}s")
-    return {"smoke_job": job.name, "smoke_rows": len(rows), "smoke_output": str(output), "forecast_svg": str(svg),
-            "smoke_seconds": round(time.monotonic() - started, 3)}
+    summary.smoke_job, summary.smoke_rows, summary.smoke_output = job.name, len(rows), str(output)
+    summary.forecast_svg, summary.smoke_seconds = str(svg), round(time.monotonic() - started, 3)

@@ -20,12 +20,12 @@ class ReleaseContext:
     record: Record
     progress: Progress = no_progress
     sleep: Callable[[float], None] = field(default=time.sleep)
+    lock_depth: int = 0
+    """How many ``lock.holding`` blocks are open in this process (the lock is taken by the first)."""
 
     @property
     def holder(self) -> str:
-        """The release-lock holder: the release id, so the later steps of one release (other
-        processes, other GitHub jobs) re-acquire it while a different release is refused."""
-        return f"release {self.record.release_id}"
+        return self.record.holder
 
     @property
     def endpoint(self) -> str:
@@ -38,21 +38,19 @@ class ReleaseContext:
         return path
 
     def model_ref(self) -> AssetRef:
-        return self._pinned("model", "no registered model yet: run `mlops register` first")
+        if self.record.model is None or not self.record.model.version:
+            raise UsageError(f"the release record {self.record.path} has no registered model yet: "
+                             "run `mlops register` first")
+        return self.record.model.ref
 
     def environment_ref(self) -> AssetRef:
-        return self._pinned("environment", "no pinned environment yet: run `mlops environment` first")
-
-    def _pinned(self, key: str, missing: str) -> AssetRef:
-        """The ``name:version`` an earlier step wrote into the record under ``key``."""
-        entry = self.record.get(key) or {}
-        if not entry.get("version"):
-            raise UsageError(f"the release record {self.record.path} has {missing}")
-        return AssetRef(entry["name"], str(entry["version"]))
+        if self.record.environment is None or not self.record.environment.version:
+            raise UsageError(f"the release record {self.record.path} has no pinned environment yet: "
+                             "run `mlops environment` first")
+        return self.record.environment.ref
 
     def slots(self) -> tuple[str, str | None]:
-        slots = self.record.get("slots") or {}
-        if not slots.get("candidate"):
+        if not self.record.slots.candidate:
             raise UsageError(f"the release record {self.record.path} has no candidate deployment: "
                              "run `mlops deploy` first")
-        return slots["candidate"], slots.get("live")
+        return self.record.slots.candidate, self.record.slots.live

@@ -20,9 +20,10 @@ Phase precedence: any failed gate -> ``Failed``; else any gate that could not ju
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 MIN_SAMPLES_FOR_RANK_TEST = 20
 
@@ -142,6 +143,14 @@ class GateResult:
         return {"name": self.name, "phase": str(self.phase), "value": _round(self.value),
                 "limit": _round(self.limit), "reason": self.reason}
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> GateResult:
+        def number(key: str) -> float | None:
+            value = data.get(key)
+            return None if value is None else float(value)
+
+        return cls(str(data["name"]), Phase(data["phase"]), number("value"), number("limit"), str(data["reason"]))
+
 
 @dataclass(frozen=True)
 class Verdict:
@@ -149,9 +158,19 @@ class Verdict:
     reasons: tuple[str, ...]
     results: tuple[GateResult, ...] = ()
 
+    @property
+    def passed(self) -> bool:
+        return self.phase is Phase.PASSED
+
     def to_dict(self) -> dict[str, object]:
         return {"phase": str(self.phase), "reasons": list(self.reasons),
                 "gates": [result.to_dict() for result in self.results]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        """The verdict as ``to_dict`` wrote it (a release record read back)."""
+        return cls(Phase(data["phase"]), tuple(str(reason) for reason in data.get("reasons") or ()),
+                   tuple(GateResult.from_dict(gate) for gate in data.get("gates") or ()))
 
 
 def _round(value: float | None) -> float | None:

@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mlops.config import LoadProfile
 from mlops.errors import ReleaseFailed
 from mlops.processes import stop_process_group
 from mlops.release.durations import format_duration
@@ -39,19 +40,6 @@ class Sample:
     latency_ms: float
     ok: bool
     status: int
-
-
-@dataclass(frozen=True)
-class LoadShape:
-    users: int
-    spawn_rate: float
-    run_time_s: float
-    data: Path | None = None
-    context_days: int = 28
-    horizon: int = 7
-    warmup_s: float = 0.0
-    """Run this long first and drop those samples: a deployment that just started (cold caches,
-    first allocations) is not judged on its first requests."""
 
 
 @dataclass(frozen=True)
@@ -124,7 +112,7 @@ def progress_line(elapsed: float, samples: Sequence[Sample], total_s: float) -> 
     return "  ".join(parts)
 
 
-def run_load(*, scoring_uri: str, key: str, targets: Sequence[str], shape: LoadShape, locustfile: Path,
+def run_load(*, scoring_uri: str, key: str, targets: Sequence[str], shape: LoadProfile, locustfile: Path,
              out_dir: Path, name: str, progress: Progress = no_progress, progress_every: float = 2.0) -> LoadResult:
     """Run one headless locust and return per-deployment stats. Raises ``ReleaseFailed`` if locust
     itself fails (not if requests fail: that is what the gates judge)."""

@@ -1,16 +1,18 @@
 """The release, step by step: register -> environment -> deploy -> loadtest -> gate -> promote -> batch.
 
 Each ``step_*`` function is idempotent and usable alone (the CLI's step commands and the GitHub
-jobs call them one at a time); the state between them is the release record. ``run_release`` runs
-them in order, and is what a re-run after a crash calls: finished steps are skipped, an
-interrupted promotion resumes at its step, a failed gate is rolled back. Re-releasing the model and
-environment that already serve 100% (with the batch default on them too) is "nothing to release"
-and creates nothing.
+jobs call them one at a time); the state between them is the release record. ``run_release`` calls
+them in order, and is what a re-run after a crash calls: finished steps are skipped, an interrupted
+promotion resumes at its step, a failed gate is rolled back.
 
-Safety: the endpoint's release lock (``Workspace.acquire_release_lock``, holder = the release id)
-is taken before the first change and released when the release ends; a second release is refused
-with the holder and its start time. The record also names the process running it, so a second
-process on the same record is refused too.
+"Nothing to release" - the model, environment and scoring code that would be released already
+serve 100% (and the batch default runs them too) - is decided once per release, read-only, before
+the release lock is taken (``_decide_serving``): such a release changes nothing anywhere.
+
+Safety: every step that changes the online endpoint runs inside ``lock.holding`` (the endpoint's
+release lock, holder = the release id); a second release is refused with the holder and its start
+time before it writes anything. The record also names the process running it, so a second process
+on the same record is refused too. Any failure after the candidate exists removes it (``_fail``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from mlops.config import Config, require_model_folder
 from mlops.errors import (
@@ -32,11 +33,24 @@ from mlops.errors import (
 from mlops.release.batch import batch_refresh
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, Verdict, evaluate
-from mlops.release.loadtest import LoadShape, run_load
-from mlops.release.promote import promote, rollback
+from mlops.release.loadtest import run_load
+from mlops.release.lock import holding, refuse_if_held
+from mlops.release.promote import checked_rollback_plan, promote, rollback
 from mlops.release.quality import build_requests, read_rows, score_deployment
-from mlops.release.record import Record, new_release_id
-from mlops.release.slots import NoFreeSlot, already_live, choose_slots, serving_release
+from mlops.release.record import (
+    BatchResult,
+    EnvironmentPin,
+    LoadTestResult,
+    ModelPin,
+    Promotion,
+    QualityResult,
+    Record,
+    ReleaseStatus,
+    Slots,
+    StepState,
+    new_release_id,
+)
+from mlops.release.slots import RELEASE_TAG, NoFreeSlot, already_live, choose_slots, serving_release
 from mlops.release.staging import CODE_HASH_TAG, code_hash, stage_code
 from mlops.workspace.port import Progress, Workspace, no_progress
 
@@ -47,14 +61,18 @@ def default_record_path(config: Config) -> Path:
     return config.records / CURRENT
 
 
+def _refuse_if_running(record: Record | None) -> None:
+    if record is not None and record.running_elsewhere():
+        raise ConflictError(f"release {record.release_id} of endpoint {record.endpoint} is in progress "
+                            f"(pid {record.pid} on {record.host}, started {record.started_at})")
+
+
 def open_record(config: Config, workspace: Workspace, path: Path | None = None, *, create: bool = True) -> Record:
     """The record to work on: an unfinished one at ``path`` is continued; otherwise a new one is
     started (``create``) or ``UsageError`` says which step creates it."""
     path = path or default_record_path(config)
     record = Record.load(path)
-    if record is not None and record.running_elsewhere():
-        raise ConflictError(f"release {record.release_id} of endpoint {record.get('endpoint')} is in progress "
-                            f"(pid {record.get('pid')} on {record.get('host')}, started {record.get('started_at')})")
+    _refuse_if_running(record)
     if record is not None and (not record.finished or not create):
         if not record.finished:
             record.claim()
@@ -65,6 +83,8 @@ def open_record(config: Config, workspace: Workspace, path: Path | None = None, 
 
 
 def _new_record(config: Config, workspace: Workspace, path: Path, release_id: str | None = None) -> Record:
+    release_id = release_id or new_release_id()
+    refuse_if_held(workspace, config.online.endpoint.name, Record(release_id=release_id).holder)
     return Record.create(path, release_id=release_id, workspace=workspace.uri, endpoint=config.online.endpoint.name,
                          batch_endpoint=config.batch.endpoint.name, config=str(config.file), profile=config.profile)
 
@@ -73,7 +93,7 @@ def _new_record(config: Config, workspace: Workspace, path: Path, release_id: st
 # Steps
 
 
-def step_register(ctx: ReleaseContext) -> dict[str, Any]:
+def step_register(ctx: ReleaseContext) -> ModelPin:
     config, workspace, record = ctx.config, ctx.workspace, ctx.record
     with record.step("register"):
         if config.model.ref is not None:
@@ -88,118 +108,120 @@ def step_register(ctx: ReleaseContext) -> dict[str, Any]:
             before = {m.version for m in workspace.list_models(config.model.name)}
             model = workspace.register_model(config.model.name, folder, progress=ctx.progress)
             created = model.version not in before
-        summary = {"name": model.name, "version": model.version, "content_hash": model.content_hash,
-                   "source": config.model.describe(), "created": created}
-        record.data["model"] = summary
+        record.model = ModelPin(name=model.name, version=model.version, content_hash=model.content_hash,
+                                source=config.model.describe(), created=created)
     ctx.progress(f"register: {model.name}:{model.version} ({'new version' if created else 'existing version'})")
-    return summary
+    return record.model
 
 
-def step_environment(ctx: ReleaseContext) -> dict[str, Any]:
+def step_environment(ctx: ReleaseContext) -> EnvironmentPin:
     config, record = ctx.config, ctx.record
     with record.step("environment"):
         environment = ctx.workspace.ensure_environment(config.environment, progress=ctx.progress)
-        summary = {"name": environment.name, "version": environment.version,
-                   "content_hash": environment.content_hash, "image": environment.image}
-        record.data["environment"] = summary
+        record.environment = EnvironmentPin(name=environment.name, version=environment.version,
+                                            content_hash=environment.content_hash, image=environment.image)
     ctx.progress(f"environment: pinned {environment.name}:{environment.version}")
-    return summary
+    return record.environment
 
 
 def _code_hash(ctx: ReleaseContext) -> str:
     """The online scoring code's hash, computed once per release and kept in the record."""
-    value = ctx.record.get("code_hash")
-    if not value:
-        value = code_hash(ctx.config.online.code_dir)
-        ctx.record.set("code_hash", value)
-    return value
+    if not ctx.record.code_hash:
+        ctx.record.code_hash = code_hash(ctx.config.online.code_dir)
+        ctx.record.save()
+    return ctx.record.code_hash
+
+
+def _batch_code_hash(ctx: ReleaseContext) -> str:
+    """The batch scoring code's hash (a batch-code-only change is a release), kept in the record."""
+    if not ctx.record.batch_code_hash:
+        ctx.record.batch_code_hash = code_hash(ctx.config.batch.code_dir)
+        ctx.record.save()
+    return ctx.record.batch_code_hash
 
 
 def _ensure_prepared(ctx: ReleaseContext) -> None:
-    if not (ctx.record.get("model") or {}).get("version"):
+    if ctx.record.model is None:
         step_register(ctx)
-    if not (ctx.record.get("environment") or {}).get("version"):
+    if ctx.record.environment is None:
         step_environment(ctx)
 
 
-def step_deploy(ctx: ReleaseContext) -> dict[str, Any]:
+def _decide_serving(ctx: ReleaseContext) -> bool:
+    """Read-only, once per release: does one deployment already serve 100% with this release's model,
+    environment and scoring code? If so the deploy step is recorded as skipped (no candidate), so
+    every later step - in this process or another job - reads the decision instead of re-taking it."""
+    record, workspace = ctx.record, ctx.workspace
+    if record.step_done("deploy") or record.slots.candidate:
+        return record.slots.candidate is None and record.step_done("deploy")
+    endpoint = workspace.get_online_endpoint(ctx.endpoint)
+    if endpoint is None:
+        return False
+    model, environment = ctx.model_ref(), ctx.environment_ref()
+    deployments = workspace.list_online_deployments(ctx.endpoint)
+    if not already_live(deployments, endpoint.traffic, model, environment, code_hash=_code_hash(ctx)):
+        return False
+    serving = serving_release(deployments, endpoint.traffic)
+    record.slots = Slots(candidate=None, live=serving.name if serving else None)
+    record.traffic.before = record.traffic.after = dict(endpoint.traffic)
+    record.mark("deploy", StepState.SKIPPED, reason=f"{model} on {environment} already serves 100%")
+    ctx.progress(f"deploy: {model} on {environment} already serves 100% - nothing to deploy")
+    return True
+
+
+def step_deploy(ctx: ReleaseContext) -> Slots:
     """Put the candidate into the free slot at 0% traffic (or find it there already)."""
     config, workspace, record = ctx.config, ctx.workspace, ctx.record
     _ensure_prepared(ctx)
+    if _decide_serving(ctx):
+        return record.slots
     model, environment = ctx.model_ref(), ctx.environment_ref()
-    workspace.acquire_release_lock(ctx.endpoint, ctx.holder)
-    workspace.ensure_online_endpoint(config.online.endpoint, progress=ctx.progress)
-    slots = record.get("slots") or {}
-    if slots.get("candidate"):
-        existing = workspace.get_online_deployment(ctx.endpoint, slots["candidate"])
-        if (existing is not None and existing.state == "Succeeded" and existing.model == model
-                and existing.environment == environment):
-            ctx.progress(f"deploy: {slots['candidate']} already runs {model} on {environment}")
-            record.mark("deploy", "done")
-            return slots
-    endpoint = workspace.get_online_endpoint(ctx.endpoint)
-    traffic = dict(endpoint.traffic) if endpoint else {}
-    deployments = workspace.list_online_deployments(ctx.endpoint)
-    if not slots.get("candidate"):
-        if already_live(deployments, traffic, model, environment, code_hash=_code_hash(ctx)):
-            serving = serving_release(deployments, traffic)
-            record.data["slots"] = {"candidate": None, "live": serving.name if serving else None}
-            record.data.setdefault("traffic", {}).update(before=traffic, after=traffic)
-            record.mark("deploy", "skipped", reason=f"{model} on {environment} already serves 100%")
-            ctx.progress(f"deploy: {model} on {environment} already serves 100% - nothing to deploy")
-            return record.data["slots"]
-        try:
-            choice = choose_slots(config.online.slots, traffic)
-        except NoFreeSlot as error:
-            raise ConflictError(f"endpoint {ctx.endpoint}: {error}; finish it with `mlops promote` or undo it with "
-                                "`mlops rollback` (same --record)") from None
-        live = next((d for d in deployments if d.name == choice.live), None)
-        slots = {"candidate": choice.candidate, "live": choice.live,
-                 "live_model": str(live.model) if live else None,
-                 "live_environment": str(live.environment) if live else None}
-        record.data["slots"] = slots
-        record.data.setdefault("traffic", {})["before"] = traffic
-        record.save()
-    candidate = slots["candidate"]
-    # (re)create even when the slot already runs this model at 0%: the template may have changed
-    with record.step("deploy"):
-        code = stage_code(config.online.code_dir, ctx.artifacts / "code" / "online")
-        spec = config.online_deployment_spec(candidate, model, environment, code,
-                                             tags={"mlops.release": record.release_id,
-                                                   CODE_HASH_TAG: _code_hash(ctx)})
-        ctx.progress(f"deploy: {candidate} <- {model} on {environment} (0% traffic)")
-        try:
-            workspace.create_online_deployment(spec, progress=ctx.progress)
-        except DeploymentFailedError as error:
-            ctx.progress(f"deploy: {candidate} failed to start - removing it")
-            rollback(ctx, reason=f"deployment {candidate} failed to start")
-            raise ReleaseFailed(f"candidate {candidate} did not start: {error}") from None
+    with holding(ctx):
+        workspace.ensure_online_endpoint(config.online.endpoint, progress=ctx.progress)
+        slots = record.slots
+        if slots.candidate:
+            existing = workspace.get_online_deployment(ctx.endpoint, slots.candidate)
+            if (existing is not None and existing.state == "Succeeded" and existing.model == model
+                    and existing.environment == environment):
+                ctx.progress(f"deploy: {slots.candidate} already runs {model} on {environment}")
+                record.mark("deploy", StepState.DONE)
+                return slots
+        else:
+            endpoint = workspace.get_online_endpoint(ctx.endpoint)
+            traffic = dict(endpoint.traffic) if endpoint else {}
+            try:
+                choice = choose_slots(config.online.slots, traffic)
+            except NoFreeSlot as error:
+                raise ConflictError(f"endpoint {ctx.endpoint}: {error}; finish it with `mlops promote` or undo it "
+                                    "with `mlops rollback` (same --record)") from None
+            live = next((d for d in workspace.list_online_deployments(ctx.endpoint) if d.name == choice.live), None)
+            record.slots = slots = Slots(candidate=choice.candidate, live=choice.live,
+                                         live_model=str(live.model) if live else None,
+                                         live_environment=str(live.environment) if live else None)
+            record.traffic.before = traffic
+            record.save()
+        candidate = slots.candidate
+        assert candidate is not None
+        # (re)create even when the slot already runs this model at 0%: the template may have changed
+        with record.step("deploy"):
+            code = stage_code(config.online.code_dir, ctx.artifacts / "code" / "online")
+            spec = config.online_deployment_spec(candidate, model, environment, code,
+                                                 tags={RELEASE_TAG: record.release_id, CODE_HASH_TAG: _code_hash(ctx)})
+            ctx.progress(f"deploy: {candidate} <- {model} on {environment} (0% traffic)")
+            try:
+                workspace.create_online_deployment(spec, progress=ctx.progress)
+            except DeploymentFailedError as error:
+                ctx.progress(f"deploy: {candidate} failed to start - removing it")
+                rollback(ctx, reason=f"deployment {candidate} failed to start")
+                record.finish(ReleaseStatus.ROLLED_BACK, error=f"deployment {candidate} failed to start")
+                raise ReleaseFailed(f"candidate {candidate} did not start: {error}") from None
     return slots
 
 
-def _stats_from_record(data: dict[str, Any], name: str | None) -> LatencyStats | None:
-    if not name:
-        return None
-    summary = (data.get("deployments") or {}).get(name)
-    if not summary:
-        return None
-    samples = tuple((data.get("samples_ms") or {}).get(name) or ())
-
-    def number(key: str) -> float:
-        value = summary.get(key)
-        return math.nan if value is None else float(value)
-
-    return LatencyStats(requests=int(summary["requests"]), failures=int(summary["failures"]),
-                        p50_ms=number("p50_ms"), p95_ms=number("p95_ms"), p99_ms=number("p99_ms"),
-                        rps=float(summary.get("rps") or 0.0), samples_ms=samples)
-
-
-def step_loadtest(ctx: ReleaseContext) -> dict[str, Any]:
+def step_loadtest(ctx: ReleaseContext) -> LoadTestResult:
     """Load candidate and live side by side (header-targeted), then score the holdout through both."""
     config, workspace, record = ctx.config, ctx.workspace, ctx.record
     candidate, live = ctx.slots()
-    if candidate is None:
-        raise UsageError("nothing was deployed (the model already serves 100%): nothing to load-test")
     names = {d.name for d in workspace.list_online_deployments(ctx.endpoint)}
     if candidate not in names:
         raise UsageError(f"the candidate {candidate} is not deployed on {ctx.endpoint}: run `mlops deploy`")
@@ -208,133 +230,127 @@ def step_loadtest(ctx: ReleaseContext) -> dict[str, Any]:
     endpoint = workspace.get_online_endpoint(ctx.endpoint)
     keys = workspace.get_keys(ctx.endpoint)
     profile = config.load_test.profile
-    shape = LoadShape(users=profile.users, spawn_rate=profile.spawn_rate, run_time_s=profile.run_time_s,
-                      data=profile.data, context_days=profile.context_days, horizon=profile.horizon,
-                      warmup_s=profile.warmup_s)
-    if record.status != "running":
-        record.data["status"] = "running"
+    if record.status is not ReleaseStatus.RUNNING:
+        record.status = ReleaseStatus.RUNNING
     with record.step("loadtest", configured_wait_s=profile.run_time_s + profile.warmup_s) as entry:
         targets = [candidate] + ([live] if live else [])
-        result = run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=targets, shape=shape,
+        result = run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=targets, shape=profile,
                           locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name="loadtest",
                           progress=ctx.progress)
-        summary = result.summary()
-        summary["samples_ms"] = {name: [round(v, 2) for v in stats.samples_ms] for name, stats in result.stats.items()
-                                 if name in targets}
-        summary["targets"] = targets
-        record.data["loadtest"] = summary
-        entry["html_report"] = summary["html_report"]
+        loadtest = LoadTestResult.of(result.summary())
+        loadtest.samples_ms = {name: [round(v, 2) for v in stats.samples_ms] for name, stats in result.stats.items()
+                               if name in targets}
+        loadtest.targets = targets
+        record.loadtest = loadtest
+        entry.html_report = loadtest.html_report
         quality_gates = config.load_test.gates.quality
+        record.quality = None
         if quality_gates.holdout:
             requests = build_requests(read_rows(Path(quality_gates.holdout)), origins=quality_gates.origins,
                                       context_days=quality_gates.context_days, horizon=quality_gates.horizon)
             candidate_mape, points, failures = score_deployment(workspace, ctx.endpoint, candidate, requests,
                                                                 ctx.progress)
             live_mape = score_deployment(workspace, ctx.endpoint, live, requests, ctx.progress)[0] if live else None
-            record.data["quality"] = {"candidate_mape": _finite(candidate_mape), "live_mape": _finite(live_mape),
-                                      "points": points, "candidate_failures": failures,
-                                      "holdout": quality_gates.holdout}
-        else:
-            record.data.pop("quality", None)
-    return summary
+            record.quality = QualityResult(candidate_mape=_finite(candidate_mape), live_mape=_finite(live_mape),
+                                           points=points, candidate_failures=failures, holdout=quality_gates.holdout)
+    return loadtest
 
 
 def _finite(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else value
 
 
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
+def measurements(record: Record) -> Measurements:
+    """What the gate judges, read from the record's load test and quality sections."""
+    candidate, live = record.slots.candidate, record.slots.live
+    loadtest = record.loadtest or LoadTestResult()
+    candidate_stats = loadtest.stats(candidate) or LatencyStats(0, 0, math.nan, math.nan, math.nan, 0.0)
+    live_stats = loadtest.stats(live) if live in loadtest.targets else None
+    quality = record.quality
+    return Measurements(
+        candidate=candidate_stats, live=live_stats,
+        quality=QualityMeasurement(math.nan if quality.candidate_mape is None else quality.candidate_mape,
+                                   quality.live_mape, quality.points, quality.candidate_failures)
+        if quality else None)
 
 
 def step_gate(ctx: ReleaseContext) -> Verdict:
     """Judge the load test. Failed -> rollback + ``ReleaseFailed``; Inconclusive -> ``Inconclusive``
-    (the candidate stays at 0%, nothing promoted)."""
+    (nothing promoted; the candidate stays at 0%)."""
     config, record = ctx.config, ctx.record
-    candidate, live = ctx.slots()
-    loadtest = record.get("loadtest")
-    if not loadtest:
+    candidate, _live = ctx.slots()
+    if record.loadtest is None:
         raise UsageError("no load test in the release record: run `mlops loadtest` first")
     with record.step("gate"):
-        candidate_stats = _stats_from_record(loadtest, candidate)
-        if candidate_stats is None:
-            candidate_stats = LatencyStats(0, 0, math.nan, math.nan, math.nan, 0.0)
-        live_stats = _stats_from_record(loadtest, live) if live in (loadtest.get("targets") or []) else None
-        quality = record.get("quality")
-        measurements = Measurements(
-            candidate=candidate_stats, live=live_stats,
-            quality=QualityMeasurement(_nan(quality["candidate_mape"]), quality.get("live_mape"),
-                                       quality.get("points", 0), quality.get("candidate_failures", 0))
-            if quality else None)
-        verdict = evaluate(config.load_test.gates, measurements)
-        record.data["verdict"] = verdict.to_dict()
+        verdict = evaluate(config.load_test.gates, measurements(record))
+        record.verdict = verdict
     ctx.progress(f"gate: {verdict.phase}")
     for result in verdict.results:
         ctx.progress(f"  [{result.phase}] {result.reason}")
+    reasons = "; ".join(verdict.reasons)
     if verdict.phase is Phase.FAILED:
-        rollback(ctx, reason="gate failed: " + "; ".join(verdict.reasons))
-        record.finish("rolled_back", error="gate failed: " + "; ".join(verdict.reasons))
+        with holding(ctx):
+            rollback(ctx, reason="gate failed: " + reasons)
+            record.finish(ReleaseStatus.ROLLED_BACK, error="gate failed: " + reasons)
         raise ReleaseFailed(f"the candidate {candidate} failed its gates and was removed; live traffic is "
-                            f"untouched: {'; '.join(verdict.reasons)}")
+                            f"untouched: {reasons}")
     if verdict.phase is Phase.INCONCLUSIVE:
-        record.finish("inconclusive", error="; ".join(verdict.reasons))
-        _unlock(ctx)
-        raise Inconclusive(f"not enough evidence to judge {candidate}: {'; '.join(verdict.reasons)} - nothing "
+        with holding(ctx):
+            record.finish(ReleaseStatus.INCONCLUSIVE, error=reasons)
+        raise Inconclusive(f"not enough evidence to judge {candidate}: {reasons} - nothing "
                            "promoted (the candidate stays at 0%; re-run `mlops loadtest` and `mlops gate`, "
                            "or `mlops rollback`)")
     return verdict
 
 
-def step_promote(ctx: ReleaseContext) -> dict[str, Any]:
-    try:
-        summary = promote(ctx)
-    except ReleaseFailed as error:
-        ctx.record.finish("rolled_back", error=str(error))
-        raise
-    if not ctx.config.batch.refresh:
-        ctx.record.finish("succeeded")
-    else:
-        ctx.record.set("status", "promoted")
-    _unlock(ctx)
-    return summary
+def _gated(ctx: ReleaseContext) -> Verdict:
+    """The candidate's Passed verdict: the recorded one, or a new load test and gate."""
+    record = ctx.record
+    if record.step_done("gate") and record.verdict is not None and record.verdict.passed:
+        return record.verdict
+    if not record.step_done("loadtest") or record.step_state("gate") is StepState.FAILED:
+        step_loadtest(ctx)
+    return step_gate(ctx)
 
 
-def step_batch(ctx: ReleaseContext) -> dict[str, Any]:
+def step_promote(ctx: ReleaseContext) -> Promotion:
+    with holding(ctx):
+        try:
+            promotion = promote(ctx)
+        except ReleaseFailed as error:
+            ctx.record.finish(ReleaseStatus.ROLLED_BACK, error=str(error))
+            raise
+        if ctx.config.batch.refresh and not ctx.record.step_done("batch"):
+            ctx.record.set_status(ReleaseStatus.PROMOTED)
+        else:
+            ctx.record.finish(ReleaseStatus.SUCCEEDED)
+    return promotion
+
+
+def step_batch(ctx: ReleaseContext) -> BatchResult:
     _ensure_prepared(ctx)
     record = ctx.record
     with record.step("batch") as entry:
-        summary = batch_refresh(ctx, model=ctx.model_ref(), environment=ctx.environment_ref())
-        entry["deployment"] = summary["deployment"]
-        record.data["batch"] = summary
-    if record.get("status") in ("promoted", "running"):
-        record.finish("succeeded")
+        summary = batch_refresh(ctx, model=ctx.model_ref(), environment=ctx.environment_ref(),
+                                code_hash=_batch_code_hash(ctx), release_tag=(RELEASE_TAG, record.release_id))
+        entry.deployment = summary.deployment
+        record.batch = summary
+    if record.status in (ReleaseStatus.PROMOTED, ReleaseStatus.RUNNING):
+        record.finish(ReleaseStatus.SUCCEEDED)
     return summary
 
 
-def step_rollback(ctx: ReleaseContext, *, reason: str = "requested") -> dict[str, Any]:
-    candidate, _live = ctx.slots() if (ctx.record.get("slots") or {}).get("candidate") else (None, None)
-    if candidate is None:
+def step_rollback(ctx: ReleaseContext, *, reason: str = "requested") -> dict[str, object]:
+    if not ctx.record.slots.candidate:
         ctx.progress("rollback: this release deployed nothing - nothing to roll back")
         return {"reason": reason, "candidate": "none"}
-    existing = {d.name for d in ctx.workspace.list_online_deployments(ctx.endpoint)}
-    endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
-    candidate_share = dict(endpoint.traffic).get(candidate, 0) if endpoint else 0
-    if candidate_share > 0 and (_live is None or _live not in existing) and ctx.record.status == "succeeded":
-        raise UsageError(f"{candidate} serves {candidate_share}% and the previous deployment "
-                         f"{_live or '(none)'} no longer exists: rolling back would leave the endpoint serving "
-                         "nothing. Release the previous model again instead (or set after_success.old_deployment: "
-                         "keep in rollout.yml for instant rollbacks).")
-    ctx.workspace.acquire_release_lock(ctx.endpoint, ctx.holder)
-    summary = rollback(ctx, reason=reason)
-    ctx.record.finish("rolled_back", error=reason)
-    return summary
-
-
-def _unlock(ctx: ReleaseContext) -> None:
-    try:
-        ctx.workspace.release_release_lock(ctx.endpoint, ctx.holder)
-    except MlopsError:
-        pass
+    candidate, live = ctx.slots()
+    checked_rollback_plan(ctx, candidate, live, manual=True)  # a refused rollback takes no lock
+    with holding(ctx):
+        summary = rollback(ctx, reason=reason, manual=True)
+        ctx.record.finish(ReleaseStatus.ROLLED_BACK, error=reason)
+    return {"reason": summary.reason, "traffic_before": summary.traffic_before,
+            "traffic_after": summary.traffic_after, "candidate": summary.candidate}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,7 +358,8 @@ def _unlock(ctx: ReleaseContext) -> None:
 
 
 def _batch_current(ctx: ReleaseContext) -> bool:
-    """True when the batch default already runs this release's model and environment (or batch is off)."""
+    """True when the batch default already runs this release's model, environment and batch code
+    (or batch is off). Read-only."""
     if not ctx.config.batch.refresh:
         return True
     endpoint = ctx.workspace.get_batch_endpoint(ctx.config.batch.endpoint.name)
@@ -350,8 +367,59 @@ def _batch_current(ctx: ReleaseContext) -> bool:
         return False
     for deployment in ctx.workspace.list_batch_deployments(endpoint.name):
         if deployment.name == endpoint.default_deployment:
-            return deployment.model == ctx.model_ref() and deployment.environment == ctx.environment_ref()
+            deployed_code = deployment.tags.get(CODE_HASH_TAG)
+            return (deployment.model == ctx.model_ref() and deployment.environment == ctx.environment_ref()
+                    and (deployed_code is None or deployed_code == _batch_code_hash(ctx)))
     return False
+
+
+def _start(config: Config, workspace: Workspace, path: Path, progress: Progress) -> tuple[ReleaseContext, bool]:
+    """The release to run: the unfinished one at ``path`` (resumed) or a new one."""
+    record = Record.load(path)
+    _refuse_if_running(record)
+    if record is not None and not record.finished and record.endpoint == config.online.endpoint.name:
+        refuse_if_held(workspace, config.online.endpoint.name, record.holder)
+        record.claim()
+        progress(f"release {record.release_id}: resuming (status {record.status})")
+        return ReleaseContext(config, workspace, record, progress), True
+    record = _new_record(config, workspace, path)
+    progress(f"release {record.release_id}: started on {workspace.uri}")
+    return ReleaseContext(config, workspace, record, progress), False
+
+
+def _prepare(ctx: ReleaseContext, resuming: bool) -> None:
+    previous_model = ctx.record.model.version if ctx.record.model else None
+    step_register(ctx)
+    step_environment(ctx)
+    current = ctx.record.model.version if ctx.record.model else None
+    if resuming and previous_model and previous_model != current:
+        raise ReleaseFailed(f"release {ctx.record.release_id} was interrupted with model version {previous_model}, "
+                            f"but the model source now gives {current}: the interrupted release is rolled back; "
+                            "run the release again to release the new model")
+
+
+def _pause(ctx: ReleaseContext, message: str) -> Record:
+    ctx.record.set_status(ReleaseStatus.AWAITING_PROMOTION)
+    ctx.progress(message)
+    return ctx.record
+
+
+def _fail(ctx: ReleaseContext, error: MlopsError) -> None:
+    """Never leave a failed candidate behind: a failure before the traffic shift completed removes it
+    (``promote`` rolls back by itself once traffic moves). The record ends failed or rolled back."""
+    record = ctx.record
+    if record.finished:
+        return
+    if "deploy" not in record.steps and not record.slots.candidate:  # never took the lock: nothing to undo
+        record.finish(ReleaseStatus.FAILED, error=str(error))
+        return
+    with holding(ctx):
+        if record.slots.candidate and record.rollback is None and not record.promotion.finished:
+            try:
+                rollback(ctx, reason=f"release failed: {str(error).splitlines()[0] if str(error) else error}")
+            except MlopsError as second:
+                ctx.progress(f"rollback after the failure also failed: {second}")
+        record.finish(ReleaseStatus.ROLLED_BACK if record.rollback else ReleaseStatus.FAILED, error=str(error))
 
 
 def run_release(config: Config, workspace: Workspace, record_path: Path | None = None, *,
@@ -359,85 +427,47 @@ def run_release(config: Config, workspace: Workspace, record_path: Path | None =
                 progress: Progress = no_progress) -> Record:
     """Run (or resume) a release. Raises ``ReleaseFailed`` (rolled back), ``Inconclusive`` (paused)
     or ``ConflictError`` (another release holds the endpoint)."""
-    path = record_path or default_record_path(config)
-    record = Record.load(path)
-    if record is not None and record.running_elsewhere():
-        raise ConflictError(f"release {record.release_id} of endpoint {record.get('endpoint')} is in progress "
-                            f"(pid {record.get('pid')} on {record.get('host')}, started {record.get('started_at')})")
-    resuming = record is not None and not record.finished and record.get("endpoint") == config.online.endpoint.name
-    release_id = record.release_id if resuming and record is not None else new_release_id()
-    # the lock first: a refused release writes nothing, not even its record
-    workspace.acquire_release_lock(config.online.endpoint.name, f"release {release_id}")
-    if resuming and record is not None:
-        record.claim()
-        progress(f"release {record.release_id}: resuming (status {record.status})")
-    else:
-        record = _new_record(config, workspace, path, release_id)
-        progress(f"release {record.release_id}: started on {workspace.uri}")
-    ctx = ReleaseContext(config, workspace, record, progress)
+    ctx, resuming = _start(config, workspace, record_path or default_record_path(config), progress)
+    record = ctx.record
     try:
-        previous_model = (record.get("model") or {}).get("version")
-        step_register(ctx)
-        step_environment(ctx)
-        if resuming and previous_model and previous_model != record.data["model"]["version"]:
-            raise ReleaseFailed(f"release {record.release_id} was interrupted with model version {previous_model}, "
-                                f"but the model source now gives {record.data['model']['version']}: the interrupted "
-                                "release is rolled back; run the release again to release the new model")
-        online_live = False
-        if not record.step_done("deploy"):
-            endpoint = workspace.get_online_endpoint(ctx.endpoint)
-            if endpoint is not None:
-                deployments = workspace.list_online_deployments(ctx.endpoint)
-                online_live = already_live(deployments, endpoint.traffic, ctx.model_ref(), ctx.environment_ref(),
-                                           code_hash=_code_hash(ctx))
-                if online_live and _batch_current(ctx) and not (record.get("slots") or {}).get("candidate"):
-                    record.data.setdefault("traffic", {}).update(before=dict(endpoint.traffic),
-                                                                 after=dict(endpoint.traffic))
-                    record.finish("nothing_to_release")
-                    _unlock(ctx)
-                    progress(f"nothing to release: {ctx.model_ref()} on {ctx.environment_ref()} already serves "
-                             "100% and is the batch default")
-                    return record
-        step_deploy(ctx)
-        candidate = (record.get("slots") or {}).get("candidate")
-        if candidate is not None:
-            if not record.step_done("gate") or (record.get("verdict") or {}).get("phase") != "Passed":
-                if not record.step_done("loadtest") or record.step_state("gate") == "failed":
-                    step_loadtest(ctx)
-                step_gate(ctx)
-            if until == "gate":
-                record.set("status", "awaiting_promotion")
-                progress("release: stopped after the gate (--until gate); promote with `mlops promote`")
-                return record
-            if (record.get("promotion") or {}).get("state") != "done":
-                if confirm is not None and not confirm(f"Shift traffic to {candidate} "
-                                                       f"({ctx.model_ref()}) in {len(config.online.rollout.steps)} "
-                                                       "steps?"):
-                    record.set("status", "awaiting_promotion")
-                    progress("release: promotion declined; the candidate stays at 0% (`mlops promote` later)")
-                    return record
-                promote(ctx)
-        elif until == "gate":
-            record.set("status", "awaiting_promotion")
+        _prepare(ctx, resuming)
+        if _decide_serving(ctx) and _batch_current(ctx):
+            record.finish(ReleaseStatus.NOTHING_TO_RELEASE)
+            progress(f"nothing to release: {ctx.model_ref()} on {ctx.environment_ref()} already serves "
+                     "100% and is the batch default")
             return record
-        if config.batch.refresh and not record.step_done("batch"):
-            step_batch(ctx)
-        record.data.setdefault("traffic", {})["after"] = dict(workspace.get_online_endpoint(ctx.endpoint).traffic)
-        record.finish("succeeded")
-    except Inconclusive:
-        _unlock(ctx)
-        raise
     except MlopsError as error:
-        # never leave a failed candidate behind: any failure before the traffic shift removes it
-        # (promote() rolls back by itself once traffic moves)
-        if (record.get("slots") or {}).get("candidate") and not record.get("rollback") \
-                and (record.get("promotion") or {}).get("state") != "done":
-            try:
-                rollback(ctx, reason=f"release failed: {str(error).splitlines()[0] if str(error) else error}")
-            except MlopsError as second:
-                progress(f"rollback after the failure also failed: {second}")
-        record.finish("rolled_back" if record.get("rollback") else "failed", error=str(error))
-        _unlock(ctx)
+        _fail(ctx, error)
         raise
-    _unlock(ctx)
+    with holding(ctx):
+        try:
+            return _release_steps(ctx, until, confirm)
+        except Inconclusive:
+            raise
+        except MlopsError as error:
+            _fail(ctx, error)
+            raise
+
+
+def _release_steps(ctx: ReleaseContext, until: str | None, confirm: Callable[[str], bool] | None) -> Record:
+    """deploy -> (loadtest -> gate) -> promote -> batch, each skipped when the record says it is done."""
+    record, config = ctx.record, ctx.config
+    step_deploy(ctx)
+    if record.slots.candidate is not None:
+        _gated(ctx)
+        if until == "gate":
+            return _pause(ctx, "release: stopped after the gate (--until gate); promote with `mlops promote`")
+        if not record.promotion.finished:
+            question = (f"Shift traffic to {record.slots.candidate} ({ctx.model_ref()}) in "
+                        f"{len(config.online.rollout.steps)} steps?")
+            if confirm is not None and not confirm(question):
+                return _pause(ctx, "release: promotion declined; the candidate stays at 0% (`mlops promote` later)")
+            step_promote(ctx)
+    elif until == "gate":
+        return _pause(ctx, "release: nothing to gate (already live); `mlops promote` finishes it")
+    if config.batch.refresh and not record.step_done("batch"):
+        step_batch(ctx)
+    endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
+    record.traffic.after = dict(endpoint.traffic) if endpoint else {}
+    record.finish(ReleaseStatus.SUCCEEDED)
     return record

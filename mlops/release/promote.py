@@ -14,21 +14,33 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Mapping
-from typing import Any
+from dataclasses import replace
 
 from mlops.errors import MlopsError, ReleaseFailed, UsageError
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import GateResult, LatencyStats, Phase, Verdict
-from mlops.release.loadtest import UNATTRIBUTED, LoadShape, run_load
-from mlops.release.record import utc_now
+from mlops.release.loadtest import UNATTRIBUTED, LoadResult, run_load
+from mlops.release.lock import holding
+from mlops.release.record import (
+    HealthResult,
+    LoadTestResult,
+    Promotion,
+    PromotionStep,
+    ReleaseStatus,
+    RollbackResult,
+    utc_now,
+)
 from mlops.release.rollout import (
     BakeStep,
     HealthCheck,
     TrafficStep,
     first_release_steps,
     rollback_plan,
+    rollback_refusal,
     traffic_plan,
 )
+from mlops.release.slots import RELEASE_TAG
+from mlops.workspace.port import OnlineDeployment
 
 
 def judge_health(health: HealthCheck, stats: Mapping[str, LatencyStats], candidate: str,
@@ -80,129 +92,145 @@ def _traffic(ctx: ReleaseContext) -> dict[str, int]:
     return dict(endpoint.traffic) if endpoint is not None else {}
 
 
-def promote(ctx: ReleaseContext) -> dict[str, Any]:
-    """Run the rollout steps; returns the promotion summary. Raises ``ReleaseFailed`` after a rollback."""
+def promote(ctx: ReleaseContext) -> Promotion:
+    """Run the rollout steps; returns the promotion. Raises ``ReleaseFailed`` after a rollback."""
     record, config = ctx.record, ctx.config
-    verdict = (record.get("verdict") or {}).get("phase")
-    if verdict != "Passed":
-        raise UsageError(f"the candidate's gate verdict is {verdict or 'missing'}: only a Passed candidate is "
-                         "promoted (run `mlops loadtest` and `mlops gate`)")
+    verdict = record.verdict
+    if verdict is None or not verdict.passed:
+        raise UsageError(f"the candidate's gate verdict is {verdict.phase if verdict else 'missing'}: only a Passed "
+                         "candidate is promoted (run `mlops loadtest` and `mlops gate`)")
     candidate, live = ctx.slots()
-    ctx.workspace.acquire_release_lock(ctx.endpoint, ctx.holder)
-    rollout = config.online.rollout
-    promotion = record.data.setdefault("promotion", {"done": 0, "steps": []})
-    if promotion.get("state") == "done":
+    promotion = record.promotion
+    if promotion.finished:
         ctx.progress(f"promote: already done ({candidate} serves 100%)")
         return promotion
-    if live is not None and live not in _existing(ctx):
-        live = None  # the old live deployment vanished: nothing to shift from
-    steps = rollout.steps if live is not None else first_release_steps(rollout.steps)
-    percent = 0
-    for step in steps[:promotion["done"]]:
-        if isinstance(step, TrafficStep):
-            percent = step.percent
-    remaining_wait = sum(s.seconds for s in steps[promotion["done"]:] if isinstance(s, BakeStep))
-    with record.step("promote", configured_wait_s=remaining_wait) as entry:
-        try:
-            for index in range(promotion["done"], len(steps)):
-                step = steps[index]
-                started = time.monotonic()
-                item: dict[str, Any] = {"index": index + 1, "step": step.describe(), "started_at": utc_now()}
-                if isinstance(step, TrafficStep):
-                    percent = step.percent
-                    plan = traffic_plan(_traffic(ctx), live, candidate, step.percent)
-                    ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)
-                    item["traffic"] = plan
-                    ctx.progress(f"promote: step {index + 1}/{len(steps)} traffic "
-                                 + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
-                elif step.check == "health":
-                    seconds = step.seconds or rollout.health.duration_s
-                    result = _health_load(ctx, seconds, f"health-{index + 1}")
-                    share = _traffic(ctx).get(candidate, 0)
-                    judged = judge_health(rollout.health, result.stats, candidate, share)
-                    item["health"] = {"verdict": judged.to_dict(), "load": result.summary()}
-                    ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase}: "
-                                 + "; ".join(judged.reasons))
-                    if judged.phase is not Phase.PASSED:
-                        item["seconds"] = round(time.monotonic() - started, 3)
-                        promotion["steps"].append(item)
-                        record.save()
-                        raise ReleaseFailed(f"health check at step {index + 1} ({step.describe()}) failed: "
-                                            + "; ".join(judged.reasons))
+    rollout = config.online.rollout
+    with holding(ctx):
+        if live is not None and live not in _existing(ctx):
+            live = None  # the old live deployment vanished: nothing to shift from
+        steps = rollout.steps if live is not None else first_release_steps(rollout.steps)
+        percent = 0
+        for step in steps[:promotion.done]:
+            if isinstance(step, TrafficStep):
+                percent = step.percent
+        remaining_wait = sum(s.seconds for s in steps[promotion.done:] if isinstance(s, BakeStep))
+        with record.step("promote", configured_wait_s=remaining_wait) as entry:
+            try:
+                for index in range(promotion.done, len(steps)):
+                    step = steps[index]
+                    started = time.monotonic()
+                    item = PromotionStep(index=index + 1, step=step.describe(), started_at=utc_now())
+                    if isinstance(step, TrafficStep):
+                        percent = step.percent
+                        plan = traffic_plan(_traffic(ctx), live, candidate, step.percent)
+                        ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)
+                        item.traffic = plan
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} traffic "
+                                     + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
+                    elif step.check == "health":
+                        seconds = step.seconds or rollout.health.duration_s
+                        result = _health_load(ctx, seconds, f"health-{index + 1}")
+                        share = _traffic(ctx).get(candidate, 0)
+                        judged = judge_health(rollout.health, result.stats, candidate, share)
+                        item.health = HealthResult(verdict=judged, load=LoadTestResult.of(result.summary()))
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase}: "
+                                     + "; ".join(judged.reasons))
+                        if judged.phase is not Phase.PASSED:
+                            item.seconds = round(time.monotonic() - started, 3)
+                            promotion.steps.append(item)
+                            record.save()
+                            raise ReleaseFailed(f"health check at step {index + 1} ({step.describe()}) failed: "
+                                                + "; ".join(judged.reasons))
+                    else:
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} bake {step.seconds:g}s")
+                        ctx.sleep(step.seconds)
+                    item.seconds = round(time.monotonic() - started, 3)
+                    promotion.steps.append(item)
+                    promotion.done = index + 1
+                    record.save()
+            except (MlopsError, KeyboardInterrupt) as error:
+                reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+                ctx.progress(f"promote: failed at {percent}% - rolling back ({reason})")
+                summary = rollback(ctx, reason=reason)
+                entry.rolled_back = True
+                record.finish(ReleaseStatus.ROLLED_BACK, error=reason)
+                if isinstance(error, KeyboardInterrupt):
+                    raise
+                raise ReleaseFailed(f"promotion of {candidate} failed and was rolled back "
+                                    f"({summary.traffic_after}): {reason}") from None
+            traffic_after = _traffic(ctx)
+            if live is not None and live != candidate and traffic_after.get(live, 0) == 0:
+                if rollout.old_deployment == "delete":
+                    ctx.workspace.delete_online_deployment(ctx.endpoint, live, progress=ctx.progress)
+                    ctx.progress(f"promote: deleted the previous deployment {live}")
+                    promotion.old_deployment = "deleted"
                 else:
-                    ctx.progress(f"promote: step {index + 1}/{len(steps)} bake {step.seconds:g}s")
-                    ctx.sleep(step.seconds)
-                item["seconds"] = round(time.monotonic() - started, 3)
-                promotion["steps"].append(item)
-                promotion["done"] = index + 1
-                record.save()
-        except (MlopsError, KeyboardInterrupt) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            ctx.progress(f"promote: failed at {percent}% - rolling back ({reason})")
-            summary = rollback(ctx, reason=reason)
-            entry["rolled_back"] = True
-            record.set("status", "rolled_back")
-            if isinstance(error, KeyboardInterrupt):
-                raise
-            raise ReleaseFailed(f"promotion of {candidate} failed and was rolled back "
-                                f"({summary['traffic_after']}): {reason}") from None
-        traffic_after = _traffic(ctx)
-        if live is not None and live != candidate and traffic_after.get(live, 0) == 0:
-            if rollout.old_deployment == "delete":
-                ctx.workspace.delete_online_deployment(ctx.endpoint, live, progress=ctx.progress)
-                ctx.progress(f"promote: deleted the previous deployment {live}")
-                promotion["old_deployment"] = "deleted"
-            else:
-                ctx.progress(f"promote: kept the previous deployment {live} at 0% for an instant rollback")
-                promotion["old_deployment"] = "kept at 0%"
-        promotion["state"] = "done"
-        record.data.setdefault("traffic", {})["after"] = _traffic(ctx)
-        record.save()
+                    ctx.progress(f"promote: kept the previous deployment {live} at 0% for an instant rollback")
+                    promotion.old_deployment = "kept at 0%"
+            promotion.state = "done"
+            record.traffic.after = _traffic(ctx)
+            record.save()
     return promotion
 
 
-def _health_load(ctx: ReleaseContext, seconds: float, name: str):
+def _health_load(ctx: ReleaseContext, seconds: float, name: str) -> LoadResult:
     config = ctx.config
     endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
     if endpoint is None:
         raise UsageError(f"online endpoint {ctx.endpoint} does not exist")
     keys = ctx.workspace.get_keys(ctx.endpoint)
-    profile = config.load_test.profile
-    shape = LoadShape(users=config.online.rollout.health.users, spawn_rate=float(config.online.rollout.health.users),
-                      run_time_s=seconds, data=profile.data, context_days=profile.context_days,
-                      horizon=profile.horizon)
+    health = config.online.rollout.health
+    shape = replace(config.load_test.profile, users=health.users, spawn_rate=float(health.users),
+                    run_time_s=seconds, warmup_s=0.0)
     return run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=[], shape=shape,
                     locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name=name, progress=ctx.progress)
 
 
-def rollback(ctx: ReleaseContext, *, reason: str = "requested") -> dict[str, Any]:
-    """Give live its traffic back and remove the candidate (or keep it at 0%). Idempotent."""
-    candidate, live = ctx.slots()
-    existing = _existing(ctx)
-    if live is not None and live not in existing:
+def checked_rollback_plan(ctx: ReleaseContext, candidate: str, live: str | None, *, manual: bool
+                  ) -> tuple[str | None, dict[str, int], OnlineDeployment | None, dict[str, int]]:
+    """``(live, traffic now, the candidate deployment, traffic after)`` of a rollback, or ``UsageError``
+    when ``rollout.rollback_refusal`` refuses it. Reads only: callers check before they take the lock."""
+    deployments = {d.name: d for d in ctx.workspace.list_online_deployments(ctx.endpoint)}
+    if live is not None and live not in deployments:
         live = None
     before = _traffic(ctx)
-    after = before
-    if candidate in existing and before.get(candidate, 0) > 0:
-        after = rollback_plan(before, live, candidate)
-        ctx.workspace.set_traffic(ctx.endpoint, after, progress=ctx.progress)
-        ctx.progress("rollback: traffic " + " ".join(f"{k}={v}%" for k, v in sorted(after.items())))
-    removed = "absent"
-    if candidate in existing and candidate != live:
-        if ctx.config.online.rollout.failed_candidate == "delete":
-            ctx.workspace.delete_online_deployment(ctx.endpoint, candidate, progress=ctx.progress)
-            ctx.progress(f"rollback: deleted the candidate {candidate}")
-            removed = "deleted"
-        else:
-            removed = "kept at 0%"
-    summary = {"reason": reason, "at": utc_now(), "traffic_before": before, "traffic_after": _traffic(ctx),
-               "candidate": removed}
-    ctx.record.data["rollback"] = summary
-    ctx.record.data.setdefault("traffic", {})["after"] = summary["traffic_after"]
-    ctx.record.save()
-    try:
-        ctx.workspace.release_release_lock(ctx.endpoint, ctx.holder)
-    except MlopsError:
-        pass
-    return summary
+    present = deployments.get(candidate)
+    plan = rollback_plan(before, live, candidate) if present is not None and before.get(candidate, 0) > 0 else before
+    refusal = rollback_refusal(
+        release_id=ctx.record.release_id, candidate=candidate,
+        candidate_release=None if present is None else present.tags.get(RELEASE_TAG, ""),
+        before=before, after=plan, may_empty=not manual and not any((ctx.record.traffic.before or {}).values()))
+    if refusal is not None:
+        raise UsageError(f"rollback of release {ctx.record.release_id} on {ctx.endpoint} refused: {refusal}")
+    return live, before, present, plan
 
+
+def rollback(ctx: ReleaseContext, *, reason: str = "requested", manual: bool = False) -> RollbackResult:
+    """Give live its traffic back and remove the candidate (or keep it at 0%). Idempotent.
+
+    Refuses (``UsageError``, exit 2, nothing changed) when the candidate deployment was not
+    created by this release (its ``mlops.release`` tag names another release, or none) or when the
+    rollback would leave no deployment serving (``rollout.rollback_refusal``); a release's own
+    automatic rollback of a first release may return the endpoint to serving nothing, a ``manual``
+    one (``mlops rollback``, whose record may be old or crafted) never."""
+    candidate, live = ctx.slots()
+    checked_rollback_plan(ctx, candidate, live, manual=manual)  # a refusal takes no lock and changes nothing
+    with holding(ctx):
+        live, before, present, plan = checked_rollback_plan(ctx, candidate, live, manual=manual)
+        if plan != before:
+            ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)
+            ctx.progress("rollback: traffic " + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
+        removed = "absent"
+        if present is not None and candidate != live:
+            if ctx.config.online.rollout.failed_candidate == "delete":
+                ctx.workspace.delete_online_deployment(ctx.endpoint, candidate, progress=ctx.progress)
+                ctx.progress(f"rollback: deleted the candidate {candidate}")
+                removed = "deleted"
+            else:
+                removed = "kept at 0%"
+        summary = RollbackResult(reason=reason, at=utc_now(), traffic_before=before, traffic_after=_traffic(ctx),
+                                 candidate=removed)
+        ctx.record.rollback = summary
+        ctx.record.traffic.after = summary.traffic_after
+        ctx.record.save()
+    return summary

@@ -1,10 +1,16 @@
-"""The release record: one JSON file that every step reads and writes.
+"""The release record: one JSON file that every step reads and writes, typed in code.
 
 It is the state that passes between steps (and between GitHub jobs: the workflow carries it as an
 artifact), the evidence of what happened (versions, slots, traffic before/after, each gate's
 values and limits, verdicts, per-step wall time, who triggered it) and the resume point of a
 release that was killed: each step's state is ``running`` / ``done`` / ``failed`` / ``skipped``,
 written atomically (temp file + rename) at every transition, so a re-run knows where to continue.
+
+In code the record is a ``Record`` dataclass whose sections are dataclasses too (``ModelPin``,
+``Slots``, ``LoadTestResult``, ``Verdict``, ``Promotion``, ...) and whose ``status`` is a
+``ReleaseStatus``; ``typed_json`` is the one place that maps them to JSON and back. The JSON keeps
+the shape of schema 1 (the same keys), so records written before still load, and keys this version
+does not know are kept (``extra``) and written back unchanged.
 
 Default path: ``<records>/current.json`` (``records`` in mlops.yaml, default ``.mlops/releases``);
 finished releases are also copied to ``<records>/<release_id>.json``. Artifacts (locust HTML
@@ -16,20 +22,69 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
 import secrets
 import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from mlops.processes import process_alive
+from mlops.release.gates import LatencyStats, Verdict
+from mlops.release.typed_json import fields_to_json, from_json
+from mlops.workspace.port import AssetRef
+
+SCHEMA = 2
+"""1: the untyped record (same keys); 2: typed sections. Both load."""
 
 STEPS = ("register", "environment", "deploy", "loadtest", "gate", "promote", "batch")
-TERMINAL = ("succeeded", "failed", "rolled_back", "inconclusive", "nothing_to_release")
+
+
+class ReleaseStatus(StrEnum):
+    RUNNING = "running"
+    AWAITING_PROMOTION = "awaiting_promotion"
+    """Gated and passed; waiting for ``mlops promote`` (an approval, ``--until gate``)."""
+    PROMOTED = "promoted"
+    """The candidate serves 100%; the batch refresh is still to do."""
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    ROLLED_BACK = "rolled_back"
+    INCONCLUSIVE = "inconclusive"
+    NOTHING_TO_RELEASE = "nothing_to_release"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def finished(self) -> bool:
+        """A terminal status: a new release may start from here."""
+        return self in _FINISHED
+
+    @property
+    def holds_endpoint(self) -> bool:
+        """The release still owns the online endpoint (its release lock): it is changing it, or its
+        gated candidate waits at 0% for the promotion."""
+        return self in (ReleaseStatus.RUNNING, ReleaseStatus.AWAITING_PROMOTION)
+
+
+_FINISHED = frozenset({ReleaseStatus.SUCCEEDED, ReleaseStatus.FAILED, ReleaseStatus.ROLLED_BACK,
+                       ReleaseStatus.INCONCLUSIVE, ReleaseStatus.NOTHING_TO_RELEASE})
+
+
+class StepState(StrEnum):
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 def utc_now() -> str:
@@ -54,137 +109,364 @@ def trigger(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {"by": "user", "user": user, "host": socket.gethostname()}
 
 
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+@dataclass
+class ModelPin:
+    name: str
+    version: str
+    content_hash: str = ""
+    source: str = ""
+    created: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> AssetRef:
+        return AssetRef(self.name, str(self.version))
+
+
+@dataclass
+class EnvironmentPin:
+    name: str
+    version: str
+    content_hash: str = ""
+    image: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> AssetRef:
+        return AssetRef(self.name, str(self.version))
+
+
+@dataclass
+class Slots:
+    candidate: str | None = None
+    """``None``: nothing was deployed (the release's model already serves)."""
+    live: str | None = None
+    live_model: str | None = None
+    live_environment: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrafficSplit:
+    before: dict[str, int] | None = None
+    after: dict[str, int] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _finite(value: float | None) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
+
+
+def _nan(value: float | None) -> float:
+    return math.nan if value is None else float(value)
+
+
+@dataclass
+class DeploymentLoad:
+    """One deployment's side of a load, as ``LatencyStats.summary()`` writes it."""
+
+    requests: int = 0
+    failures: int = 0
+    error_rate: float = 0.0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    rps: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, stats: LatencyStats) -> DeploymentLoad:
+        return from_json(cls, stats.summary())
+
+    def stats(self, samples_ms: tuple[float, ...] = ()) -> LatencyStats:
+        return LatencyStats(requests=self.requests, failures=self.failures, p50_ms=_nan(self.p50_ms),
+                            p95_ms=_nan(self.p95_ms), p99_ms=_nan(self.p99_ms), rps=self.rps, samples_ms=samples_ms)
+
+
+@dataclass
+class LoadTestResult:
+    """A locust run (``LoadResult.summary()``), with the latency samples the rank test needs."""
+
+    seconds: float = 0.0
+    requests: int = 0
+    failures: int = 0
+    deployments: dict[str, DeploymentLoad] = field(default_factory=dict)
+    html_report: str | None = None
+    errors_by_status: dict[str, int] = field(default_factory=dict)
+    targets: list[str] = field(default_factory=list)
+    samples_ms: dict[str, list[float]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, summary: Mapping[str, Any]) -> LoadTestResult:
+        return from_json(cls, dict(summary))
+
+    def stats(self, name: str | None) -> LatencyStats | None:
+        """``name``'s side of the load, or ``None`` when it was not loaded."""
+        if not name or name not in self.deployments:
+            return None
+        return self.deployments[name].stats(tuple(self.samples_ms.get(name) or ()))
+
+
+@dataclass
+class QualityResult:
+    candidate_mape: float | None = None
+    live_mape: float | None = None
+    points: int = 0
+    candidate_failures: int = 0
+    holdout: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class HealthResult:
+    verdict: Verdict
+    load: LoadTestResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PromotionStep:
+    index: int
+    step: str
+    started_at: str = ""
+    seconds: float = 0.0
+    traffic: dict[str, int] | None = None
+    health: HealthResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Promotion:
+    done: int = 0
+    """Rollout steps completed (the resume point)."""
+    steps: list[PromotionStep] = field(default_factory=list)
+    state: str | None = None
+    """``done`` once the candidate serves 100% and the old deployment is handled."""
+    old_deployment: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state == "done"
+
+
+@dataclass
+class BatchResult:
+    endpoint: str
+    deployment: str
+    model: str = ""
+    environment: str = ""
+    default_before: str | None = None
+    default_after: str | None = None
+    changed: bool = False
+    removed: list[str] = field(default_factory=list)
+    smoke_job: str | None = None
+    smoke_rows: int | None = None
+    smoke_output: str | None = None
+    forecast_svg: str | None = None
+    smoke_seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RollbackResult:
+    reason: str
+    at: str = ""
+    traffic_before: dict[str, int] = field(default_factory=dict)
+    traffic_after: dict[str, int] = field(default_factory=dict)
+    candidate: str = "absent"
+    """What became of the candidate: ``deleted``, ``kept at 0%``, ``absent``."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StepEntry:
+    state: StepState = StepState.RUNNING
+    started_at: str | None = None
+    finished_at: str | None = None
+    seconds: float = 0.0
+    configured_wait_s: float = 0.0
+    """Load/bake time the configuration asked for, kept apart so the release's overhead can be judged."""
+    error: str | None = None
+    reason: str | None = None
+    html_report: str | None = None
+    deployment: str | None = None
+    rolled_back: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def done(self) -> bool:
+        return self.state in (StepState.DONE, StepState.SKIPPED)
+
+
+# ---------------------------------------------------------------------------------------------
+# The record
+
+
+@dataclass
 class Record:
-    """A release record backed by a JSON file. ``data`` is the plain dict that is saved."""
+    """A release record backed by a JSON file (``path``, not part of the JSON)."""
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
-        self.path = path
-        self.data = data
+    path: Path = field(default=Path("current.json"), metadata={"json": False})
+    release_id: str = ""
+    schema: int = SCHEMA
+    status: ReleaseStatus = ReleaseStatus.RUNNING
+    pid: int = 0
+    host: str = ""
+    started_at: str = ""
+    finished_at: str | None = None
+    trigger: dict[str, str] = field(default_factory=dict)
+    workspace: str = ""
+    endpoint: str = ""
+    batch_endpoint: str = ""
+    config: str = ""
+    profile: str = ""
+    error: str | None = None
+    code_hash: str | None = None
+    """The online scoring code's hash (tag ``mlops.code_hash`` of the candidate)."""
+    batch_code_hash: str | None = None
+    """The batch scoring code's hash (tag ``mlops.code_hash`` of the batch deployment)."""
+    steps: dict[str, StepEntry] = field(default_factory=dict)
+    model: ModelPin | None = None
+    environment: EnvironmentPin | None = None
+    slots: Slots = field(default_factory=Slots)
+    traffic: TrafficSplit = field(default_factory=TrafficSplit)
+    loadtest: LoadTestResult | None = None
+    quality: QualityResult | None = None
+    verdict: Verdict | None = None
+    promotion: Promotion = field(default_factory=Promotion)
+    batch: BatchResult | None = None
+    rollback: RollbackResult | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
 
-    # lifecycle -----------------------------------------------------------------------------
+    # file ----------------------------------------------------------------------------------
     @classmethod
     def load(cls, path: Path) -> Record | None:
+        """The record at ``path``, or ``None`` when there is none (or it is torn or not a record)."""
         try:
             data = json.loads(path.read_text())
-        except FileNotFoundError:
-            return None
         except (OSError, json.JSONDecodeError):
             return None
-        return cls(path, data) if isinstance(data, dict) and "release_id" in data else None
+        return cls.parse(path, data) if isinstance(data, dict) and "release_id" in data else None
+
+    @classmethod
+    def parse(cls, path: Path, data: Mapping[str, Any]) -> Record:
+        """A record from its JSON (schema 1 or 2), kept at ``path``."""
+        record = from_json(cls, dict(data))
+        record.path = path
+        return record
 
     @classmethod
     def create(cls, path: Path, *, release_id: str | None = None, **fields: Any) -> Record:
-        data: dict[str, Any] = {
-            "schema": 1,
-            "release_id": release_id or new_release_id(),
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "status": "running",
-            "started_at": utc_now(),
-            "finished_at": None,
-            "trigger": trigger(),
-            "steps": {},
-            **fields,
-        }
-        record = cls(path, data)
+        record = cls(path=path, release_id=release_id or new_release_id(), pid=os.getpid(),
+                     host=socket.gethostname(), started_at=utc_now(), trigger=trigger(), **fields)
         record.save()
         return record
+
+    def to_dict(self) -> dict[str, Any]:
+        data = fields_to_json(self)
+        data["schema"] = SCHEMA
+        return data
 
     def save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=2, default=str) + "\n")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
         os.replace(tmp, self.path)
 
-    def finish(self, status: str, *, error: str | None = None) -> None:
-        self.data["status"] = status
-        self.data["finished_at"] = utc_now()
+    def finish(self, status: ReleaseStatus, *, error: str | None = None) -> None:
+        self.status = status
+        self.finished_at = utc_now()
         if error:
-            self.data["error"] = error
+            self.error = error
         self.save()
         archive = self.path.with_name(f"{self.release_id}.json")
         if archive != self.path:
-            archive.write_text(json.dumps(self.data, indent=2, default=str) + "\n")
+            archive.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
 
-    # accessors -----------------------------------------------------------------------------
-    @property
-    def release_id(self) -> str:
-        return str(self.data["release_id"])
+    def set_status(self, status: ReleaseStatus) -> None:
+        self.status = status
+        self.save()
 
-    @property
-    def status(self) -> str:
-        return str(self.data.get("status", "running"))
-
+    # state ---------------------------------------------------------------------------------
     @property
     def finished(self) -> bool:
-        return self.status in TERMINAL
+        return self.status.finished
 
     @property
     def artifacts_dir(self) -> Path:
         return self.path.parent / self.release_id
 
+    @property
+    def holder(self) -> str:
+        """The release-lock holder: the release id, so the later steps of one release (other
+        processes, other GitHub jobs) re-acquire it while a different release is refused."""
+        return f"release {self.release_id}"
+
     def running_elsewhere(self) -> bool:
         """True when another live process on this machine is running this (unfinished) release."""
-        if self.finished or self.data.get("host") != socket.gethostname():
+        if self.finished or self.host != socket.gethostname():
             return False
-        pid = int(self.data.get("pid") or 0)
-        if pid <= 0 or pid == os.getpid():
+        if self.pid <= 0 or self.pid == os.getpid():
             return False
-        return process_alive(pid)
+        return process_alive(self.pid)
 
     def claim(self) -> None:
         """This process now runs the release (a resumed release, or a later step command)."""
-        self.data["pid"] = os.getpid()
-        self.data["host"] = socket.gethostname()
+        self.pid = os.getpid()
+        self.host = socket.gethostname()
         self.save()
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.data.get(key, default)
-
-    def set(self, key: str, value: Any) -> None:
-        self.data[key] = value
-        self.save()
-
-    def step_state(self, name: str) -> str | None:
-        return (self.data["steps"].get(name) or {}).get("state")
+    # steps ---------------------------------------------------------------------------------
+    def step_state(self, name: str) -> StepState | None:
+        entry = self.steps.get(name)
+        return entry.state if entry is not None else None
 
     def step_done(self, name: str) -> bool:
-        return self.step_state(name) in ("done", "skipped")
+        entry = self.steps.get(name)
+        return entry is not None and entry.done
 
-    def mark(self, name: str, state: str, **fields: Any) -> None:
-        entry = self.data["steps"].setdefault(name, {})
-        entry.update(state=state, **fields)
+    def mark(self, name: str, state: StepState, *, reason: str | None = None) -> None:
+        entry = self.steps.setdefault(name, StepEntry())
+        entry.state = state
+        if reason is not None:
+            entry.reason = reason
         self.save()
 
     @contextmanager
-    def step(self, name: str, *, configured_wait_s: float = 0.0) -> Iterator[dict[str, Any]]:
+    def step(self, name: str, *, configured_wait_s: float = 0.0) -> Iterator[StepEntry]:
         """Time a step: ``running`` on entry, ``done`` (or ``failed`` on an exception) on exit.
 
-        ``configured_wait_s`` is load/bake time the configuration asked for, kept apart so the
-        release's own overhead can be judged. Yields the step's dict for results."""
-        entry = self.data["steps"].setdefault(name, {})
-        previous = float(entry.get("seconds") or 0.0)
-        entry.update(state="running", started_at=utc_now())
-        entry.setdefault("configured_wait_s", 0.0)
-        entry["configured_wait_s"] = float(entry["configured_wait_s"]) + configured_wait_s
+        ``configured_wait_s`` is load/bake time the configuration asked for. Yields the step's entry."""
+        entry = self.steps.setdefault(name, StepEntry())
+        previous = entry.seconds
+        entry.state = StepState.RUNNING
+        entry.started_at = utc_now()
+        entry.configured_wait_s += configured_wait_s
         self.save()
         started = time.monotonic()
         try:
             yield entry
         except BaseException as error:
-            entry.update(state="failed", seconds=round(previous + time.monotonic() - started, 3),
-                         error=str(error).splitlines()[0] if str(error) else type(error).__name__)
+            entry.state = StepState.FAILED
+            entry.seconds = round(previous + time.monotonic() - started, 3)
+            entry.error = str(error).splitlines()[0] if str(error) else type(error).__name__
             self.save()
             raise
-        if entry.get("state") == "running":
-            entry["state"] = "done"
-        entry.update(seconds=round(previous + time.monotonic() - started, 3), finished_at=utc_now())
+        if entry.state is StepState.RUNNING:
+            entry.state = StepState.DONE
+        entry.seconds = round(previous + time.monotonic() - started, 3)
+        entry.finished_at = utc_now()
         self.save()
 
     def timings(self) -> dict[str, dict[str, float]]:
-        return {name: {"seconds": float(step.get("seconds") or 0.0),
-                       "configured_wait_s": float(step.get("configured_wait_s") or 0.0)}
-                for name, step in self.data["steps"].items()}
+        return {name: {"seconds": step.seconds, "configured_wait_s": step.configured_wait_s}
+                for name, step in self.steps.items()}
 
     def overhead_seconds(self) -> float:
         """Wall time of all steps minus the configured load and bake durations."""

@@ -1,7 +1,7 @@
 """Reports rendered from the release record: console text, a markdown summary for
 ``$GITHUB_STEP_SUMMARY`` (gate table + a mermaid chart of candidate vs live latency percentiles),
 and a hand-written SVG of the batch smoke output's forecast against the actuals (no plotting
-dependency). All pure functions of the record's data.
+dependency). All pure functions of the typed ``Record``.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 from html import escape
 from typing import Any
+
+from mlops.release.record import DeploymentLoad, EnvironmentPin, ModelPin, Record
 
 
 def _fmt(value: Any) -> str:
@@ -39,101 +41,105 @@ def _traffic(traffic: Mapping[str, int] | None) -> str:
     return " ".join(f"{name}={share}%" for name, share in sorted(traffic.items()))
 
 
-def _latency(data: Mapping[str, Any]) -> tuple[str | None, str | None, Mapping[str, Any], Mapping[str, Any]]:
-    slots = data.get("slots") or {}
-    candidate, live = slots.get("candidate"), slots.get("live")
-    deployments = (data.get("loadtest") or {}).get("deployments") or {}
-    return candidate, live, deployments.get(candidate) or {}, deployments.get(live) or {}
+def _pin(pin: ModelPin | EnvironmentPin | None) -> str:
+    return f"{pin.name}:{pin.version}" if pin is not None else "-"
 
 
-def console_report(data: Mapping[str, Any]) -> str:
+def _latency(record: Record) -> tuple[str | None, str | None, DeploymentLoad | None, DeploymentLoad | None]:
+    candidate, live = record.slots.candidate, record.slots.live
+    deployments = record.loadtest.deployments if record.loadtest else {}
+    return candidate, live, deployments.get(candidate or ""), deployments.get(live or "")
+
+
+def _load_line(name: str | None, load: DeploymentLoad) -> str:
+    return (f"{name}: {load.requests} req, p50/p95/p99 {_fmt(load.p50_ms)}/{_fmt(load.p95_ms)}/{_fmt(load.p99_ms)} ms, "
+            f"errors {load.failures}")
+
+
+def github_outputs(record: Record) -> dict[str, str]:
+    """The ``key=value`` outputs a workflow step reads (empty values are written too)."""
+    return {
+        "release_id": record.release_id,
+        "status": str(record.status),
+        "model_version": str(record.model.version) if record.model else "",
+        "model": _pin(record.model) if record.model else "",
+        "environment": _pin(record.environment) if record.environment else "",
+        "candidate": record.slots.candidate or "",
+        "live": record.slots.live or "",
+        "verdict": str(record.verdict.phase) if record.verdict else "",
+    }
+
+
+def console_report(record: Record) -> str:
     """A readable multi-line summary for the terminal."""
-    model = data.get("model") or {}
-    environment = data.get("environment") or {}
-    slots = data.get("slots") or {}
-    traffic = data.get("traffic") or {}
-    verdict = data.get("verdict") or {}
+    slots, traffic, verdict = record.slots, record.traffic, record.verdict
     lines = [
-        f"release {data.get('release_id')}: {data.get('status')}",
-        f"  model        {model.get('name')}:{model.get('version')}  ({model.get('source', '')})",
-        f"  environment  {environment.get('name')}:{environment.get('version')}",
-        f"  endpoint     {data.get('endpoint')}  candidate={slots.get('candidate') or '-'} "
-        f"live={slots.get('live') or '-'}",
-        f"  traffic      before {_traffic(traffic.get('before'))}  after {_traffic(traffic.get('after'))}",
+        f"release {record.release_id}: {record.status}",
+        f"  model        {_pin(record.model)}  ({record.model.source if record.model else ''})",
+        f"  environment  {_pin(record.environment)}",
+        f"  endpoint     {record.endpoint}  candidate={slots.candidate or '-'} live={slots.live or '-'}",
+        f"  traffic      before {_traffic(traffic.before)}  after {_traffic(traffic.after)}",
     ]
-    candidate, live, cand, live_stats = _latency(data)
+    candidate, live, cand, live_stats = _latency(record)
     if cand:
-        lines.append(f"  load test    {candidate}: {cand.get('requests')} req, p50/p95/p99 "
-                     f"{_fmt(cand.get('p50_ms'))}/{_fmt(cand.get('p95_ms'))}/{_fmt(cand.get('p99_ms'))} ms, "
-                     f"errors {cand.get('failures')}")
+        lines.append("  load test    " + _load_line(candidate, cand))
     if live_stats:
-        lines.append(f"               {live}: {live_stats.get('requests')} req, p50/p95/p99 "
-                     f"{_fmt(live_stats.get('p50_ms'))}/{_fmt(live_stats.get('p95_ms'))}/"
-                     f"{_fmt(live_stats.get('p99_ms'))} ms, errors {live_stats.get('failures')}")
+        lines.append("               " + _load_line(live, live_stats))
     if verdict:
-        lines.append(f"  verdict      {verdict.get('phase')}")
-        for gate in verdict.get("gates", []):
-            lines.append(f"    [{gate['phase']:<12}] {gate['reason']}")
-    promotion = data.get("promotion") or {}
-    for step in promotion.get("steps", []):
-        extra = _traffic(step.get("traffic")) if step.get("traffic") else ""
-        health = (step.get("health") or {}).get("verdict", {}).get("phase", "")
-        lines.append(f"  step {step['index']:<2} {step['step']:<24} {step.get('seconds', 0):6.1f}s {extra}{health}")
-    batch = data.get("batch") or {}
+        lines.append(f"  verdict      {verdict.phase}")
+        for gate in verdict.results:
+            lines.append(f"    [{gate.phase:<12}] {gate.reason}")
+    for step in record.promotion.steps:
+        extra = _traffic(step.traffic) if step.traffic else ""
+        health = str(step.health.verdict.phase) if step.health else ""
+        lines.append(f"  step {step.index:<2} {step.step:<24} {step.seconds:6.1f}s {extra}{health}")
+    batch = record.batch
     if batch:
-        lines.append(f"  batch        {batch.get('endpoint')} default {batch.get('default_before') or '-'} -> "
-                     f"{batch.get('default_after') or '-'}"
-                     + (f", smoke {batch.get('smoke_rows')} rows" if batch.get("smoke_rows") else ""))
-    rollback = data.get("rollback") or {}
+        lines.append(f"  batch        {batch.endpoint} default {batch.default_before or '-'} -> "
+                     f"{batch.default_after or '-'}" + (f", smoke {batch.smoke_rows} rows" if batch.smoke_rows else ""))
+    rollback = record.rollback
     if rollback:
-        lines.append(f"  rollback     {rollback.get('reason')} -> traffic {_traffic(rollback.get('traffic_after'))}, "
-                     f"candidate {rollback.get('candidate')}")
-    steps = data.get("steps") or {}
-    if steps:
-        timing = "  ".join(f"{name} {float(step.get('seconds') or 0):.1f}s" for name, step in steps.items())
+        lines.append(f"  rollback     {rollback.reason} -> traffic {_traffic(rollback.traffic_after)}, "
+                     f"candidate {rollback.candidate}")
+    if record.steps:
+        timing = "  ".join(f"{name} {step.seconds:.1f}s" for name, step in record.steps.items())
         lines.append(f"  timings      {timing}")
-        overhead = sum(max(0.0, float(s.get("seconds") or 0) - float(s.get("configured_wait_s") or 0))
-                       for s in steps.values())
-        lines.append(f"  overhead     {overhead:.1f}s excluding configured load and bake time")
-    if data.get("error"):
-        lines.append(f"  error        {data['error']}")
+        lines.append(f"  overhead     {record.overhead_seconds():.1f}s excluding configured load and bake time")
+    if record.error:
+        lines.append(f"  error        {record.error}")
     return "\n".join(lines)
 
 
-def markdown_summary(data: Mapping[str, Any]) -> str:
+def markdown_summary(record: Record) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: outcome, versions, gate table, latency chart, timings."""
-    model = data.get("model") or {}
-    environment = data.get("environment") or {}
-    slots = data.get("slots") or {}
-    traffic = data.get("traffic") or {}
-    verdict = data.get("verdict") or {}
+    slots, traffic, verdict = record.slots, record.traffic, record.verdict
     out = [
-        f"## Release `{data.get('release_id')}`: **{data.get('status')}**",
+        f"## Release `{record.release_id}`: **{record.status}**",
         "",
         "| | |", "|---|---|",
-        f"| Model | `{model.get('name')}:{model.get('version')}` |",
-        f"| Environment | `{environment.get('name')}:{environment.get('version')}` |",
-        f"| Endpoint | `{data.get('endpoint')}` (candidate `{slots.get('candidate') or '-'}`, "
-        f"live `{slots.get('live') or '-'}`) |",
-        f"| Traffic before | {_traffic(traffic.get('before'))} |",
-        f"| Traffic after | {_traffic(traffic.get('after'))} |",
-        f"| Trigger | {_cell(_trigger(data.get('trigger') or {}))} |",
+        f"| Model | `{_pin(record.model)}` |",
+        f"| Environment | `{_pin(record.environment)}` |",
+        f"| Endpoint | `{record.endpoint}` (candidate `{slots.candidate or '-'}`, live `{slots.live or '-'}`) |",
+        f"| Traffic before | {_traffic(traffic.before)} |",
+        f"| Traffic after | {_traffic(traffic.after)} |",
+        f"| Trigger | {_cell(_trigger(record.trigger))} |",
         "",
     ]
     if verdict:
-        out += [f"### Gates: {verdict.get('phase')}", "", "| Gate | Result | Value | Limit | Detail |",
+        out += [f"### Gates: {verdict.phase}", "", "| Gate | Result | Value | Limit | Detail |",
                 "|---|---|---|---|---|"]
-        for gate in verdict.get("gates", []):
-            mark = {"Passed": "pass", "Failed": "FAIL", "Inconclusive": "inconclusive"}.get(gate["phase"], gate["phase"])
-            out.append(f"| {gate['name']} | {mark} | {_fmt(gate.get('value'))} | {_fmt(gate.get('limit'))} | "
-                       f"{_cell(gate['reason'])} |")
+        for gate in verdict.results:
+            mark = {"Passed": "pass", "Failed": "FAIL", "Inconclusive": "inconclusive"}.get(str(gate.phase),
+                                                                                          str(gate.phase))
+            out.append(f"| {gate.name} | {mark} | {_fmt(_rounded(gate.value))} | {_fmt(_rounded(gate.limit))} | "
+                       f"{_cell(gate.reason)} |")
         out.append("")
-    candidate, live, cand, live_stats = _latency(data)
+    candidate, live, cand, live_stats = _latency(record)
     if cand:
-        def series(stats: Mapping[str, Any]) -> str:
-            return ", ".join(f"{float(stats.get(k) or 0):.1f}" for k in ("p50_ms", "p95_ms", "p99_ms"))
+        def series(stats: DeploymentLoad) -> str:
+            return ", ".join(f"{float(v or 0):.1f}" for v in (stats.p50_ms, stats.p95_ms, stats.p99_ms))
 
-        peak = max(float(s.get(k) or 0) for s in (cand, live_stats) for k in ("p95_ms", "p99_ms") if s) or 1.0
+        peak = max(float(v or 0) for s in (cand, live_stats) if s for v in (s.p95_ms, s.p99_ms)) or 1.0
         out += ["### Latency (ms): candidate bars" + (", live line" if live_stats else ""), "",
                 "```mermaid", "xychart-beta",
                 f'    title "{candidate} (bars) vs {live or "no live"} (line)"',
@@ -142,35 +148,35 @@ def markdown_summary(data: Mapping[str, Any]) -> str:
         if live_stats:
             out.append(f"    line [{series(live_stats)}]")
         out += ["```", ""]
-    steps = data.get("steps") or {}
-    if steps:
+    if record.steps:
         out += ["### Steps", "", "| Step | State | Wall time (s) | of which configured load/bake (s) |",
                 "|---|---|---|---|"]
-        for name, step in steps.items():
-            out.append(f"| {name} | {step.get('state')} | {float(step.get('seconds') or 0):.1f} | "
-                       f"{float(step.get('configured_wait_s') or 0):.1f} |")
+        for name, step in record.steps.items():
+            out.append(f"| {name} | {step.state} | {step.seconds:.1f} | {step.configured_wait_s:.1f} |")
         out.append("")
-    promotion = data.get("promotion") or {}
-    if promotion.get("steps"):
+    if record.promotion.steps:
         out += ["### Traffic shift", "", "| # | Step | Traffic | Health | s |", "|---|---|---|---|---|"]
-        for step in promotion["steps"]:
-            health = (step.get("health") or {}).get("verdict", {}).get("phase", "")
-            out.append(f"| {step['index']} | {step['step']} | {_traffic(step.get('traffic'))} | {health} | "
-                       f"{float(step.get('seconds') or 0):.1f} |")
+        for step in record.promotion.steps:
+            health = str(step.health.verdict.phase) if step.health else ""
+            out.append(f"| {step.index} | {step.step} | {_traffic(step.traffic)} | {health} | {step.seconds:.1f} |")
         out.append("")
-    batch = data.get("batch") or {}
+    batch = record.batch
     if batch:
-        out += [f"### Batch: `{batch.get('endpoint')}` default `{batch.get('default_before') or '-'}` -> "
-                f"`{batch.get('default_after') or '-'}`", ""]
-        if batch.get("smoke_rows"):
-            out += [f"Smoke job `{batch.get('smoke_job')}`: {batch.get('smoke_rows')} rows checked.", ""]
-    if data.get("rollback"):
-        rollback = data["rollback"]
-        out += [f"### Rolled back: {_cell(rollback.get('reason'))}",
-                f"Traffic after: {_traffic(rollback.get('traffic_after'))}; candidate {rollback.get('candidate')}.", ""]
-    if data.get("error"):
-        out += ["```", str(data["error"]), "```", ""]
+        out += [f"### Batch: `{batch.endpoint}` default `{batch.default_before or '-'}` -> "
+                f"`{batch.default_after or '-'}`", ""]
+        if batch.smoke_rows:
+            out += [f"Smoke job `{batch.smoke_job}`: {batch.smoke_rows} rows checked.", ""]
+    if record.rollback:
+        rollback = record.rollback
+        out += [f"### Rolled back: {_cell(rollback.reason)}",
+                f"Traffic after: {_traffic(rollback.traffic_after)}; candidate {rollback.candidate}.", ""]
+    if record.error:
+        out += ["```", str(record.error), "```", ""]
     return "\n".join(out)
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(float(value), 3)
 
 
 def _parse_day(text: str) -> date | None:

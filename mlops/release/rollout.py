@@ -165,3 +165,29 @@ def completed_traffic_steps(steps: Sequence[Step], done: int) -> int:
         if isinstance(step, TrafficStep):
             percent = step.percent
     return percent
+
+
+def rollback_refusal(*, release_id: str, candidate: str, candidate_release: str | None,
+                     before: Mapping[str, int], after: Mapping[str, int], may_empty: bool) -> str | None:
+    """Pure: why a rollback must not run (``None``: it may).
+
+    * The candidate exists but another release created it (its ``mlops.release`` tag names another
+      release id, or it has none): a rollback touches only the deployments of its own release - an
+      old record whose slot name a later release reused must not delete that release's deployment.
+    * Afterwards no deployment would take traffic while one does now: the rollback would take the
+      endpoint down (its previous deployment is gone, or the record names the wrong one). Only a
+      release's own automatic rollback of a first release (``may_empty``: nothing served before it)
+      may leave the endpoint as empty as it found it.
+    """
+    if candidate_release is not None and candidate_release != release_id:
+        owner = f"release {candidate_release}" if candidate_release else "no release of this repository (no mlops.release tag)"
+        return (f"deployment {candidate} was created by {owner}, not by release {release_id}: a rollback only "
+                "touches the deployments of its own release - nothing was changed")
+    serving_now = {name: share for name, share in before.items() if share > 0}
+    serving_after = {name: share for name, share in after.items() if share > 0 and name != candidate}
+    if serving_now and not serving_after and not may_empty:
+        now = " ".join(f"{name}={share}%" for name, share in sorted(serving_now.items()))
+        return (f"it would leave no deployment taking traffic (now {now}; after the rollback {candidate} would be "
+                "at 0% and nothing else serves) - nothing was changed. Release the previous model again instead "
+                "(or set after_success.old_deployment: keep in rollout.yml for instant rollbacks)")
+    return None

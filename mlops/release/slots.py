@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from mlops.workspace.port import AssetRef, OnlineDeployment
 
 CODE_HASH_TAG = "mlops.code_hash"
+"""Tag of every deployment: the hash of the scoring code it runs (a changed score.py is a release)."""
+RELEASE_TAG = "mlops.release"
+"""Tag of every deployment a release creates: the release id. A rollback touches only its own."""
 
 
 class NoFreeSlot(Exception):

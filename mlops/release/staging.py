@@ -8,14 +8,13 @@ running deployment serves.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import tempfile
 from pathlib import Path
 
 from mlops.release.slots import CODE_HASH_TAG
+from mlops.workspace.hashing import files_hash
 
-__all__ = ["CODE_HASH_TAG", "code_hash", "stage_code", "tree_hash"]
+__all__ = ["CODE_HASH_TAG", "code_hash", "stage_code"]
 
 
 def stage_code(scoring_dir: Path, dest: Path) -> Path:
@@ -27,19 +26,10 @@ def stage_code(scoring_dir: Path, dest: Path) -> Path:
     return Path(stage_scoring_code(scoring_dir, dest))
 
 
-def tree_hash(root: Path) -> str:
-    """sha256 over a folder's files (relative paths and bytes), ignoring caches."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(b"\0")
-        digest.update(path.read_bytes())
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 def code_hash(scoring_dir: Path) -> str:
-    """The hash of the snapshot ``stage_code`` would build: a changed score.py or forecaster makes a
-    new release even when the model and environment are unchanged."""
-    with tempfile.TemporaryDirectory(prefix="mlops-code-") as tmp:
-        return tree_hash(stage_code(scoring_dir, Path(tmp) / "code"))
+    """The hash of the snapshot ``stage_code`` would build (the ``mlops.code_hash`` tag), computed
+    from the source files without copying them: a changed score.py or forecaster makes a new release
+    even when the model and environment are unchanged. Equal to ``content_hash`` of the staged copy."""
+    from mlops.packaging import scoring_code_files
+
+    return files_hash(scoring_code_files(scoring_dir), what=f"the code snapshot of {scoring_dir}")

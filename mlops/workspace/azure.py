@@ -116,6 +116,7 @@ from mlops.workspace.port import (
     EndpointKeys,
     Environment,
     EnvironmentSpec,
+    JobStatus,
     Model,
     OnlineDeployment,
     OnlineDeploymentSpec,
@@ -753,7 +754,7 @@ class AzureWorkspace:
         endpoint, deployment = self._batch_jobs.get(job_name, ("", ""))
         status = decide.job_status(job.status)
         error = ""
-        if status == "Failed":
+        if status is JobStatus.FAILED:
             error = f"batch job {job_name} failed; see 'mlops batch logs {job_name}' or the job in Azure ML studio"
         return BatchJob(name=job_name,
                         endpoint_name=endpoint or properties.get("azureml.endpointname", ""),
@@ -763,7 +764,7 @@ class AzureWorkspace:
 
     def download_batch_output(self, job_name: str, dest: Path) -> Path:
         job = self.get_batch_job(job_name)
-        if job.status != "Completed":
+        if job.status is not JobStatus.COMPLETED:
             raise WorkspaceError(f"batch job {job_name} is {job.status}: its output exists once it is Completed")
         output_name = ""
         if job.endpoint_name and job.deployment_name:

@@ -105,25 +105,25 @@ def deployment_state(provisioning_state: object) -> DeploymentState:
 
 
 _JOB_STATES: dict[str, JobStatus] = {
-    "notstarted": "Queued",
-    "queued": "Queued",
-    "preparing": "Queued",
-    "provisioning": "Queued",
-    "starting": "Queued",
-    "running": "Running",
-    "finalizing": "Running",
-    "cancelrequested": "Running",
-    "completed": "Completed",
-    "failed": "Failed",
-    "notresponding": "Failed",
-    "canceled": "Canceled",
-    "paused": "Canceled",
+    "notstarted": JobStatus.QUEUED,
+    "queued": JobStatus.QUEUED,
+    "preparing": JobStatus.QUEUED,
+    "provisioning": JobStatus.QUEUED,
+    "starting": JobStatus.QUEUED,
+    "running": JobStatus.RUNNING,
+    "finalizing": JobStatus.RUNNING,
+    "cancelrequested": JobStatus.RUNNING,
+    "completed": JobStatus.COMPLETED,
+    "failed": JobStatus.FAILED,
+    "notresponding": JobStatus.FAILED,
+    "canceled": JobStatus.CANCELED,
+    "paused": JobStatus.CANCELED,
 }
 
 
 def job_status(status: object) -> JobStatus:
     """Azure ML job status (``NotStarted`` ... ``NotResponding``) -> the port's five states."""
-    return _JOB_STATES.get(_enum_text(status).lower() or "notstarted", "Queued")
+    return _JOB_STATES.get(_enum_text(status).lower() or "notstarted", JobStatus.QUEUED)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
@@ -87,7 +88,23 @@ class Environment:
 
 
 DeploymentState = Literal["Creating", "Updating", "Succeeded", "Failed", "Deleting"]
-JobStatus = Literal["Queued", "Running", "Completed", "Failed", "Canceled"]
+
+
+class JobStatus(StrEnum):
+    """A batch job's status. Members are strings (``JobStatus.COMPLETED == "Completed"``), so JSON
+    documents, records and messages read exactly as before. Azure ML's many job states map onto
+    these five (``mlops.workspace.azure_decisions.job_status``)."""
+
+    QUEUED = "Queued"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @property
+    def finished(self) -> bool:
+        """The job ended and will not change any more: the one definition of the terminal set."""
+        return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELED)
 
 
 @dataclass(frozen=True)
@@ -145,10 +162,19 @@ class BatchJob:
     endpoint_name: str
     deployment_name: str
     status: JobStatus
+    """Given as a member or its string (``"Completed"``); always a ``JobStatus`` once built."""
     mini_batches_total: int = 0
     mini_batches_done: int = 0
     mini_batches_failed: int = 0
     error: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", JobStatus(self.status))
+
+    @property
+    def finished(self) -> bool:
+        """Completed, Failed or Canceled (``JobStatus.finished``)."""
+        return self.status.finished
 
 
 @dataclass(frozen=True)

@@ -153,9 +153,9 @@ def assert_pinned(call: Call, model: str, environment: str) -> None:
 def test_first_release_pins_everything_and_sends_all_traffic_to_blue(first) -> None:
     stage, record, mark = first
     azure = stage.azure
-    assert record.status == "succeeded", record.get("error")
-    assert record.get("slots")["candidate"] == "blue" and record.get("slots")["live"] is None
-    assert record.get("workspace").startswith("azureml://subscriptions/")
+    assert record.status == "succeeded", record.error
+    assert record.slots.candidate == "blue" and record.slots.live is None
+    assert record.workspace.startswith("azureml://subscriptions/")
     assert azure.traffic(ENDPOINT) == {"blue": 100} and azure.mirror(ENDPOINT) == {}
 
     assert [c.args[0].version for c in azure.calls[:mark] if (c.group, c.method) == ("models", "create_or_update")] \
@@ -174,8 +174,8 @@ def test_first_release_pins_everything_and_sends_all_traffic_to_blue(first) -> N
     assert stage.router.served.targeted[(ENDPOINT, "blue")] >= 20
     assert stage.router.served.untargeted[(ENDPOINT, "blue")] >= 5
     assert stage.router.served.refused == {}
-    verdict = record.get("verdict")
-    assert verdict["phase"] == "Passed" and "p95_vs_live" not in {g["name"] for g in verdict["gates"]}
+    verdict = record.verdict
+    assert verdict.phase == "Passed" and "p95_vs_live" not in {g.name for g in verdict.results}
     assert stage.rig.credential.requests == [], "key auth: no Entra token was ever asked for"
 
 
@@ -198,10 +198,10 @@ def test_first_release_refreshes_batch_on_the_same_pinned_assets(first) -> None:
     body = azure.calls[default_put[0]].body["properties"]
     assert body["defaults"] == {"deploymentName": "tcn-v1"}
     assert body["description"].startswith("Rolling daily-active-users"), "the rest of the endpoint is kept"
-    assert record.get("batch")["default_after"] == "tcn-v1" and record.get("batch")["smoke_rows"] >= 10
-    first_line = Path(record.get("batch")["smoke_output"]).read_text().splitlines()[0]
+    assert record.batch.default_after == "tcn-v1" and record.batch.smoke_rows >= 10
+    first_line = Path(record.batch.smoke_output).read_text().splitlines()[0]
     assert first_line.split(" ")[:2] == ["2016-09-09", "2016-09-08"], "Azure's append_row shape: no header"
-    assert Path(record.get("batch")["forecast_svg"]).read_text().startswith("<svg")
+    assert Path(record.batch.forecast_svg).read_text().startswith("<svg")
 
 
 def test_smoke_check_reads_azures_headerless_append_row_output(tmp_path: Path) -> None:
@@ -242,9 +242,8 @@ def test_same_model_again_is_nothing_to_release(first) -> None:
                and c.group != "online_endpoints"]
     assert created == [], "no model, environment, deployment or batch write"
     puts = endpoint_puts(azure, start)
-    # the only endpoint writes are the release lock's take and release, carrying the traffic unchanged
-    assert [RELEASE_LOCK_TAG in put["tags"] for put in puts] == [True, False]
-    assert all(put["traffic"] == {"blue": 100} and put["mirror"] == {} for put in puts)
+    # decided read-only before the release lock: not even the lock's take and release write the endpoint
+    assert puts == []
     assert stage.router.served.total() == served, "no load test, no health check"
     assert azure.traffic(ENDPOINT) == {"blue": 100}
 
@@ -258,8 +257,8 @@ def test_blue_green_promotion_never_drops_the_third_deployments_share(stage: Sta
     mark = stage.seed({"blue": 80, "shadow": 20}, batch=True)
     azure.traffic_lag = 2  # Azure reports a new split a little after the PUT: the adapter waits for it
     record = stage.release("v2")
-    assert record.status == "succeeded", record.get("error")
-    assert record.get("slots")["candidate"] == "green" and record.get("slots")["live"] == "blue"
+    assert record.status == "succeeded", record.error
+    assert record.slots.candidate == "green" and record.slots.live == "blue"
 
     (green,) = writes(azure, "online_deployments", mark)
     assert_pinned(green, "azureml:tcn-dau:2", "azureml:tcn-inference:1")
@@ -273,9 +272,9 @@ def test_blue_green_promotion_never_drops_the_third_deployments_share(stage: Sta
     assert azure.traffic(ENDPOINT) == {"green": 80, "shadow": 20}
     assert stage.rig.clock.slept.count(5.0) >= 2 * 3, "every traffic step waited until Azure reported it"
     assert (ENDPOINT, "blue") not in azure.online_deployments, "the old slot is deleted after success"
-    assert record.get("traffic")["before"] == {"blue": 80, "shadow": 20}
+    assert record.traffic.before == {"blue": 80, "shadow": 20}
     # the gate compared candidate and live side by side; health checks reached green by weight
-    assert "p95_vs_live" in {g["name"] for g in record.get("verdict")["gates"]}
+    assert "p95_vs_live" in {g.name for g in record.verdict.results}
     assert stage.router.served.targeted[(ENDPOINT, "green")] >= 20
     assert stage.router.served.targeted[(ENDPOINT, "blue")] >= 20
     assert stage.router.served.untargeted[(ENDPOINT, "green")] > 0
@@ -302,8 +301,8 @@ def test_gate_failure_removes_the_candidate_and_never_touches_traffic(stage: Sta
         stage.release("v2")
     record = Record.load(stage.config("v1").records / "current.json")
     assert record.status == "rolled_back"
-    gates = {g["name"]: g["phase"] for g in record.get("verdict")["gates"]}
-    assert gates["p95_vs_live"] == "Failed", record.get("verdict")
+    gates = {g.name: g.phase for g in record.verdict.results}
+    assert gates["p95_vs_live"] == "Failed", record.verdict
 
     (green,) = writes(azure, "online_deployments", mark)
     assert_pinned(green, "azureml:tcn-dau:2", "azureml:tcn-inference:1")
@@ -325,7 +324,7 @@ def test_failed_health_check_rolls_back_to_the_previous_traffic_and_mirror(stage
         stage.release("v2")
     record = Record.load(stage.config("v1").records / "current.json")
     assert record.status == "rolled_back"
-    assert record.get("verdict")["phase"] == "Passed", "the header-targeted load test could not see it"
+    assert record.verdict.phase == "Passed", "the header-targeted load test could not see it"
 
     puts = endpoint_puts(azure, mark)
     assert traffic_changes(puts, {"blue": 70, "shadow": 30}) == [
@@ -333,9 +332,9 @@ def test_failed_health_check_rolls_back_to_the_previous_traffic_and_mirror(stage
     assert all(put["mirror"] == {"probe": 10} for put in puts), "no write drops the mirror"
     assert all(put["traffic"].get("shadow") == 30 for put in puts), "no write drops the third deployment"
     assert (azure.traffic(ENDPOINT), azure.mirror(ENDPOINT)) == ({"blue": 70, "shadow": 30}, {"probe": 10})
-    rollback = record.get("rollback")
-    assert rollback["traffic_before"] == {"blue": 63, "green": 7, "shadow": 30}
-    assert rollback["traffic_after"] == {"blue": 70, "shadow": 30} and rollback["candidate"] == "deleted"
+    rollback = record.rollback
+    assert rollback.traffic_before == {"blue": 63, "green": 7, "shadow": 30}
+    assert rollback.traffic_after == {"blue": 70, "shadow": 30} and rollback.candidate == "deleted"
     assert (ENDPOINT, "green") not in azure.online_deployments
     assert stage.router.served.untargeted[(ENDPOINT, "green")] > 0, "green did serve live traffic at 7%"
     assert stage.router.served.mirrored[(ENDPOINT, "probe")] > 0 and stage.router.served.untargeted[
@@ -351,7 +350,7 @@ def test_candidate_that_never_starts_is_removed_with_its_log_and_traffic_untouch
         stage.release("v2")
     assert "model.pt is corrupt" in str(caught.value), "the container log tail travels with the error"
     record = Record.load(stage.config("v1").records / "current.json")
-    assert record.status == "rolled_back" and record.get("rollback")["candidate"] == "deleted"
+    assert record.status == "rolled_back" and record.rollback.candidate == "deleted"
     assert (ENDPOINT, "green") not in azure.online_deployments
     assert all(put["traffic"] == {"blue": 80, "shadow": 20} for put in endpoint_puts(azure, mark))
     assert stage.router.served.total() == 0, "nothing was load-tested"

@@ -420,3 +420,17 @@ def test_aad_token_endpoints_are_invoked_with_an_entra_token(specs) -> None:
     assert b"blue" in ws.invoke("tcn-forecast", b"{}")
     assert credential.scopes == [("https://ml.azure.com/.default",)]
     assert rig.server.requests[-1][2]["Authorization"] == "Bearer entra-token"
+
+
+def test_an_environment_with_conda_packages_and_another_python_is_created_on_azure(rig: Rig, specs) -> None:
+    """The local workspace's venv rules (this Python only, no conda packages) are not Azure's: Azure
+    builds the conda file as a conda environment, so the adapter sends it as it is."""
+    from dataclasses import replace
+
+    conda = specs.root / "conda_env_v_1_0_0.yml"
+    conda.write_text("channels: [conda-forge]\ndependencies:\n  - python=3.9\n  - pip\n  - numpy~=1.23.5\n"
+                     "  - pip:\n      - azureml-defaults==1.56.0\n")
+    env = rig.workspace.ensure_environment(replace(specs.environment, conda_file=conda))
+    assert env.ref == AssetRef("tcn-inference", "1")
+    body = rig.azure.calls_to("environments", "create_or_update")[0].body
+    assert "numpy~=1.23.5" in str(body) and "python=3.9" in str(body)

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.workspace.local.environments import load_environment_spec
-from mlops.workspace.local.runtime import DeploymentStatus, EndpointRuntime
+from mlops.environment_spec import load_environment_spec
+from mlops.workspace.local.online.desired_state import DeploymentStatus, EndpointRuntime
 from mlops.workspace.port import EnvironmentSpec
 
 HERE = Path(__file__).resolve().parent

@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from mlops.environment_spec import load_environment_spec
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.environments import load_environment_spec
 
 
 def main() -> None:

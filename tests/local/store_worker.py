@@ -10,9 +10,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mlops.workspace.local.artifacts import ArtifactStore
-from mlops.workspace.local.models import register_model
-from mlops.workspace.local.store import Store
+from mlops.workspace.local.registry.artifacts import ArtifactStore
+from mlops.workspace.local.registry.models import register_model
+from mlops.workspace.local.registry.store import Store
 
 
 def main() -> None:

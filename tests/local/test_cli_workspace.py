@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from mlops.cli.workspace import status_table
-from mlops.workspace.local.host import LocalHostClient
+from mlops.workspace.local.online.client import LocalHostClient
 from tests.conftest import run_cli
 
 DOCUMENT = {

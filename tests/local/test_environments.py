@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from mlops.environment_spec import load_environment_spec, parse_conda_file
 from mlops.errors import ConfigError, EnvironmentBuildError
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.environments import VenvCache, load_environment_spec, parse_conda_file
+from mlops.workspace.local.registry.environments import VenvCache, venv_requirements
 from tests.conftest import REPO
 
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -136,7 +137,7 @@ def test_another_python_is_refused(tmp_path: Path, venv_cache: Path) -> None:
 def test_conda_only_packages_are_named(tmp_path: Path) -> None:
     text = f"dependencies:\n  - python={PYTHON}\n  - pip=23.0\n  - numpy=1.26\n  - libgcc-ng\n  - pip:\n      - six\n"
     with pytest.raises(ConfigError, match=r"conda.yml: dependencies: conda-only packages .*: numpy=1.26, libgcc-ng"):
-        parse_conda_file(text, file="conda.yml")
+        venv_requirements(text, file="conda.yml")
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ import pytest
 
 from mlops.errors import DeploymentFailedError, RuleViolation, WorkspaceError
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.host import LocalHostClient
+from mlops.workspace.local.online.client import LocalHostClient
 from mlops.workspace.port import (
     AssetRef,
     EnvironmentSpec,

@@ -13,9 +13,9 @@ import pytest
 
 from mlops.errors import NotFoundError, RuleViolation, UsageError
 from mlops.workspace.hashing import content_hash
-from mlops.workspace.local.artifacts import ArtifactStore
-from mlops.workspace.local.models import get_model, list_models, register_model, split_reference
-from mlops.workspace.local.store import Store
+from mlops.workspace.local.registry.artifacts import ArtifactStore
+from mlops.workspace.local.registry.models import get_model, list_models, register_model, split_reference
+from mlops.workspace.local.registry.store import Store
 from tests.conftest import REPO
 
 
@@ -141,7 +141,7 @@ def test_processes_opening_a_new_workspace_at_once_all_succeed(tmp_path: Path) -
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from mlops.workspace.local.store import Store\n"
+        "from mlops.workspace.local.registry.store import Store\n"
         "start = float(sys.argv[2])\n"
         "time.sleep(max(0.0, start - time.time()))\n"
         "Store(Path(sys.argv[1])).close()\n"

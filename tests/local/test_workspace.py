@@ -17,7 +17,7 @@ import pytest
 
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, UsageError
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.environments import VenvCache
+from mlops.workspace.local.registry.environments import VenvCache
 from mlops.workspace.port import (
     AssetRef,
     BatchDeploymentSpec,
@@ -258,6 +258,7 @@ def test_release_locks(ws: LocalWorkspace) -> None:
     with ws.store.transaction() as conn:
         conn.execute("INSERT INTO release_locks VALUES ('tcn-online', 'crashed-run', ?, ?, '2026-01-01T00:00:00Z')",
                      (int(dead.stdout), __import__("socket").gethostname()))
+    assert ws.get_release_lock("tcn-online") is None, "a stale lock is not in force"
     assert ws.acquire_release_lock("tcn-online", "run-3").holder == "run-3"
 
 

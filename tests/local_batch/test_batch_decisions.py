@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from mlops.errors import NotFoundError
-from mlops.workspace.local import batch
-from mlops.workspace.local.batch import (
+from mlops.workspace.local.batch import files, jobs, runner
+from mlops.workspace.local.batch.plan import (
     Task,
     after_failure,
     name_files,
@@ -87,7 +87,7 @@ def test_task_ids_are_unique_per_attempt_and_file() -> None:
 
 
 def test_read_progress_never_sees_a_half_written_status(tmp_path: Path) -> None:
-    (tmp_path / batch.JOB_FILE).write_text("{}")
+    (tmp_path / files.JOB_FILE).write_text("{}")
     stop = threading.Event()
     padding = "x" * 20000  # big enough that a non-atomic write would be observed half-done
 
@@ -95,30 +95,30 @@ def test_read_progress_never_sees_a_half_written_status(tmp_path: Path) -> None:
         n = 0
         while not stop.is_set():
             n += 1
-            batch._write_json_atomic(tmp_path / batch.STATUS_FILE,
+            files.write_json_atomic(tmp_path / files.STATUS_FILE,
                                      {"status": "Completed", "mini_batches_done": n, "pad": padding})
 
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        seen = [batch.read_progress(tmp_path).status for _ in range(300)]
+        seen = [jobs.read_progress(tmp_path).status for _ in range(300)]
     finally:
         stop.set()
         thread.join()
     assert set(seen) <= {"Queued", "Completed"}
-    assert json.loads((tmp_path / batch.STATUS_FILE).read_text())["status"] == "Completed"
+    assert json.loads((tmp_path / files.STATUS_FILE).read_text())["status"] == "Completed"
 
 
 def test_a_missing_job_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(NotFoundError):
-        batch.read_progress(tmp_path / "nope")
+        jobs.read_progress(tmp_path / "nope")
 
 
 def test_output_has_one_header_and_reorders_parts_with_other_column_orders(tmp_path: Path) -> None:
     first, second = tmp_path / "a.csv", tmp_path / "b.csv"
     first.write_text("1,x\n2,y\n")
     second.write_text("z,3\n")  # the same columns in another order
-    output = batch._Output(tmp_path / "out" / "predictions.csv", enabled=True)
+    output = runner._Output(tmp_path / "out" / "predictions.csv", enabled=True)
     assert output.append(first, 2, ("n", "s")) == ""
     assert output.append(second, 1, ("s", "n")) == ""
     assert output.finish() == str(tmp_path / "out" / "predictions.csv")

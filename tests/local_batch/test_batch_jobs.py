@@ -21,8 +21,9 @@ from pathlib import Path
 import pytest
 
 from mlops.processes import process_alive
-from mlops.workspace.local import batch
-from mlops.workspace.local.runtime import BatchJobProgress, BatchJobRuntime
+from mlops.workspace.local.batch import files
+from mlops.workspace.local.batch import jobs as batch_jobs
+from mlops.workspace.local.batch.jobs import BatchJobProgress, BatchJobRuntime
 
 pytestmark = pytest.mark.slow
 
@@ -63,15 +64,15 @@ class Jobs:
             input_files=tuple(str(p) for p in sorted(inputs.glob("*.csv"))), **settings)
 
     def logs(self) -> str:
-        return "\n".join(f"===== {d.name} =====\n{batch.read_logs(d, lines=60)}\n"
+        return "\n".join(f"===== {d.name} =====\n{batch_jobs.read_logs(d, lines=60)}\n"
                          f"{(d / 'logs' / 'job-process.log').read_text() if (d / 'logs' / 'job-process.log').exists() else ''}"
                          for d in self.dirs if d.exists())
 
     def cleanup(self) -> None:
         for job_dir in self.dirs:
-            status = batch._read_json(job_dir / batch.STATUS_FILE) or {}
+            status = files.read_json(job_dir / files.STATUS_FILE) or {}
             pids = [p for w in status.get("workers", {}).values() for p in w.get("pids", [])]
-            recorded = batch._read_json(job_dir / batch.PID_FILE) or {}
+            recorded = files.read_json(job_dir / files.PID_FILE) or {}
             if recorded.get("pid"):
                 pids.append(recorded["pid"])
             for pid in pids:  # each job and worker process leads its own process group
@@ -79,7 +80,7 @@ class Jobs:
                     os.killpg(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-        batch._reap_children()
+        batch_jobs._reap_children()
 
 
 @pytest.fixture
@@ -95,7 +96,7 @@ def jobs(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Jobs]:
 def wait_for(job_dir: str | Path, predicate, timeout: float = 30.0) -> BatchJobProgress:
     deadline = time.monotonic() + timeout
     while True:
-        progress = batch.read_progress(job_dir)
+        progress = batch_jobs.read_progress(job_dir)
         if predicate(progress):
             return progress
         assert time.monotonic() < deadline, f"timed out waiting; last progress: {progress}"
@@ -146,7 +147,7 @@ def test_fifty_files_two_workers_one_output_with_header_and_every_row(jobs: Jobs
     job = jobs.job(SCORE_EVERYTHING, jobs.inputs(50), mini_batch_size=10, workers=2,
                    environment_variables={"BARRIER_DIR": str(barrier)})
 
-    progress = batch.run_job(job)
+    progress = batch_jobs.run_job(job)
 
     assert progress.status == "Completed", progress.error
     assert (progress.mini_batches_total, progress.mini_batches_done, progress.mini_batches_failed) == (5, 5, 0)
@@ -186,7 +187,7 @@ def test_a_poison_file_is_reported_by_name(jobs: Jobs, tmp_path: Path, error_thr
                    error_threshold=error_threshold, environment_variables={"ATTEMPTS_FILE": str(attempts)})
     poison = str(inputs / "f05_poison.csv")
 
-    progress = batch.run_job(job)
+    progress = batch_jobs.run_job(job)
 
     assert progress.status == expected
     assert progress.failed_files == (poison,)
@@ -229,7 +230,7 @@ def test_a_hanging_mini_batch_is_killed_at_timeout_retried_and_reported(jobs: Jo
                    environment_variables={"STATE_DIR": str(state)})
 
     started = time.monotonic()
-    progress = batch.run_job(job)
+    progress = batch_jobs.run_job(job)
     elapsed = time.monotonic() - started
 
     hang_always = str(inputs / "z_hang_always.csv")
@@ -243,7 +244,7 @@ def test_a_hanging_mini_batch_is_killed_at_timeout_retried_and_reported(jobs: Jo
     assert not any(_alive(pid) for pid in hung), "every timed-out worker was killed"
     log = (Path(job.job_dir) / "logs" / "job.log").read_text()
     assert log.count("timeout on worker") == 4 and "timed out after 2s" in log
-    status = batch.read_status(job.job_dir)
+    status = batch_jobs.read_status(job.job_dir)
     # both first attempts timed out and their retries needed workers: each worker was restarted
     assert all(len(w["pids"]) >= 2 for w in status["workers"].values())
 
@@ -263,13 +264,13 @@ CRASHES_ONCE = """
 def test_a_worker_that_dies_is_restarted_and_its_mini_batch_retried(jobs: Jobs, tmp_path: Path) -> None:
     job = jobs.job(CRASHES_ONCE, jobs.inputs(6), mini_batch_size=2, workers=1, max_retries=1,
                    environment_variables={"STATE_DIR": str(tmp_path)})
-    progress = batch.run_job(job)
+    progress = batch_jobs.run_job(job)
     assert progress.status == "Completed", progress.error
     assert progress.failed_files == ()
     assert sorted(Path(progress.output_file).read_text().split()) == [f"f{i:02d}.csv" for i in range(6)]
     log = (Path(job.job_dir) / "logs" / "job.log").read_text()
     assert "mb00001-a0 (2 files) crashed on worker 0" in log and "exited (code 7)" in log
-    assert len(batch.read_status(job.job_dir)["workers"]["0"]["pids"]) == 2
+    assert len(batch_jobs.read_status(job.job_dir)["workers"]["0"]["pids"]) == 2
 
 
 SLOW = """
@@ -286,22 +287,22 @@ def test_a_detached_job_survives_its_parent_and_is_polled_to_completion(jobs: Jo
     job = jobs.job(SLOW, jobs.inputs(12), mini_batch_size=2, workers=2, environment_variables={"SLEEP": "0.3"})
     launcher = (
         "import json, sys\n"
-        "from mlops.workspace.local import batch\n"
-        "from mlops.workspace.local.runtime import BatchJobRuntime\n"
+        "from mlops.workspace.local.batch import jobs\n"
+        "from mlops.workspace.local.batch.jobs import BatchJobRuntime\n"
         "job = BatchJobRuntime(**json.loads(sys.argv[1]))\n"
-        "print(batch.start_job(job))\n"
+        "print(jobs.start_job(job))\n"
     )
     started = subprocess.run(  # noqa: S603 - this interpreter, our own script
-        [sys.executable, "-c", launcher, json.dumps(batch.job_to_dict(job))],
+        [sys.executable, "-c", launcher, json.dumps(files.job_to_dict(job))],
         capture_output=True, text=True, timeout=60)
     assert started.returncode == 0, started.stderr
     pid = int(started.stdout.strip())
 
     assert _alive(pid), "the job process outlived the process that started it"
-    assert batch.load_job(job.job_dir) == job
-    assert batch.read_progress(job.job_dir).status in ("Queued", "Running")
+    assert files.load_job(job.job_dir) == job
+    assert batch_jobs.read_progress(job.job_dir).status in ("Queued", "Running")
 
-    progress = wait_for(job.job_dir, lambda p: p.status in batch.TERMINAL_STATUSES, timeout=45)
+    progress = wait_for(job.job_dir, lambda p: p.status.finished, timeout=45)
     assert progress.status == "Completed", progress.error
     assert progress.mini_batches_done == 6
     # a list of strings has no header: every element is one row
@@ -311,20 +312,20 @@ def test_a_detached_job_survives_its_parent_and_is_polled_to_completion(jobs: Jo
 
 def test_a_killed_job_process_is_reported_failed_and_its_workers_exit(jobs: Jobs) -> None:
     job = jobs.job(SLOW, jobs.inputs(4), mini_batch_size=1, workers=2, environment_variables={"SLEEP": "120"})
-    pid = batch.start_job(job)
+    pid = batch_jobs.start_job(job)
     wait_for(job.job_dir, lambda p: p.status == "Running")
     deadline = time.monotonic() + 30
-    while len(batch.read_status(job.job_dir).get("workers", {})) < 2:
+    while len(batch_jobs.read_status(job.job_dir).get("workers", {})) < 2:
         assert time.monotonic() < deadline, "workers never started"
         time.sleep(0.1)
-    workers = [p for w in batch.read_status(job.job_dir)["workers"].values() for p in w["pids"]]
+    workers = [p for w in batch_jobs.read_status(job.job_dir)["workers"].values() for p in w["pids"]]
 
     os.kill(pid, signal.SIGKILL)
 
     progress = wait_for(job.job_dir, lambda p: p.status != "Running", timeout=10)
     assert progress.status == "Failed"
     assert f"job process {pid} died while Running" in progress.error
-    assert batch.read_progress(job.job_dir).status == "Failed"  # recorded, not just computed
+    assert batch_jobs.read_progress(job.job_dir).status == "Failed"  # recorded, not just computed
     deadline = time.monotonic() + 10
     while any(_alive(w) for w in workers):
         assert time.monotonic() < deadline, "workers outlived their job process"
@@ -334,25 +335,25 @@ def test_a_killed_job_process_is_reported_failed_and_its_workers_exit(jobs: Jobs
 @pytest.mark.parametrize("how", ["cancel_job", "SIGTERM"])
 def test_cancel_stops_a_running_job_and_its_workers(jobs: Jobs, how: str) -> None:
     job = jobs.job(SLOW, jobs.inputs(4), mini_batch_size=1, workers=2, environment_variables={"SLEEP": "120"})
-    pid = batch.start_job(job)
+    pid = batch_jobs.start_job(job)
     deadline = time.monotonic() + 30
-    while len(batch.read_status(job.job_dir).get("workers", {})) < 2:
+    while len(batch_jobs.read_status(job.job_dir).get("workers", {})) < 2:
         assert time.monotonic() < deadline, "workers never started"
         time.sleep(0.1)
-    workers = [p for w in batch.read_status(job.job_dir)["workers"].values() for p in w["pids"]]
+    workers = [p for w in batch_jobs.read_status(job.job_dir)["workers"].values() for p in w["pids"]]
 
     if how == "SIGTERM":
         os.kill(pid, signal.SIGTERM)
-        progress = wait_for(job.job_dir, lambda p: p.status in batch.TERMINAL_STATUSES, timeout=15)
+        progress = wait_for(job.job_dir, lambda p: p.status.finished, timeout=15)
     else:
-        progress = batch.cancel_job(job.job_dir)
+        progress = batch_jobs.cancel_job(job.job_dir)
 
     assert progress.status == "Canceled"
     deadline = time.monotonic() + 10
     while _alive(pid) or any(_alive(w) for w in workers):
         assert time.monotonic() < deadline, "the job or its workers outlived the cancel"
         time.sleep(0.1)
-    assert batch.read_progress(job.job_dir).status == "Canceled"
+    assert batch_jobs.read_progress(job.job_dir).status == "Canceled"
     assert "stopping: Canceled" in (Path(job.job_dir) / "logs" / "job.log").read_text()
 
 
@@ -365,7 +366,7 @@ def test_init_failure_fails_the_job_with_the_traceback(jobs: Jobs) -> None:
             return mini_batch
     """
     job = jobs.job(script, jobs.inputs(3), mini_batch_size=1, workers=1, max_retries=1)
-    progress = batch.run_job(job)
+    progress = batch_jobs.run_job(job)
     assert progress.status == "Failed"
     assert "init() of score.py failed on worker 0 after 2 attempts" in progress.error
     assert "RuntimeError: model file missing" in progress.error
@@ -379,7 +380,7 @@ def test_summary_only_writes_no_output_file(jobs: Jobs) -> None:
             return pd.DataFrame({"file": mini_batch})
     """
     job = jobs.job(script, jobs.inputs(5), mini_batch_size=2, output_action="summary_only")
-    progress = batch.run_job(job)
+    progress = batch_jobs.run_job(job)
     assert progress.status == "Completed" and progress.output_file == ""
     assert list((Path(job.job_dir) / "outputs").iterdir()) == []
-    assert batch.read_status(job.job_dir)["rows_written"] == 5
+    assert batch_jobs.read_status(job.job_dir)["rows_written"] == 5

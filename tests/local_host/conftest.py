@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from mlops.workspace.local.host import LocalHostClient
-from mlops.workspace.local.runtime import DeploymentRuntime, EndpointRuntime
+from mlops.workspace.local.online.client import LocalHostClient
+from mlops.workspace.local.online.desired_state import DeploymentRuntime, EndpointRuntime
 from mlops.workspace.port import ProbeSettings, RequestSettings
 from tests.conftest import free_port
 

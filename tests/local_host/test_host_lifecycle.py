@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from mlops.workspace.local.host import LocalHostClient
+from mlops.workspace.local.online.client import LocalHostClient
 from mlops.workspace.port import ProbeSettings
 from tests.local_host.conftest import BackgroundLoad, Setup, load
 
@@ -167,7 +167,7 @@ def test_one_host_per_workspace_and_stop_ends_every_process(setup: Setup):
     before = info.read_text()
     # a second host process for the same folder gives way at once (fcntl lock)
     rival = subprocess.run(  # noqa: S603 - our own module
-        [sys.executable, "-m", "mlops.workspace.local.host", "--workspace", str(setup.root / "ws")],
+        [sys.executable, "-m", "mlops.workspace.local.online.host", "--workspace", str(setup.root / "ws")],
         capture_output=True, text=True, timeout=30)
     assert rival.returncode == 0 and "another host already serves" in rival.stderr
     assert info.read_text() == before and setup.host.host_pid() == host_pid

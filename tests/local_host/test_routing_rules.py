@@ -7,8 +7,7 @@ from collections import Counter
 
 import pytest
 
-from mlops.workspace.local.host_http import UpstreamError, parse_response
-from mlops.workspace.local.host_routing import (
+from mlops.workspace.local.online.routing import (
     Dealer,
     Deck,
     Refusal,
@@ -20,6 +19,7 @@ from mlops.workspace.local.host_routing import (
     forwarded_headers,
     pick_weighted,
 )
+from mlops.workspace.local.online.upstream import UpstreamError, parse_response
 
 TABLE = RoutingTable("ep", "key", ("k1", "k2"), {"blue": 70, "green": 30, "idle": 0}, {"shadow": 20})
 DEPLOYMENTS = {"blue", "green", "idle", "shadow", "broken"}

@@ -8,9 +8,9 @@ import pytest
 import yaml
 
 from mlops.config import Overrides, load_config, require_model_folder
-from mlops.errors import ConfigError
+from mlops.demo.sample_data import sample_files
+from mlops.errors import ConfigError, NotFoundError
 from mlops.release.rollout import TrafficStep
-from mlops.release.sample_data import sample_files
 from mlops.workspace.port import AssetRef
 from tests.conftest import run_cli
 from tests.release.helpers import REPO, fake_model, write_config
@@ -142,3 +142,64 @@ def test_step_command_needs_its_record(tmp_path: Path) -> None:
 def test_model_from_an_azure_job(source: str, job: str) -> None:
     config = load_config(REPO / "mlops.yaml", env={"MLOPS_MODEL": source})
     assert config.model.job == job and config.model.path is None and config.model.describe() == f"job:{job}"
+
+
+AUTOML_CONDA = """\
+name: project_environment
+channels:
+  - conda-forge
+dependencies:
+  - python=3.9
+  - pip=22.1.2
+  - numpy~=1.23.5
+  - py-xgboost<=1.5.0
+  - pip:
+      - azureml-train-automl-runtime==1.56.0
+      - azureml-defaults==1.56.0
+"""
+"""Shaped like the ``conda_env_v_1_0_0.yml`` an AutoML forecasting run writes: conda packages, and a
+Python that is not this one. Azure builds it as a conda environment; only the local workspace cannot."""
+
+
+def test_an_azure_style_conda_file_with_conda_packages_loads_via_config(tmp_path: Path) -> None:
+    from mlops.environment_spec import parse_conda_file
+    from mlops.workspace.local import LocalWorkspace
+
+    env_dir = tmp_path / "automl-env"
+    env_dir.mkdir()
+    (env_dir / "conda_env_v_1_0_0.yml").write_text(AUTOML_CONDA)
+    (env_dir / "environment.yml").write_text(
+        "$schema: https://azuremlschemas.azureedge.net/latest/environment.schema.json\n"
+        "name: automl-env\nimage: mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:latest\n"
+        "conda_file: conda_env_v_1_0_0.yml\n")
+    path = write_config(tmp_path, model=fake_model(tmp_path / "m"))
+    data = yaml.safe_load(path.read_text())
+    data["environment"] = str(env_dir / "environment.yml")
+    path.write_text(yaml.safe_dump(data))
+
+    config = load_config(path, env={})  # no local-only rule on the way to an Azure release
+    assert (config.environment.name, config.environment.conda_file) == ("automl-env",
+                                                                        env_dir / "conda_env_v_1_0_0.yml")
+    requirements = parse_conda_file(config.environment.conda_file.read_text())
+    assert requirements.conda == ("numpy~=1.23.5", "py-xgboost<=1.5.0")
+    assert requirements.python == "3.9"
+
+    # the same spec meets the local workspace's own rule where the local workspace builds a venv
+    workspace = LocalWorkspace(tmp_path / "ws", venv_cache=tmp_path / "venvs")
+    with pytest.raises(ConfigError, match=r"conda-only packages cannot be installed by the local workspace: "
+                                          r"numpy~=1.23.5, py-xgboost<=1.5.0"):
+        workspace.ensure_environment(config.environment)
+    with pytest.raises(NotFoundError):  # refused before anything was recorded
+        workspace.get_environment("automl-env", "latest")
+
+
+def test_loading_the_config_imports_no_workspace_adapter() -> None:
+    """The environment spec is read config-side (``mlops.environment_spec``), not by an adapter."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from mlops.config import load_config; load_config(sys.argv[1], env={}); "
+            "print(sorted(m for m in sys.modules if m.startswith(('mlops.workspace.local', 'mlops.workspace.azure'))))")
+    result = subprocess.run([sys.executable, "-c", code, str(REPO / "mlops.yaml")],  # noqa: S603 - this interpreter
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout.strip() == "[]"

@@ -48,13 +48,13 @@ def test_first_release_puts_blue_at_100_and_the_batch_default_on_it(setup) -> No
     _root, workspace, _models, config_path = setup
     record = Record.load(load_config(config_path, env={}).records / "current.json")
     assert record.status == "succeeded"
-    assert record.get("slots")["candidate"] == "blue" and record.get("slots")["live"] is None
+    assert record.slots.candidate == "blue" and record.slots.live is None
     assert _live(workspace) == {"blue": 100}
-    assert record.get("verdict")["phase"] == "Passed"
-    names = {g["name"] for g in record.get("verdict")["gates"]}
+    assert record.verdict.phase == "Passed"
+    names = {g.name for g in record.verdict.results}
     assert "p95_vs_live" not in names and "mape" in names  # first release: absolute gates only
     assert workspace.batch_endpoints["tcn-dau-batch"].default_deployment == "tcn-v1"
-    assert Path(record.get("batch")["forecast_svg"]).read_text().startswith("<svg")
+    assert Path(record.batch.forecast_svg).read_text().startswith("<svg")
 
 
 @pytest.mark.parametrize(("name", "behaviour", "failed_gate"), [
@@ -71,8 +71,8 @@ def test_bad_candidate_fails_its_gate_and_live_is_untouched(setup, name, behavio
         run_release(config, workspace)
     record = Record.load(config.records / "current.json")
     assert record.status == "rolled_back"
-    gates = {g["name"]: g["phase"] for g in record.get("verdict")["gates"]}
-    assert gates[failed_gate] == "Failed", record.get("verdict")
+    gates = {g.name: g.phase for g in record.verdict.results}
+    assert gates[failed_gate] == "Failed", record.verdict
     assert _live(workspace) == {"blue": 100}
     assert "green" not in workspace.endpoints["tcn-dau"].deployments
     assert len(workspace.traffic_history) == history  # traffic was never touched
@@ -87,7 +87,7 @@ def test_candidate_failing_only_under_live_traffic_is_rolled_back_at_the_first_s
         run_release(config, workspace)
     record = Record.load(config.records / "current.json")
     assert record.status == "rolled_back"
-    assert [step["step"] for step in record.get("promotion")["steps"]] == ["traffic 10%", "bake 1s + health check"]
+    assert [step.step for step in record.promotion.steps] == ["traffic 10%", "bake 1s + health check"]
     assert workspace.traffic_history[-2][1] == {"blue": 90, "green": 10}
     assert _live(workspace) == {"blue": 100}
     assert "green" not in workspace.endpoints["tcn-dau"].deployments
@@ -112,7 +112,7 @@ def test_a_second_release_is_refused_while_one_holds_the_lock(setup) -> None:
     config = _config(config_path, models["v7"])
     before = (config.records / "current.json").read_text()
     try:
-        with pytest.raises(ConflictError, match="held by release other-run since"):
+        with pytest.raises(ConflictError, match="held by 'release other-run' since"):
             run_release(config, workspace)
     finally:
         workspace.release_release_lock("tcn-dau", "release other-run")
@@ -135,13 +135,13 @@ def test_good_candidate_is_promoted_stepwise_and_resumes_after_a_crash(setup) ->
     assert workspace.batch_endpoints["tcn-dau-batch"].default_deployment == "tcn-v7"
     assert set(workspace.batch_deployments["tcn-dau-batch"]) == {"tcn-v7", "tcn-v1"}  # keep: 2
     # the record: timings per step, gates with values and limits, traffic before/after
-    steps = record.get("steps")
+    steps = record.steps
     assert set(steps) >= {"register", "environment", "deploy", "loadtest", "gate", "promote", "batch"}
-    assert all(step["state"] == "done" and step["seconds"] >= 0 for step in steps.values())
-    assert record.get("traffic")["before"] == {"blue": 100, "green": 0}
-    report = console_report(record.data)
+    assert all(step.state == "done" and step.seconds >= 0 for step in steps.values())
+    assert record.traffic.before == {"blue": 100, "green": 0}
+    report = console_report(record)
     assert "green" in report and "overhead" in report
-    markdown = markdown_summary(record.data)
+    markdown = markdown_summary(record)
     assert "| Gate | Result | Value | Limit |" in markdown and "xychart-beta" in markdown
 
 

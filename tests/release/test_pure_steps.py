@@ -11,6 +11,7 @@ from mlops.release.gates import LatencyStats, Phase
 from mlops.release.loadtest import UNATTRIBUTED, parse_samples, stats_by_deployment
 from mlops.release.promote import judge_health
 from mlops.release.quality import build_requests, mape, parse_forecast
+from mlops.release.record import Record
 from mlops.release.report import console_report, forecast_svg, markdown_summary
 from mlops.release.rollout import HealthCheck
 
@@ -102,12 +103,13 @@ RECORD = {
 
 
 def test_reports() -> None:
-    markdown = markdown_summary(RECORD)
+    record = Record.parse(Path("r1.json"), RECORD)  # a schema-1 record, as written before the typed record
+    markdown = markdown_summary(record)
     assert "**rolled_back**" in markdown and "GitHub Actions: push by octo" in markdown
     assert "| p95_vs_live | FAIL | 150 | 55 | p95 \\| 150 > 55 |" in markdown
     assert "bar [120.0, 150.0, 160.0]" in markdown and "line [20.0, 30.0, 40.0]" in markdown
     assert "### Rolled back: gate failed" in markdown
-    text = console_report(RECORD)
+    text = console_report(record)
     assert "overhead     5.0s" in text and "[Failed" in text
 
 

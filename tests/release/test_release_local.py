@@ -161,7 +161,7 @@ def test_demo_leaves_v2_at_100_with_the_batch_default_on_the_same_model_and_envi
     assert all(t["seconds"] > 0 or name in ("register", "environment") for name, t in timings.items())
     print("overhead", round(record.overhead_seconds(), 1), "s; steps", timings)
     assert record.overhead_seconds() < 20
-    svg = Path(record.get("batch")["forecast_svg"])
+    svg = Path(record.batch.forecast_svg)
     assert svg.read_text().count("<polyline") == 2
 
 
@@ -208,8 +208,8 @@ def test_slow_candidate_fails_the_gate_while_a_client_sees_no_error(demo) -> Non
         thread.join(15)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "failed its gates" in result.stderr
-    verdict = Record.load(config.parent / "releases/current.json").get("verdict")
-    failed = {g["name"] for g in verdict["gates"] if g["phase"] == "Failed"}
+    verdict = Record.load(config.parent / "releases/current.json").verdict
+    failed = {g.name for g in verdict.results if g.phase == "Failed"}
     assert failed & {"p95_vs_live", "mann_whitney"}, verdict
     _green_untouched(harness)
     assert sum(outcomes.values()) > 20
@@ -221,8 +221,8 @@ def test_flaky_candidate_fails_at_the_gate(demo) -> None:
     config = harness.config("flaky", online_code=_wrapper(harness.root, "flaky"), run_time="4s")
     result = _release(harness, config)
     assert result.returncode == 1, result.stderr[-3000:]
-    verdict = Record.load(config.parent / "releases/current.json").get("verdict")
-    failed = {g["name"] for g in verdict["gates"] if g["phase"] == "Failed"}
+    verdict = Record.load(config.parent / "releases/current.json").verdict
+    failed = {g.name for g in verdict.results if g.phase == "Failed"}
     assert "error_rate" in failed, verdict  # (and quality_requests when a holdout request hit a failure)
     _green_untouched(harness)
 
@@ -236,8 +236,8 @@ def test_candidate_failing_under_live_traffic_is_rolled_back_at_the_first_step(d
     assert result.returncode == 1, result.stderr[-3000:]
     assert "health check at step 2" in result.stderr
     record = Record.load(config.parent / "releases/current.json")
-    assert record.status == "rolled_back" and record.get("verdict")["phase"] == "Passed"
-    assert record.get("promotion")["steps"][0]["traffic"] == {"blue": 10, "green": 90}
+    assert record.status == "rolled_back" and record.verdict.phase == "Passed"
+    assert record.promotion.steps[0].traffic == {"blue": 10, "green": 90}
     _green_untouched(harness)
 
 
@@ -254,16 +254,16 @@ def test_too_few_requests_is_inconclusive(demo) -> None:
 
 def test_clearly_worse_model_is_stopped_by_the_quality_gate(demo) -> None:
     harness, _ = demo
+    from mlops.demo.sample_data import demo_split
     from mlops.forecasting.training import train_model
-    from mlops.release.sample_data import demo_split
 
     worse = harness.root / "worse-model"
     train_model(demo_split()[0], worse, epochs=3, seed=0, shuffle_targets=True)
     config = write_config(harness.root / "configs" / "worse", model=worse, run_time="2s")
     result = _release(harness, config)
     assert result.returncode == 1, result.stderr[-3000:]
-    quality = Record.load(config.parent / "releases/current.json").get("quality")
-    assert quality["candidate_mape"] > 2 * quality["live_mape"]
+    quality = Record.load(config.parent / "releases/current.json").quality
+    assert quality.candidate_mape > 2 * quality.live_mape
     assert "mape_vs_live" in result.stderr
     _green_untouched(harness)
 
@@ -291,7 +291,7 @@ def test_concurrent_release_is_refused_and_a_killed_release_resumes(demo, proces
     # kill -9 during the traffic shift
     while time.monotonic() < deadline:
         record = Record.load(record_path)
-        if record is not None and (record.get("promotion") or {}).get("done", 0) >= 1:
+        if record is not None and record.promotion.done >= 1:
             break
         assert first.poll() is None, processes.logs()
         time.sleep(0.1)

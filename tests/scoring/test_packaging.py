@@ -41,3 +41,28 @@ def test_refuses_a_non_empty_destination_and_a_missing_source(tmp_path: Path) ->
         stage_scoring_code(REPO / "endpoints" / "online", tmp_path / "dest")
     with pytest.raises(FileNotFoundError):
         stage_scoring_code(tmp_path / "absent", tmp_path / "dest2")
+
+
+def test_the_code_hash_is_the_staged_snapshots_content_hash_without_copying(tmp_path: Path, monkeypatch) -> None:
+    import shutil as shutil_module
+
+    from mlops.release.staging import code_hash, stage_code
+    from mlops.workspace.hashing import content_hash
+
+    scoring = tmp_path / "scoring"
+    shutil_module.copytree(REPO / "endpoints" / "online", scoring)
+    (scoring / "__pycache__").mkdir(exist_ok=True)
+    (scoring / "__pycache__" / "score.cpython-311.pyc").write_bytes(b"cache")
+    (scoring / ".DS_Store").write_bytes(b"finder")
+    copies: list[object] = []
+    for name in ("copy", "copy2", "copyfile", "copytree"):
+        monkeypatch.setattr(shutil_module, name, lambda *a, _n=name, **k: copies.append(_n))
+    before = code_hash(scoring)
+    assert copies == [], "the hash is computed from the sources, nothing is copied"
+    monkeypatch.undo()
+
+    staged = stage_code(scoring, tmp_path / "staged")
+    assert not (staged / ".DS_Store").exists() and not (staged / "__pycache__").exists()
+    assert before == content_hash(staged)  # one hash: what the workspace stores is what the tag says
+    (scoring / "score.py").write_text((scoring / "score.py").read_text() + "\n# changed\n")
+    assert code_hash(scoring) != before

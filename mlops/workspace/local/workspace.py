@@ -1,7 +1,7 @@
 """``LocalWorkspace``: the ``Workspace`` port on this machine, with real processes and no Docker.
 
-The store (``store.py``) is the truth; the long-lived host process (``host.py``, through the
-``HostClient`` seam of ``runtime.py``) is made to match it. Every change follows one shape:
+The store (``registry/store.py``) is the truth; the long-lived host process (``online/host.py``,
+through the ``HostClient`` seam of ``online/desired_state.py``) is made to match it. Every change follows one shape:
 
 1. validate against the Azure rules (``mlops.workspace.rules``) inside one ``BEGIN IMMEDIATE``
    transaction, and write it - a violation raises and rolls back, so nothing changed;
@@ -19,7 +19,7 @@ starts the host if needed and pushes every endpoint it does not serve, from the 
 ``kill -9`` of the host the next command brings every endpoint back on the same port with the same
 keys.
 
-Batch jobs run in detached processes (``batch.py``); a job is a row plus a folder ``jobs/<job>``.
+Batch jobs run in detached processes (``batch/jobs.py``); a job is a row plus a folder ``jobs/<job>``.
 Release locks are rows holding the holder's pid: a lock whose process is dead is stale and may be
 taken over.
 """
@@ -49,16 +49,24 @@ from mlops.errors import (
 )
 from mlops.processes import process_alive
 from mlops.workspace import rules
-from mlops.workspace.local import environments, models, store
-from mlops.workspace.local.artifacts import ArtifactStore
-from mlops.workspace.local.runtime import (
-    BatchJobRuntime,
+from mlops.workspace.local.batch.plan import BatchJobRuntime
+from mlops.workspace.local.online.desired_state import (
     DeploymentRuntime,
     DeploymentStatus,
     EndpointRuntime,
     HostClient,
 )
-from mlops.workspace.local.store import DeploymentRow, EndpointRow, Store, dumps, file_lock, loads, now
+from mlops.workspace.local.registry import environments, models, store
+from mlops.workspace.local.registry.artifacts import ArtifactStore
+from mlops.workspace.local.registry.store import (
+    DeploymentRow,
+    EndpointRow,
+    Store,
+    dumps,
+    file_lock,
+    loads,
+    now,
+)
 from mlops.workspace.port import (
     AssetRef,
     BatchDeployment,
@@ -69,6 +77,7 @@ from mlops.workspace.port import (
     EndpointKeys,
     Environment,
     EnvironmentSpec,
+    JobStatus,
     Model,
     OnlineDeployment,
     OnlineDeploymentSpec,
@@ -176,7 +185,7 @@ class LocalWorkspace:
     def host(self) -> HostClient:
         """The host process of this workspace folder (started on demand by online calls)."""
         if self._host is None:
-            from mlops.workspace.local.host import LocalHostClient
+            from mlops.workspace.local.online.client import LocalHostClient
 
             self._host = LocalHostClient(self.dir)
         return self._host
@@ -573,7 +582,7 @@ class LocalWorkspace:
         return self._require_batch_endpoint(endpoint_name)
 
     def invoke_batch(self, endpoint_name: str, input_dir: Path, *, deployment_name: str | None = None) -> BatchJob:
-        from mlops.workspace.local import batch
+        from mlops.workspace.local.batch import jobs
 
         endpoint = self._require_batch_endpoint(endpoint_name)
         name = deployment_name or endpoint.default_deployment
@@ -613,7 +622,7 @@ class LocalWorkspace:
         with self.store.transaction() as conn:
             conn.execute("INSERT INTO jobs (name, endpoint_name, deployment_name, job_dir, created_at) VALUES (?,?,?,?,?)",
                          (job_name, endpoint_name, name, str(job_dir), now()))
-        batch.start_job(runtime)
+        jobs.start_job(runtime)
         return self.get_batch_job(job_name)
 
     def _job_row(self, job_name: str) -> Any:
@@ -624,22 +633,22 @@ class LocalWorkspace:
         return row
 
     def get_batch_job(self, job_name: str) -> BatchJob:
-        from mlops.workspace.local import batch
+        from mlops.workspace.local.batch import jobs
 
         row = self._job_row(job_name)
-        progress = batch.read_progress(row["job_dir"])
+        progress = jobs.read_progress(row["job_dir"])
         error = progress.error
         if progress.failed_files and not error:
             error = "failed files: " + ", ".join(progress.failed_files)
-        return BatchJob(job_name, row["endpoint_name"], row["deployment_name"], progress.status,  # type: ignore[arg-type]
+        return BatchJob(job_name, row["endpoint_name"], row["deployment_name"], progress.status,
                         progress.mini_batches_total, progress.mini_batches_done, progress.mini_batches_failed, error)
 
     def download_batch_output(self, job_name: str, dest: Path) -> Path:
-        from mlops.workspace.local import batch
+        from mlops.workspace.local.batch import jobs
 
         row = self._job_row(job_name)
-        progress = batch.read_progress(row["job_dir"])
-        if progress.status != "Completed" or not progress.output_file or not Path(progress.output_file).is_file():
+        progress = jobs.read_progress(row["job_dir"])
+        if progress.status is not JobStatus.COMPLETED or not progress.output_file or not Path(progress.output_file).is_file():
             raise NotFoundError(f"batch job {job_name!r} has no output to download (status {progress.status}"
                                 + (f": {progress.error}" if progress.error else "") + ")")
         dest = Path(dest)
@@ -649,9 +658,9 @@ class LocalWorkspace:
         return target
 
     def get_batch_job_logs(self, job_name: str, *, lines: int = 100) -> str:
-        from mlops.workspace.local import batch
+        from mlops.workspace.local.batch import jobs
 
-        return batch.read_logs(self._job_row(job_name)["job_dir"], lines=lines)
+        return jobs.read_logs(self._job_row(job_name)["job_dir"], lines=lines)
 
     # release lock -----------------------------------------------------------------------------
     def acquire_release_lock(self, endpoint_name: str, holder: str) -> ReleaseLock:
@@ -684,9 +693,13 @@ class LocalWorkspace:
             conn.execute("DELETE FROM release_locks WHERE endpoint_name = ?", (endpoint_name,))
 
     def get_release_lock(self, endpoint_name: str) -> ReleaseLock | None:
+        """The lock in force: one whose holder process died on this machine is stale (the next
+        ``acquire_release_lock`` takes it over), so it is reported as none."""
         with self.store.read() as conn:
             row = conn.execute("SELECT * FROM release_locks WHERE endpoint_name = ?", (endpoint_name,)).fetchone()
-        return ReleaseLock(row["endpoint_name"], row["holder"], row["acquired_at"]) if row else None
+        if row is None or (row["hostname"] == socket.gethostname() and not process_alive(row["pid"])):
+            return None
+        return ReleaseLock(row["endpoint_name"], row["holder"], row["acquired_at"])
 
 
 __all__ = ["LocalWorkspace"]

@@ -1,12 +1,25 @@
-"""JSON forms of the host seam's dataclasses, for the host's control channel (loopback, token-guarded)."""
+"""The host's control channel, shared by the host (``host.py``) and its client (``client.py``): where
+the client finds the host (``host.json``), how it proves itself (the token header), where each
+deployment's log lands, and the JSON forms of the desired-state dataclasses (``desired_state.py``)
+that travel over it (loopback, token-guarded).
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
-from mlops.workspace.local.runtime import DeploymentRuntime, DeploymentStatus, EndpointRuntime
+from mlops.workspace.local.online.desired_state import DeploymentRuntime, DeploymentStatus, EndpointRuntime
 from mlops.workspace.port import ProbeSettings, RequestSettings
+
+INFO_FILE = "host.json"
+"""In the workspace folder, mode 0600: the running host's pid, control port and control token."""
+TOKEN_HEADER = "X-Mlops-Host-Token"
+
+
+def deployment_log_path(workspace_dir: Path, endpoint: str, deployment: str) -> Path:
+    return workspace_dir / "logs" / endpoint / f"{deployment}.log"
 
 
 def endpoint_to_json(endpoint: EndpointRuntime) -> dict[str, Any]:

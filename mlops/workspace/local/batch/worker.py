@@ -1,15 +1,17 @@
 """One batch worker: runs a batch scoring script's ``init()`` once, then ``run(mini_batch)`` per request.
 
-This file is run BY PATH with the deployment environment's interpreter (``python batch_worker.py
+This file is run BY PATH with the deployment environment's interpreter (``python worker.py
 CONFIG_JSON``), which does not have the ``mlops`` package installed. So it is self-contained: the
 standard library only, plus pandas when (and only when) ``run()`` returns a pandas object.
+Running a file by path puts its folder (``batch/``) first on ``sys.path`` until the worker removes
+it, so no sibling module may be named like a standard-library module.
 
 Why a long-lived worker fed over a pipe (and not one process per mini-batch): Azure ML batch
 deployments call ``init()`` once per worker and then ``run()`` many times; a model that takes ten
 seconds to load must not be loaded once per mini-batch, and a scoring script that keeps state in
 globals must see the same lifecycle here as in Azure.
 
-Protocol (one JSON object per line). The job process (``mlops.workspace.local.batch``) writes
+Protocol (one JSON object per line). The job process (``runner.py``) writes
 requests to this process's stdin; replies go to the ORIGINAL stdout, which is moved to a private
 file descriptor first, so that anything the scoring script prints (to stdout or stderr) lands in
 the worker log instead of corrupting the protocol:

@@ -1,11 +1,12 @@
 """Serving environments of the local workspace: real virtualenvs built from Azure ML environment specs.
 
-An environment spec is the Azure CLI v2 YAML (``environments/<name>/environment.yml``: ``$schema``,
-``name``, ``image``, ``conda_file``). Azure builds a Docker image from it; locally there is no
-Docker, so the conda file's ``python=X.Y`` and ``pip:`` entries become a virtualenv of *this*
-interpreter (``python -m venv`` + ``pip install``). What cannot be honoured is refused with a
-clear error rather than silently ignored: another Python than the running one, or conda-only
-packages (anything but ``python``/``pip`` outside the ``pip:`` list).
+An environment spec is the Azure CLI v2 YAML, read config-side (``mlops.environment_spec``: the
+spec and its conda file as Azure reads them). Azure builds a Docker image from it; locally there
+is no Docker, so the conda file's ``python=X.Y`` and ``pip:`` entries become a virtualenv of *this*
+interpreter (``python -m venv`` + ``pip install``). What cannot be honoured is refused here, when a
+venv is built (``venv_requirements``), with a clear error rather than silently ignored: another
+Python than the running one, or conda-only packages (anything but ``python``/``pip`` outside the
+``pip:`` list). These are local-only rules: loading a spec for an Azure release never meets them.
 
 Identity is the spec's content hash (image + conda file bytes, ``EnvironmentSpec.content_hash``):
 
@@ -24,25 +25,18 @@ which the next build under the lock removes.
 from __future__ import annotations
 
 import os
-import re
 import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from mlops.environment_spec import CondaRequirements, parse_conda_file
 from mlops.errors import ConfigError, EnvironmentBuildError
-from mlops.workspace.local.store import Store, dumps, file_lock, loads, now
+from mlops.workspace.local.registry.store import Store, dumps, file_lock, loads, now
 from mlops.workspace.port import Environment, EnvironmentSpec, Progress, no_progress
 from mlops.workspace.rules import check_asset_name
-
-SCHEMA_URL = "https://azuremlschemas.azureedge.net/latest/environment.schema.json"
-_PYTHON_SPEC = re.compile(r"^python\s*(?:={1,2}|>=|~=)?\s*(?P<version>\d+\.\d+)?(?:\.[\d*]+)*\s*$")
-_PACKAGE_NAME = re.compile(r"^\s*([A-Za-z0-9_.\-]+)")
 
 
 def default_venv_cache() -> Path:
@@ -54,84 +48,26 @@ def default_venv_cache() -> Path:
 
 
 # ---------------------------------------------------------------------------------------------
-# Parsing (pure apart from reading the files)
+# What a virtualenv can be built from (the local-only rules; the spec itself is read config-side)
 
 
-def load_environment_spec(path: Path) -> EnvironmentSpec:
-    """Read an Azure CLI v2 environment YAML; ``conda_file`` is relative to the YAML's folder.
+def venv_requirements(text: str, *, file: str) -> CondaRequirements:
+    """The conda file's requirements, if this workspace can build them; else why not.
 
-    Raises ``ConfigError`` naming the file and the key.
+    Both refusals are the local workspace's own (Azure builds a conda environment and honours
+    both), so they are applied here, when a venv is built, and never when a spec is loaded:
+    conda-only packages (anything but python/pip outside ``pip:``) raise ``ConfigError``; another
+    Python than the running one raises ``EnvironmentBuildError``.
     """
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as error:
-        raise ConfigError(f"cannot read the environment spec: {error.strerror}", file=str(path)) from error
-    except yaml.YAMLError as error:
-        raise ConfigError(f"not valid YAML: {error}", file=str(path)) from error
-    if not isinstance(data, dict):
-        raise ConfigError("expected a mapping with name, image and conda_file", file=str(path))
-    for key in ("name", "image", "conda_file"):
-        if not isinstance(data.get(key), str) or not data[key].strip():
-            raise ConfigError("missing or empty: expected a string", file=str(path), key=key)
-    if "build" in data:
-        raise ConfigError("Docker build contexts are not supported by the local workspace; use image + conda_file",
-                          file=str(path), key="build")
-    conda_file = (path.parent / data["conda_file"]).resolve()
-    if not conda_file.is_file():
-        raise ConfigError(f"conda file {conda_file} does not exist", file=str(path), key="conda_file")
-    description = data.get("description") or ""
-    return EnvironmentSpec(name=data["name"], image=data["image"], conda_file=conda_file,
-                           description=str(description))
-
-
-@dataclass(frozen=True)
-class CondaRequirements:
-    """What a virtualenv can be built from: the Python version and the ``pip:`` entries."""
-
-    python: str | None
-    """``major.minor`` from ``python=X.Y``, or None when the file does not pin Python."""
-    pip: tuple[str, ...]
-
-
-def parse_conda_file(text: str, *, file: str = "conda file") -> CondaRequirements:
-    """Parse a conda environment file. Conda-only packages (anything but python/pip) are refused."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise ConfigError(f"not valid YAML: {error}", file=file) from error
-    if not isinstance(data, dict) or not isinstance(data.get("dependencies"), list):
-        raise ConfigError("expected a 'dependencies' list", file=file, key="dependencies")
-    python: str | None = None
-    pip: list[str] = []
-    conda_only: list[str] = []
-    for entry in data["dependencies"]:
-        if isinstance(entry, dict):
-            if set(entry) != {"pip"} or not isinstance(entry["pip"], list):
-                raise ConfigError(f"unexpected entry {entry!r}: only a 'pip:' list may be nested",
-                                  file=file, key="dependencies")
-            pip.extend(str(item) for item in entry["pip"])
-            continue
-        text_entry = str(entry).strip()
-        name_match = _PACKAGE_NAME.match(text_entry)
-        name = name_match.group(1).lower() if name_match else text_entry
-        if name == "python":
-            match = _PYTHON_SPEC.match(text_entry)
-            if not match or not match.group("version"):
-                raise ConfigError(f"cannot read the Python version from {text_entry!r}; write python=X.Y",
-                                  file=file, key="dependencies")
-            python = match.group("version")
-        elif name == "pip":
-            continue
-        else:
-            conda_only.append(text_entry)
-    if conda_only:
+    requirements = parse_conda_file(text, file=file)
+    if requirements.conda:
         raise ConfigError(
-            f"conda-only packages cannot be installed by the local workspace: {', '.join(conda_only)}; "
+            f"conda-only packages cannot be installed by the local workspace: {', '.join(requirements.conda)}; "
             "list them under 'pip:' instead (only python and pip may be conda packages)",
             file=file, key="dependencies",
         )
-    return CondaRequirements(python, tuple(pip))
+    check_python(requirements, file=file)
+    return requirements
 
 
 def check_python(requirements: CondaRequirements, *, file: str) -> None:
@@ -256,8 +192,7 @@ def ensure_environment(store: Store, cache: VenvCache, spec: EnvironmentSpec, *,
     if row is not None and cache.is_built(digest):
         progress(f"environment {spec.name}:{row['version']} matches the spec (sha256 {digest[:12]}); reusing it")
         return _environment(row)
-    requirements = parse_conda_file(conda_text, file=str(spec.conda_file))
-    check_python(requirements, file=str(spec.conda_file))
+    requirements = venv_requirements(conda_text, file=str(spec.conda_file))
     venv = cache.ensure(digest, requirements, label=f"{spec.name} (sha256 {digest[:12]})",
                         cwd=spec.conda_file.parent, progress=progress)
     with store.transaction() as conn:
@@ -304,8 +239,7 @@ def environment_python(store: Store, cache: VenvCache, name: str, version: str, 
         with store.read() as conn:
             (conda_text,) = conn.execute("SELECT conda_file FROM environments WHERE name = ? AND version = ?",
                                          (name, int(env.version))).fetchone()
-        requirements = parse_conda_file(conda_text, file=f"environment {env.ref}")
-        check_python(requirements, file=f"environment {env.ref}")
+        requirements = venv_requirements(conda_text, file=f"environment {env.ref}")
         cache.ensure(env.content_hash, requirements, label=f"{env.ref} (sha256 {env.content_hash[:12]})",
                      progress=progress)
     return cache.python(env.content_hash)

@@ -1,6 +1,6 @@
 """Pure routing decisions of the local router: which deployment serves a request, and why not.
 
-The router (``mlops.workspace.local.router``) does the I/O; every decision it takes is a function
+The router (``router.py``) does the I/O; every decision it takes is a function
 here, so the Azure ML rules of DESIGN.md section 3 are testable without sockets:
 
 * auth mode ``key``: ``Authorization: Bearer <primary|secondary>``, anything else is 401 before a

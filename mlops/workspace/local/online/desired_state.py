@@ -1,4 +1,4 @@
-"""The seam between the local workspace's store and its online host.
+"""The desired state of online endpoints: the seam between the local workspace's store and its host.
 
 The store (SQLite) is the truth. The host process is told the *whole* desired state of an
 endpoint (``EndpointRuntime``) and makes it so: it listens on the endpoint's port, starts and
@@ -6,8 +6,9 @@ supervises one ``azmlinfsrv`` process per deployment instance, and routes by the
 mirror, header and key rules. After a host crash, the workspace pushes every endpoint again
 from the store, so scoring URIs (ports) and keys survive.
 
-``LocalWorkspace`` (``mlops.workspace.local``) builds these from the store; the host
-(``mlops.workspace.local.host``) consumes them through ``HostClient``.
+``LocalWorkspace`` (``mlops.workspace.local.workspace``) builds these from the store; the host
+(``host.py``) consumes them through ``HostClient`` (``client.py``, the control channel of
+``control.py``).
 """
 
 from __future__ import annotations
@@ -93,43 +94,3 @@ class HostClient(Protocol):
     def stop(self) -> None:
         """Stop the host and every process it started."""
         ...
-
-
-# ---------------------------------------------------------------------------------------------
-# Batch jobs: the seam between the workspace and the batch runner (``mlops.workspace.local.batch``)
-
-
-@dataclass(frozen=True)
-class BatchJobRuntime:
-    """Everything one batch job needs. The runner writes its status, logs and output under ``job_dir``."""
-
-    job_name: str
-    job_dir: str
-    python: str
-    """The environment venv's interpreter: workers run the scoring script with it."""
-    code_dir: str
-    scoring_script: str
-    model_dir: str
-    input_files: tuple[str, ...]
-    mini_batch_size: int = 10
-    workers: int = 1
-    """``instance_count x max_concurrency_per_instance`` worker processes."""
-    max_retries: int = 3
-    timeout: int = 30
-    """Seconds one mini-batch may take before it is killed and retried."""
-    error_threshold: int = -1
-    output_action: str = "append_row"
-    output_file_name: str = "predictions.csv"
-    environment_variables: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BatchJobProgress:
-    status: str
-    """One of ``mlops.workspace.port.JobStatus``."""
-    mini_batches_total: int = 0
-    mini_batches_done: int = 0
-    mini_batches_failed: int = 0
-    failed_files: tuple[str, ...] = ()
-    error: str = ""
-    output_file: str = ""

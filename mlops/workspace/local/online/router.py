@@ -1,6 +1,6 @@
 """The endpoint's listener: one HTTP server per endpoint on 127.0.0.1, routing to deployments.
 
-Every request is decided by the pure functions of ``host_routing`` against a *snapshot* - an
+Every request is decided by the pure functions of ``routing.py`` against a *snapshot* - an
 immutable ``RoutingTable`` plus the deployment supervisors it points at - read once when the request
 arrives. ``swap`` replaces the snapshot in one assignment, so traffic, mirror and key changes are
 atomic and a request in flight finishes on the deployment that took it.
@@ -27,8 +27,8 @@ from collections.abc import Mapping
 from aiohttp import web
 from aiohttp.web_request import BaseRequest
 
-from mlops.workspace.local import host_http
-from mlops.workspace.local.host_routing import (
+from mlops.workspace.local.online import upstream
+from mlops.workspace.local.online.routing import (
     DEPLOYMENT_HEADER,
     Dealer,
     Refusal,
@@ -37,7 +37,7 @@ from mlops.workspace.local.host_routing import (
     choose_route,
     forwarded_headers,
 )
-from mlops.workspace.local.supervisor import LOOPBACK, DeploymentSupervisor, Instance
+from mlops.workspace.local.online.supervisor import LOOPBACK, DeploymentSupervisor, Instance
 
 log = logging.getLogger("mlops.host.router")
 
@@ -133,19 +133,19 @@ class EndpointRouter:
         held: list[Instance | None] = [inst]
         try:
             async with asyncio.timeout(sup.request_timeout):
-                upstream = await self._send_with_retry(sup, held, method, target, headers, body)
+                answer = await self._send_with_retry(sup, held, method, target, headers, body)
         except TimeoutError:
             return _refusal(Refusal(408, f"deployment '{sup.name}' did not answer within request_timeout_ms="
                                          f"{sup.runtime.request_settings.request_timeout_ms}"), sup.name)
-        except host_http.UpstreamError as exc:
+        except upstream.UpstreamError as exc:
             log.warning("%s/%s: %s", self.name, sup.name, exc)
             return _refusal(Refusal(502, f"deployment '{sup.name}' failed to answer: {exc}"), sup.name)
         finally:
             if held[0] is not None:
                 sup.release(held[0])
-        response = web.Response(status=upstream.status, reason=upstream.reason or None, body=upstream.body)
+        response = web.Response(status=answer.status, reason=answer.reason or None, body=answer.body)
         out = response.headers
-        for name, value in upstream.headers:
+        for name, value in answer.headers:
             if name.lower() not in _RESPONSE_SKIP:
                 out.add(name, value)
         out[DEPLOYMENT_HEADER] = sup.name
@@ -153,21 +153,21 @@ class EndpointRouter:
 
     async def _send_with_retry(self, sup: DeploymentSupervisor, held: list[Instance | None], method: str,
                                target: str, headers: list[tuple[str, str]], body: bytes
-                               ) -> host_http.UpstreamResponse:
+                               ) -> upstream.UpstreamResponse:
         """Send on ``held[0]``; if it refuses or drops the connection without answering, once more on another
         ready instance. ``held[0]`` is always the instance whose slot the caller must release."""
         first = held[0]
         assert first is not None
         try:
-            return await host_http.request(LOOPBACK, first.port, method, target, headers, body,
+            return await upstream.request(LOOPBACK, first.port, method, target, headers, body,
                                           unix_socket=first.socket_path or None)
-        except host_http.UpstreamError:
+        except upstream.UpstreamError:
             sup.connection_failed(first)
             sup.release(first)
             held[0] = other = sup.acquire(exclude=first)
             if other is None:
                 raise
-        return await host_http.request(LOOPBACK, other.port, method, target, headers, body,
+        return await upstream.request(LOOPBACK, other.port, method, target, headers, body,
                                       unix_socket=other.socket_path or None)
 
     def _mirror(self, sup: DeploymentSupervisor, method: str, target: str, headers: list[tuple[str, str]],
@@ -185,9 +185,9 @@ class EndpointRouter:
                            headers: list[tuple[str, str]], body: bytes) -> None:
         try:
             async with asyncio.timeout(sup.request_timeout):
-                await host_http.request(LOOPBACK, inst.port, method, target, headers, body,
+                await upstream.request(LOOPBACK, inst.port, method, target, headers, body,
                                        unix_socket=inst.socket_path or None)
-        except (TimeoutError, host_http.UpstreamError) as exc:
+        except (TimeoutError, upstream.UpstreamError) as exc:
             log.debug("mirror copy to %s/%s failed: %s", self.name, sup.name, exc)
         finally:
             sup.release(inst)

@@ -10,7 +10,7 @@ The folder is created ``0700`` and the database ``0600`` (SQLite gives its ``-wa
 the database's mode): the store holds endpoint keys, readable by their owner only.
 
 This module holds the schema and the row-level reads and writes; the decisions live in
-``mlops.workspace.local.workspace`` and ``mlops.workspace.local.models``.
+``mlops.workspace.local.workspace`` and ``mlops.workspace.local.registry.models``.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
-"""The local workspace's online host: one long-lived process per workspace folder, and its client.
+"""The local workspace's online host process: one long-lived process per workspace folder.
 
-The host (``python -m mlops.workspace.local.host --workspace DIR``) is started on demand by
-``LocalHostClient.ensure_running()`` in its own session, so it outlives the CLI command that
-started it. It never reads the store: it serves exactly what ``apply(EndpointRuntime)`` tells it -
-one router listener per endpoint (``router.py``) and one supervisor per deployment
-(``supervisor.py``). After a crash the workspace re-applies every endpoint from its store, so ports
-(scoring URIs) and keys come back unchanged.
+The host (``python -m mlops.workspace.local.online.host --workspace DIR``) is started on demand by
+``LocalHostClient.ensure_running()`` (``client.py``) in its own session, so it outlives the CLI
+command that started it. It never reads the store: it serves exactly what ``apply(EndpointRuntime)``
+(``desired_state.py``) tells it - one router listener per endpoint (``router.py``) and one
+supervisor per deployment (``supervisor.py``). After a crash the workspace re-applies every endpoint
+from its store, so ports (scoring URIs) and keys come back unchanged.
 
 Files in the workspace folder (all owner-only):
 
@@ -14,8 +14,8 @@ Files in the workspace folder (all owner-only):
 * ``logs/host.log`` - the host's own log; ``logs/<endpoint>/<deployment>.log`` - each deployment's
   instances (what ``logs()`` reads).
 
-The control channel is a small HTTP API on a random loopback port; every call carries the token.
-``stop()`` asks the host to stop every instance and exit, then kills it by pid if it does not.
+The control channel (``control.py``: its wire forms and the folder contract shared with the client)
+is a small HTTP API on a random loopback port; every call carries the token.
 """
 
 from __future__ import annotations
@@ -31,40 +31,25 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from mlops.errors import ConflictError, NotFoundError, WorkspaceError
-from mlops.processes import process_alive
-from mlops.workspace.local import host_wire
-from mlops.workspace.local.host_routing import RoutingTable
-from mlops.workspace.local.router import EndpointRouter
-from mlops.workspace.local.runtime import DeploymentStatus, EndpointRuntime
-from mlops.workspace.local.supervisor import LOOPBACK, DeploymentSupervisor, tail
+from mlops.errors import ConflictError, NotFoundError
+from mlops.workspace.local.online import control
+from mlops.workspace.local.online.control import INFO_FILE, TOKEN_HEADER, deployment_log_path
+from mlops.workspace.local.online.desired_state import DeploymentStatus, EndpointRuntime
+from mlops.workspace.local.online.router import EndpointRouter
+from mlops.workspace.local.online.routing import RoutingTable
+from mlops.workspace.local.online.supervisor import LOOPBACK, DeploymentSupervisor, tail
 
 log = logging.getLogger("mlops.host")
 
-INFO_FILE = "host.json"
 LOCK_FILE = "host.lock"
-SPAWN_LOCK_FILE = "host.spawn.lock"
-TOKEN_HEADER = "X-Mlops-Host-Token"
-START_TIMEOUT = 30.0
-
-
-def deployment_log_path(workspace_dir: Path, endpoint: str, deployment: str) -> Path:
-    return workspace_dir / "logs" / endpoint / f"{deployment}.log"
-
-
-# =============================================================================================
-# The host process
 
 
 class _Endpoint:
@@ -204,17 +189,17 @@ def _control_app(host: Host, token: str) -> web.Application:
         return web.json_response({"pid": os.getpid(), "endpoints": sorted(host.endpoints)})
 
     async def put_endpoint(request: web.Request) -> web.Response:
-        runtime = host_wire.endpoint_from_json(await request.json())
+        runtime = control.endpoint_from_json(await request.json())
         timeout = float(request.query.get("timeout", "300"))
         statuses = await host.apply(runtime, timeout)
-        return web.json_response({name: host_wire.status_to_json(s) for name, s in statuses.items()})
+        return web.json_response({name: control.status_to_json(s) for name, s in statuses.items()})
 
     async def delete_endpoint(request: web.Request) -> web.Response:
         await host.remove_endpoint(request.match_info["name"])
         return web.json_response({})
 
     async def status(_request: web.Request) -> web.Response:
-        return web.json_response({ep: {d: host_wire.status_to_json(s) for d, s in deps.items()}
+        return web.json_response({ep: {d: control.status_to_json(s) for d, s in deps.items()}
                                   for ep, deps in host.status().items()})
 
     async def instances(request: web.Request) -> web.Response:
@@ -270,7 +255,7 @@ async def _serve(workspace_dir: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m mlops.workspace.local.host",
+    parser = argparse.ArgumentParser(prog="python -m mlops.workspace.local.online.host",
                                      description="The local workspace's online host (started by the workspace).")
     parser.add_argument("--workspace", required=True, type=Path, help="the workspace folder")
     args = parser.parse_args(argv)
@@ -288,175 +273,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         lock_handle.close()
     return 0
-
-
-# =============================================================================================
-# The client the workspace uses
-
-
-class LocalHostClient:
-    """``HostClient`` for the host of one workspace folder (see the module docstring)."""
-
-    def __init__(self, workspace_dir: Path) -> None:
-        self.workspace_dir = Path(workspace_dir).resolve()
-        self._spawned: subprocess.Popen | None = None
-
-    # -- plumbing -------------------------------------------------------------------------------
-
-    def _info(self) -> dict[str, Any] | None:
-        try:
-            return json.loads((self.workspace_dir / INFO_FILE).read_text())
-        except (FileNotFoundError, ValueError):
-            return None
-
-    def _call(self, method: str, path: str, body: Any = None, *, timeout: float = 30.0,
-              info: dict[str, Any] | None = None) -> Any:
-        info = info or self._info()
-        if info is None:
-            raise WorkspaceError(f"the local host of {self.workspace_dir} is not running (run `mlops local up`)")
-        data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(
-            f"http://{LOOPBACK}:{info['control_port']}{path}", data=data, method=method,
-            headers={TOKEN_HEADER: info["token"], "Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - loopback only
-                return json.loads(response.read() or b"null")
-        except urllib.error.HTTPError as exc:
-            detail = exc.read().decode(errors="replace")
-            try:
-                payload = json.loads(detail)
-            except ValueError:
-                payload = {"error": detail}
-            kind = payload.get("kind")
-            error = payload.get("error", detail)
-            if kind == "not_found":
-                raise NotFoundError(error) from None
-            if kind == "conflict":
-                raise ConflictError(error) from None
-            raise WorkspaceError(f"the local host refused {method} {path}: {exc.code} {error}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise WorkspaceError(f"the local host of {self.workspace_dir} did not answer: {exc}") from exc
-
-    def _answers(self, info: dict[str, Any] | None) -> bool:
-        if info is None:
-            return False
-        try:
-            self._call("GET", "/health", timeout=5.0, info=info)
-        except WorkspaceError:
-            return False
-        return True
-
-    def _host_log_tail(self) -> str:
-        return tail(self.workspace_dir / "logs" / "host.log", 30)
-
-    # -- HostClient -----------------------------------------------------------------------------
-
-    def is_running(self) -> bool:
-        if self._spawned is not None:
-            self._spawned.poll()  # reap a host that died, so its pid is not a zombie
-        return self._answers(self._info())
-
-    def ensure_running(self) -> None:
-        if self.is_running():
-            return
-        self.workspace_dir.mkdir(parents=True, exist_ok=True)
-        logs = self.workspace_dir / "logs"
-        logs.mkdir(mode=0o700, exist_ok=True)
-        with (self.workspace_dir / SPAWN_LOCK_FILE).open("a") as spawn_lock:
-            fcntl.flock(spawn_lock, fcntl.LOCK_EX)  # one starter at a time; others find it running
-            if self.is_running():
-                return
-            with contextlib.suppress(FileNotFoundError):
-                (self.workspace_dir / INFO_FILE).unlink()
-            fd = os.open(logs / "host.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            try:
-                self._spawned = subprocess.Popen(  # noqa: S603 - our own module, no shell
-                    [sys.executable, "-m", "mlops.workspace.local.host", "--workspace", str(self.workspace_dir)],
-                    stdin=subprocess.DEVNULL, stdout=fd, stderr=fd, start_new_session=True,
-                    cwd=str(self.workspace_dir))
-            finally:
-                os.close(fd)
-            deadline = time.monotonic() + START_TIMEOUT
-            while time.monotonic() < deadline:
-                info = self._info()
-                if info is not None and info.get("pid") == self._spawned.pid and self._answers(info):
-                    return
-                if self._spawned.poll() is not None:
-                    if self.is_running():  # another host won the folder lock
-                        return
-                    raise WorkspaceError(f"the local host exited with code {self._spawned.returncode} while "
-                                         f"starting\n--- host.log ---\n{self._host_log_tail()}")
-                time.sleep(0.05)
-            raise WorkspaceError(f"the local host did not answer within {START_TIMEOUT:.0f}s\n--- host.log ---\n"
-                                 f"{self._host_log_tail()}")
-
-    def apply(self, endpoint: EndpointRuntime, *, timeout: float = 300.0) -> dict[str, DeploymentStatus]:
-        """Starts the host if needed (the caller re-applies the other endpoints after a host restart)."""
-        self.ensure_running()
-        result = self._call("PUT", f"/endpoints/{endpoint.name}?timeout={timeout}",
-                            host_wire.endpoint_to_json(endpoint), timeout=timeout + 60)
-        return {name: host_wire.status_from_json(data) for name, data in result.items()}
-
-    def remove_endpoint(self, name: str) -> None:
-        if self.is_running():
-            self._call("DELETE", f"/endpoints/{name}", timeout=60)
-
-    def status(self) -> dict[str, dict[str, DeploymentStatus]]:
-        if not self.is_running():
-            return {}
-        result = self._call("GET", "/status")
-        return {ep: {d: host_wire.status_from_json(s) for d, s in deps.items()} for ep, deps in result.items()}
-
-    def instances(self, endpoint_name: str) -> list[dict[str, Any]]:
-        """Diagnostics (not part of ``HostClient``): each instance's deployment, pid, port and readiness."""
-        return self._call("GET", f"/endpoints/{endpoint_name}/instances")
-
-    def logs(self, endpoint_name: str, deployment_name: str, *, lines: int = 100) -> str:
-        path = deployment_log_path(self.workspace_dir, endpoint_name, deployment_name)
-        if not path.exists():
-            raise NotFoundError(f"no logs for deployment '{deployment_name}' of endpoint '{endpoint_name}'")
-        return tail(path, lines)
-
-    def host_pid(self) -> int | None:
-        """The running host's pid (diagnostics and tests), or ``None``."""
-        info = self._info()
-        return int(info["pid"]) if info and self._answers(info) else None
-
-    def stop(self) -> None:
-        info = self._info()
-        pid = int(info["pid"]) if info else None
-        if info is not None and self._answers(info):
-            with contextlib.suppress(WorkspaceError):
-                self._call("POST", "/shutdown", timeout=10, info=info)
-        if pid is not None:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and _alive(pid, self._spawned):
-                time.sleep(0.05)
-            if _alive(pid, self._spawned) and _is_host_process(pid, self.workspace_dir):
-                log.warning("local host %d did not stop; killing it", pid)
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, signal.SIGKILL)
-        if self._spawned is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self._spawned.wait(timeout=5)
-        with contextlib.suppress(FileNotFoundError):
-            (self.workspace_dir / INFO_FILE).unlink()
-
-
-def _alive(pid: int, spawned: subprocess.Popen | None) -> bool:
-    if spawned is not None and spawned.pid == pid:
-        return spawned.poll() is None
-    return process_alive(pid)
-
-
-def _is_host_process(pid: int, workspace_dir: Path) -> bool:
-    """Whether ``pid`` is this folder's host (a stale ``host.json`` may name a pid reused by anything)."""
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
-        return False
-    return b"mlops.workspace.local.host" in cmdline and str(workspace_dir).encode() in cmdline
-
 
 if __name__ == "__main__":
     sys.exit(main())

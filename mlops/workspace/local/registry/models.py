@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from mlops.errors import NotFoundError, UsageError
-from mlops.workspace.local.artifacts import ArtifactStore
-from mlops.workspace.local.store import Store, dumps, loads, now
+from mlops.workspace.local.registry.artifacts import ArtifactStore
+from mlops.workspace.local.registry.store import Store, dumps, loads, now
 from mlops.workspace.port import Model, Progress, no_progress
 from mlops.workspace.rules import check_asset_name
 

@@ -37,9 +37,9 @@ from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 
-from mlops.workspace.local import host_http
-from mlops.workspace.local.host_routing import concurrency_limit
-from mlops.workspace.local.runtime import DeploymentRuntime, DeploymentStatus
+from mlops.workspace.local.online import upstream
+from mlops.workspace.local.online.desired_state import DeploymentRuntime, DeploymentStatus
+from mlops.workspace.local.online.routing import concurrency_limit
 from mlops.workspace.port import DeploymentState
 
 log = logging.getLogger("mlops.host.supervisor")
@@ -310,7 +310,7 @@ class DeploymentSupervisor:
         while not self._stopping:
             if process.returncode is not None:
                 return f"instance {inst.index} exited with code {process.returncode} during start-up (did init() raise?)"
-            if await host_http.probe(LOOPBACK, inst.port, "/", max(0.1, probe.timeout)):
+            if await upstream.probe(LOOPBACK, inst.port, "/", max(0.1, probe.timeout)):
                 if process.returncode is None:
                     inst.ready = True
                     self._write_log(f"instance {inst.index} ready after {time.monotonic() - inst.started_at:.1f}s")
@@ -377,7 +377,7 @@ class DeploymentSupervisor:
             await asyncio.sleep(max(1, probe.period))
             if inst.process is not process or process.returncode is not None:
                 return
-            if await host_http.probe(LOOPBACK, inst.port, "/", max(0.1, probe.timeout)):
+            if await upstream.probe(LOOPBACK, inst.port, "/", max(0.1, probe.timeout)):
                 misses = 0
                 continue
             misses += 1
@@ -391,7 +391,7 @@ class DeploymentSupervisor:
     async def _recheck(self, inst: Instance, process: asyncio.subprocess.Process) -> None:
         """After a refused connection: back in rotation once it answers again (or its exit restarts it)."""
         while inst.process is process and process.returncode is None and not self._stopping:
-            if await host_http.probe(LOOPBACK, inst.port, "/", 1.0):
+            if await upstream.probe(LOOPBACK, inst.port, "/", 1.0):
                 if inst.process is process and process.returncode is None:
                     inst.ready = True
                     self._write_log(f"instance {inst.index} answers again; back in rotation")

@@ -46,12 +46,12 @@ class DemoResult:
                 "batch_endpoint": self.batch_endpoint, "batch_output": self.batch_output,
                 "forecast_svg": self.forecast_svg, "request_file": self.request_file,
                 "seconds": round(self.seconds, 1),
-                "releases": [{"release_id": r.release_id, "status": r.status, "record": str(r.path)}
+                "releases": [{"release_id": r.release_id, "status": str(r.status), "record": str(r.path)}
                              for r in self.records]}
 
     def text(self) -> str:
         last = self.records[-1]
-        lines = [console_report(last.data), "",
+        lines = [console_report(last), "",
                  f"demo finished in {self.seconds:.0f}s",
                  f"  live endpoint   {self.endpoint}  {self.scoring_uri}  traffic "
                  + " ".join(f"{k}={v}%" for k, v in sorted(self.traffic.items())),
@@ -73,8 +73,8 @@ def _train(out: Path, *, epochs: int, seed: int, progress: Progress) -> Path:
     if (out / "model.pt").is_file():
         progress(f"demo: reusing the model in {out}")
         return out
+    from mlops.demo.sample_data import demo_split
     from mlops.forecasting.training import train_model
-    from mlops.release.sample_data import demo_split
 
     train, _holdout = demo_split()
     started = time.monotonic()
@@ -111,9 +111,8 @@ def run_demo(config: Config, workspace: Workspace, *, workdir: Path | None = Non
     batch = None
     svg = None
     for record in reversed(records):
-        batch_data = record.get("batch") or {}
-        if batch_data.get("smoke_output"):
-            batch, svg = batch_data["smoke_output"], batch_data.get("forecast_svg")
+        if record.batch is not None and record.batch.smoke_output:
+            batch, svg = record.batch.smoke_output, record.batch.forecast_svg
             break
     return DemoResult(records=records, scoring_uri=endpoint.scoring_uri if endpoint else "",
                       endpoint=config.online.endpoint.name, batch_endpoint=config.batch.endpoint.name,

@@ -1,0 +1,79 @@
+"""A batch job's status on the port: one enum, its terminal set on the type, one wait loop."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+import pytest
+
+from mlops.workspace.port import BatchJob, JobStatus
+from mlops.workspace.waiting import wait_for_batch_job
+
+
+@pytest.mark.parametrize(("status", "finished"), [
+    ("Queued", False), ("Running", False), ("Completed", True), ("Failed", True), ("Canceled", True),
+])
+def test_the_terminal_set_lives_on_the_type(status: str, finished: bool) -> None:
+    job = BatchJob("j", "ep", "dep", status)  # adapters may hand in the string
+    assert job.status is JobStatus(status)
+    assert job.finished is finished and JobStatus(status).finished is finished
+
+
+def test_statuses_read_as_the_strings_they_were() -> None:
+    job = BatchJob("j", "ep", "dep", JobStatus.COMPLETED, 3, 3, 0)
+    assert job.status == "Completed" and f"{job.status}" == "Completed"
+    assert json.loads(json.dumps(asdict(job)))["status"] == "Completed"
+    with pytest.raises(ValueError, match="'Done' is not a valid JobStatus"):
+        BatchJob("j", "ep", "dep", "Done")
+
+
+class ScriptedWorkspace:
+    """``get_batch_job`` answers the scripted states in turn (then the last one forever)."""
+
+    def __init__(self, *states: tuple[str, int]) -> None:
+        self.states = list(states)
+        self.calls = 0
+
+    def get_batch_job(self, name: str) -> BatchJob:
+        status, done = self.states[min(self.calls, len(self.states) - 1)]
+        self.calls += 1
+        return BatchJob(name, "ep", "dep", status, 4, done)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def test_wait_reports_each_change_once_and_returns_the_finished_job() -> None:
+    workspace = ScriptedWorkspace(("Running", 0), ("Running", 2), ("Running", 2), ("Completed", 4))
+    clock, seen = Clock(), []
+    job = wait_for_batch_job(workspace, BatchJob("j", "ep", "dep", "Queued", 4), poll=0.5,  # type: ignore[arg-type]
+                             on_change=lambda j: seen.append((j.status, j.mini_batches_done)),
+                             sleep=clock.sleep, clock=clock)
+    assert job.status is JobStatus.COMPLETED and job.finished
+    assert seen == [("Queued", 0), ("Running", 0), ("Running", 2), ("Completed", 4)]
+    assert workspace.calls == 4 and clock.now == 2.0
+
+
+def test_a_finished_job_is_not_polled() -> None:
+    workspace = ScriptedWorkspace(("Running", 0))
+    job = wait_for_batch_job(workspace, BatchJob("j", "ep", "dep", "Failed"),  # type: ignore[arg-type]
+                             sleep=lambda s: pytest.fail("slept"))
+    assert job.status is JobStatus.FAILED and workspace.calls == 0
+
+
+def test_the_timeout_returns_the_unfinished_job() -> None:
+    workspace = ScriptedWorkspace(("Running", 1))
+    clock = Clock()
+    job = wait_for_batch_job(workspace, BatchJob("j", "ep", "dep", "Running"), poll=1.0, timeout=3.0,  # type: ignore[arg-type]
+                             sleep=clock.sleep, clock=clock)
+    assert not job.finished and job.status is JobStatus.RUNNING
+    assert 3.0 < clock.now <= 4.0
