@@ -16,8 +16,8 @@ The scoring scripts talk to a forecaster through the surface that Azure AutoML's
 * ``forecast_quantiles(X_pred, y_pred=None) -> DataFrame``: AutoML's quantile forecast for the
   levels in the ``quantiles`` attribute (AutoML's scoring file sets ``model.quantiles`` and then
   calls it): the time column, then one column per level named by the float level, one row per row
-  of ``X_pred`` (NaN for the context rows). The levels are split-conformal quantiles of the
-  model's held-out residuals (``intervals``); ``quantiles=`` passes the levels per call instead;
+  of ``X_pred`` (NaN for the context rows). The levels are conformal quantiles of the model's
+  stored calibration residuals (``intervals``); ``quantiles=`` passes the levels per call instead;
 * attributes ``time_column_name``, ``forecast_origin_column_name``, ``forecast_column_name``,
   ``actual_column_name``, ``max_horizon``, ``quantiles``.
 
