@@ -1,11 +1,12 @@
 # The two commands of the README. Both set up .venv on first use (Python 3.11+; torch 2.13.0, CPU).
 #   make demo   - a full local release: two model versions, blue -> green, batch refresh
 #   make test   - the test suite
+#   make lock   - regenerate requirements/release.txt, the hashed lock the release workflows install
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: setup demo test lint clean
+.PHONY: setup demo test lint lock clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
@@ -22,6 +23,17 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# The hashed lock of pyproject.toml's runtime dependencies (and its build backend) that every GitHub
+# job able to log in to Azure installs with --require-hashes. torch is the CPU wheel: pip-compile must
+# see torch's CPU index (or a folder holding that wheel, PIP_FIND_LINKS); pip's own config is ignored
+# so no machine-local index ends up in the file. tests/workflows/test_lock.py checks it against
+# pyproject.toml offline.
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+lock: $(STAMP)
+	PIP_CONFIG_FILE=/dev/null PIP_EXTRA_INDEX_URL=$(TORCH_CPU_INDEX) $(VENV)/bin/pip-compile --quiet \
+	  --generate-hashes --allow-unsafe --all-build-deps --strip-extras --no-emit-index-url \
+	  --no-emit-find-links --output-file requirements/release.txt pyproject.toml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mlops tests benchmarks load_tests endpoints

@@ -14,7 +14,7 @@ Environment variables:
 ====================  ==========================================================================
 ``MLOPS_CONFIG``      the configuration file
 ``MLOPS_MODEL``       model source: a folder holding ``model.pt``, ``azureml:NAME:VERSION``, or
-                      ``job:NAME`` (the best model of an Azure ML AutoML job; Azure only)
+                      ``job:NAME`` (the best trial of an AutoML job, on Azure ML or local)
 ``MLOPS_MODEL_NAME``  the registered model's name
 ``MLOPS_PROFILE``     the rollout/load profile (names in rollout.yml and profile.yml)
 ``MLOPS_BATCH_REFRESH``  ``true``/``false``: refresh the batch endpoint after promotion
@@ -33,10 +33,11 @@ from typing import Any
 
 import yaml
 
-from mlops.errors import ConfigError
+from mlops.errors import ConfigError, RuleViolation
 from mlops.release.durations import parse_duration
 from mlops.release.gates import AbsoluteGates, Gates, QualityGates, RelativeGates
-from mlops.release.rollout import HealthCheck, Rollout, parse_steps
+from mlops.release.rollout import HealthCheck, Rollout, ShadowCheck, parse_steps
+from mlops.release.served import ServedCheck
 from mlops.workspace.port import (
     AssetRef,
     BatchDeploymentSpec,
@@ -64,13 +65,25 @@ class ModelSource:
     ref: AssetRef | None = None
     """An already registered model (``azureml:NAME:VERSION``)."""
     job: str | None = None
-    """An Azure ML (AutoML) job whose best model is registered (``job:NAME`` or
-    ``azureml://jobs/NAME/...``); Azure workspaces only."""
+    """An AutoML job whose best trial is registered (``job:NAME`` or ``azureml://jobs/NAME/...``):
+    an Azure ML job, or a local AutoML-shaped one (``mlops train --trials N --job NAME``)."""
 
     def describe(self) -> str:
         if self.job is not None:
             return f"job:{self.job}"
         return str(self.path) if self.path is not None else f"azureml:{self.ref}"
+
+
+@dataclass(frozen=True)
+class ModelEnvironment:
+    """``environment.from_model`` in mlops.yaml: the serving environment made from the registered
+    model's own conda file (an AutoML trial's ``conda_env_v_1_0_0.yml``) on a curated image, with
+    the pins of ``unpin`` removed (``mlops.release.conda_file``)."""
+
+    name: str
+    image: str
+    unpin: str | tuple[str, ...] = "trailing"
+    description: str = ""
 
 
 @dataclass(frozen=True)
@@ -132,6 +145,7 @@ class Config:
     file: Path
     model: ModelSource
     environment: EnvironmentSpec
+    """The fixed spec (``environment.spec``): used when the model carries no conda file."""
     environment_file: Path
     online: OnlineConfig
     batch: BatchConfig
@@ -139,10 +153,14 @@ class Config:
     profile: str
     records: Path
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    environment_from_model: ModelEnvironment | None = None
+    """``environment.from_model``: a model that carries a conda file gets its own environment."""
 
     def online_deployment_spec(self, name: str, model: AssetRef, environment: AssetRef, code_path: Path,
-                               *, tags: Mapping[str, str] | None = None) -> OnlineDeploymentSpec:
-        """The template with the slot name, model, pinned environment and staged code filled in."""
+                               *, tags: Mapping[str, str] | None = None,
+                               environment_variables: Mapping[str, str] | None = None) -> OnlineDeploymentSpec:
+        """The template with the slot name, model, pinned environment and staged code filled in;
+        ``environment_variables`` win over the template's (e.g. the pickle trust of this model)."""
         data = self.online.deployment
         where = str(self.online.deployment_file)
         return OnlineDeploymentSpec(
@@ -154,7 +172,8 @@ class Config:
             scoring_script=self.online.scoring_script,
             instance_type=str(data.get("instance_type", "Standard_DS3_v2")),
             instance_count=_int(data, "instance_count", where, default=1, minimum=1),
-            environment_variables=_str_mapping(data, "environment_variables", where),
+            environment_variables={**_str_mapping(data, "environment_variables", where),
+                                   **dict(environment_variables or {})},
             request_settings=_request_settings(data.get("request_settings"), where),
             liveness_probe=_probe(data.get("liveness_probe"), where, "liveness_probe"),
             readiness_probe=_probe(data.get("readiness_probe"), where, "readiness_probe"),
@@ -165,7 +184,8 @@ class Config:
         return f"{self.batch.deployment_prefix}-v{model.version}"
 
     def batch_deployment_spec(self, model: AssetRef, environment: AssetRef, code_path: Path,
-                              *, tags: Mapping[str, str] | None = None) -> BatchDeploymentSpec:
+                              *, tags: Mapping[str, str] | None = None,
+                              environment_variables: Mapping[str, str] | None = None) -> BatchDeploymentSpec:
         data = self.batch.deployment
         where = str(self.batch.deployment_file)
         retry = data.get("retry_settings") or {}
@@ -188,7 +208,8 @@ class Config:
             error_threshold=_int(data, "error_threshold", where, default=-1, minimum=-1),
             output_action=data.get("output_action", "append_row"),
             output_file_name=str(data.get("output_file_name", "predictions.csv")),
-            environment_variables=_str_mapping(data, "environment_variables", where),
+            environment_variables={**_str_mapping(data, "environment_variables", where),
+                                   **dict(environment_variables or {})},
             tags={**_str_mapping(data, "tags", where), **(tags or {})},
         )
 
@@ -229,7 +250,7 @@ def load_config(path: str | Path | None = None, *, overrides: Overrides | None =
     source = overrides.model or env.get("MLOPS_MODEL") or _str(model_raw, "path", where, prefix="model.")
     model = _model_source(model_name, source, base, where)
 
-    env_file = _path(raw, "environment", base, where, must_exist=True)
+    env_file, from_model = _environment_config(raw, base, where)
     environment = _environment_spec(env_file)
 
     profile = overrides.profile or env.get("MLOPS_PROFILE") or str(raw.get("profile", "standard"))
@@ -307,7 +328,8 @@ def load_config(path: str | Path | None = None, *, overrides: Overrides | None =
     config = Config(file=file, model=model, environment=environment, environment_file=env_file,
                     online=OnlineConfig(online_endpoint, deployment_file, deployment_yaml, code_dir, scoring_script,
                                         tuple(slots_raw), rollout, rollout_file),
-                    batch=batch, load_test=load_test, profile=profile, records=records, raw=raw)
+                    batch=batch, load_test=load_test, profile=profile, records=records, raw=raw,
+                    environment_from_model=from_model)
     _check_templates(config)
     return config
 
@@ -407,6 +429,40 @@ def _path(data: Mapping[str, Any], key: str, base: Path, where: str, *, prefix: 
     return path
 
 
+def _environment_config(raw: Mapping[str, Any], base: Path, where: str) -> tuple[Path, ModelEnvironment | None]:
+    """``environment: PATH`` (a spec), or ``environment: {spec: PATH, from_model: {name, image, unpin}}``."""
+    value = raw.get("environment")
+    if isinstance(value, str):
+        return _path(raw, "environment", base, where, must_exist=True), None
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected a spec path or a mapping with spec and from_model, got {value!r}", file=where,
+                          key="environment")
+    spec = _path(value, "spec", base, where, prefix="environment.", must_exist=True)
+    from_model = value.get("from_model")
+    if from_model is None:
+        return spec, None
+    if not isinstance(from_model, dict):
+        raise ConfigError("expected a mapping with name, image and unpin", file=where, key="environment.from_model")
+    prefix = "environment.from_model."
+    unpin = from_model.get("unpin", "trailing")
+    if isinstance(unpin, list) and all(isinstance(u, str) and u.strip() for u in unpin):
+        unpin_value: str | tuple[str, ...] = tuple(unpin)
+    elif unpin == "trailing":
+        unpin_value = "trailing"
+    else:
+        raise ConfigError(f"expected 'trailing' (the conda dependencies after the pip: block) or a list of "
+                          f"dependency names, got {unpin!r}", file=where, key=prefix + "unpin")
+    from mlops.workspace.rules import check_asset_name
+
+    name = _str(from_model, "name", where, prefix=prefix)
+    try:
+        check_asset_name("environment", name)
+    except RuleViolation as error:
+        raise ConfigError(str(error), file=where, key=prefix + "name") from None
+    return spec, ModelEnvironment(name=name, image=_str(from_model, "image", where, prefix=prefix),
+                                  unpin=unpin_value, description=str(from_model.get("description", "")))
+
+
 def _model_source(name: str, source: str, base: Path, where: str) -> ModelSource:
     if source.startswith(("job:", "azureml://jobs/")):
         job = source.removeprefix("job:").removeprefix("azureml://jobs/").split("/")[0]
@@ -438,20 +494,9 @@ def require_model_folder(config: Config) -> Path:
 
 
 def _environment_spec(path: Path) -> EnvironmentSpec:
-    """Use the local workspace's parser when present (one parser for the project), else a small one."""
-    try:
-        from mlops.environment_spec import load_environment_spec
-    except ImportError:
-        load_environment_spec = None
-    if load_environment_spec is not None:
-        return load_environment_spec(path)
-    data = _read_yaml(path)
-    name = _str(data, "name", str(path))
-    image = _str(data, "image", str(path))
-    conda = (path.parent / _str(data, "conda_file", str(path))).resolve()
-    if not conda.is_file():
-        raise ConfigError(f"{conda} does not exist", file=str(path), key="conda_file")
-    return EnvironmentSpec(name=name, image=image, conda_file=conda, description=str(data.get("description", "")))
+    from mlops.environment_spec import load_environment_spec
+
+    return load_environment_spec(path)
 
 
 def _code_configuration(data: Mapping[str, Any], file: Path) -> tuple[Path, str]:
@@ -518,8 +563,29 @@ def _rollout(path: Path, profile: str) -> Rollout:
         max_error_rate=_float(health_raw, "max_error_rate", where, default=0.0, prefix="health.") or 0.0,
         max_p95_ms=_float(health_raw, "max_p95_ms", where, default=None, prefix="health."),
         min_requests=_int(health_raw, "min_requests", where, default=20, minimum=1, prefix="health."),
+        metrics=_served(health_raw.get("deployment_metrics"), where, "health.deployment_metrics.", too_few="report"),
     )
-    return Rollout(steps=steps, old_deployment=old, failed_candidate=failed, health=health)
+    shadow_raw = data.get("shadow") or {}
+    if not isinstance(shadow_raw, dict):
+        raise ConfigError("expected a mapping", file=where, key="shadow")
+    shadow = ShadowCheck(users=_int(shadow_raw, "users", where, default=4, minimum=1, prefix="shadow."),
+                         served=_served(shadow_raw, where, "shadow."))
+    return Rollout(steps=steps, old_deployment=old, failed_candidate=failed, health=health, shadow=shadow)
+
+
+def _served(raw: Any, where: str, prefix: str, *, too_few: str = "inconclusive") -> ServedCheck:
+    """Limits on what a deployment served (``mlops.release.served``): shadow step, health metrics."""
+    raw = raw if raw is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError("expected a mapping", file=where, key=prefix.rstrip("."))
+    return ServedCheck(
+        min_requests=_int(raw, "min_requests", where, default=20, minimum=1, prefix=prefix),
+        max_error_rate=_float(raw, "max_error_rate", where, default=0.0, prefix=prefix) or 0.0,
+        max_p95_ms=_float(raw, "max_p95_ms", where, default=None, prefix=prefix),
+        p95_tolerance=_float(raw, "p95_tolerance", where, default=0.5, prefix=prefix),
+        p95_slack_ms=_float(raw, "p95_slack_ms", where, default=25.0, prefix=prefix) or 0.0,
+        too_few=too_few,
+    )
 
 
 def _load_profile(path: Path, profile: str, base: Path) -> LoadProfile:
@@ -570,7 +636,11 @@ def _gates(path: Path, base: Path) -> Gates:
     if alpha is not None and not 0 < alpha < 1:
         raise ConfigError(f"expected a probability between 0 and 1, got {alpha}", file=where,
                           key="relative.mann_whitney.alpha")
+    baseline = relative_raw.get("baseline", "auto")
+    if baseline not in ("auto", "fresh", "live"):
+        raise ConfigError(f"expected auto, fresh or live, got {baseline!r}", file=where, key="relative.baseline")
     relative = RelativeGates(
+        baseline=baseline,
         p95_tolerance=_float(relative_raw, "p95_tolerance", where, default=None, prefix="relative."),
         p95_slack_ms=_float(relative_raw, "p95_slack_ms", where, default=0.0, prefix="relative.") or 0.0,
         mann_whitney_alpha=alpha,
@@ -594,3 +664,65 @@ def _gates(path: Path, base: Path) -> Gates:
         relative_tolerance=_float(quality_raw, "relative_tolerance", where, default=0.0, prefix="quality.") or 0.0,
     )
     return Gates(absolute=absolute, relative=relative, quality=quality)
+
+
+# ---------------------------------------------------------------------------------------------
+# The AutoML job spec (jobs/automl-tcn-forecasting.yml)
+
+
+@dataclass(frozen=True)
+class AutoMLJobSpec:
+    """What the local sweep reads from a CLI v2 AutoML forecasting job spec (Azure ML reads the
+    whole file with ``azure.ai.ml.load_job``; a test checks both agree)."""
+
+    file: Path
+    experiment_name: str
+    primary_metric: str
+    target_column: str
+    time_column: str
+    horizon: int
+    max_trials: int
+    compute: str
+    training_data: str
+    allowed_algorithms: tuple[str, ...]
+    enable_dnn_training: bool
+
+
+def load_automl_job_spec(path: str | Path) -> AutoMLJobSpec:
+    """Read and check a forecasting AutoML job spec; ``ConfigError`` names the file and the key."""
+    from mlops.forecasting.sweep import ALGORITHM, PRIMARY_METRICS
+    from mlops.workspace.automl import metric_name
+
+    file = Path(path).resolve()
+    data = _read_yaml(file)
+    where = str(file)
+    if data.get("type") != "automl":
+        raise ConfigError(f"expected type: automl, got {data.get('type')!r}", file=where, key="type")
+    if data.get("task") != "forecasting":
+        raise ConfigError(f"expected task: forecasting, got {data.get('task')!r}", file=where, key="task")
+    metric = metric_name(data.get("primary_metric") or "normalized_root_mean_squared_error")
+    if metric not in PRIMARY_METRICS:
+        raise ConfigError(f"expected one of {', '.join(PRIMARY_METRICS)}, got {data.get('primary_metric')!r}",
+                          file=where, key="primary_metric")
+    forecasting = _mapping(data, "forecasting", where)
+    training = data.get("training") or {}
+    limits = data.get("limits") or {}
+    training_data = _mapping(data, "training_data", where)
+    allowed = tuple(str(a) for a in (training.get("allowed_training_algorithms") or ()))
+    dnn = _bool(training.get("enable_dnn_training", False), "training.enable_dnn_training", where)
+    if ALGORITHM not in allowed or not dnn:
+        raise ConfigError(f"the TCN needs training.allowed_training_algorithms to include {ALGORITHM} and "
+                          "training.enable_dnn_training: true", file=where, key="training")
+    return AutoMLJobSpec(
+        file=file,
+        experiment_name=str(data.get("experiment_name") or file.stem),
+        primary_metric=metric,
+        target_column=_str(data, "target_column_name", where),
+        time_column=_str(forecasting, "time_column_name", where, prefix="forecasting."),
+        horizon=_int(forecasting, "forecast_horizon", where, default=14, minimum=1, prefix="forecasting."),
+        max_trials=_int(limits, "max_trials", where, default=1000, minimum=1, prefix="limits."),
+        compute=str(data.get("compute", "")).removeprefix("azureml:"),
+        training_data=_str(training_data, "path", where, prefix="training_data."),
+        allowed_algorithms=allowed,
+        enable_dnn_training=dnn,
+    )

@@ -76,6 +76,14 @@ def add_command(
     return parser
 
 
+def group_help(parser: argparse.ArgumentParser) -> Handler:
+    """The handler of a command group called without its sub-command: its help on stderr, exit 2."""
+    def handler(_args: argparse.Namespace) -> int:
+        parser.print_help(sys.stderr)
+        return 2
+    return handler
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mlops",
@@ -93,9 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "azureml://subscriptions/<id>/resourceGroups/<rg>/workspaces/<name>; env MLOPS_WORKSPACE",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from mlops.cli import release, train, workspace
+    from mlops.cli import jobs, release, train, workspace
 
-    for module in (train, workspace, release):
+    for module in (train, jobs, workspace, release):
         module.register(subparsers)
     return parser
 

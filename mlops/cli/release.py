@@ -250,7 +250,7 @@ def _demo(args: argparse.Namespace) -> int:
     config = _load(args)
     workspace = _connect(args)
     result = run_demo(config, workspace, workdir=Path(args.workdir) if args.workdir else None, epochs=args.epochs,
-                      profile=args.profile, progress=progress)
+                      profile=args.profile, automl=not args.no_automl, progress=progress)
     emit(result.to_dict(), as_json=args.json, text=result.text())
     return 0
 
@@ -314,9 +314,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--markdown", action="store_true", help="the markdown summary (tables + mermaid chart)")
 
     parser = add_command(subparsers, "demo", help="train two model versions on synthetic data and release both "
-                         "locally (blue, then green with gates, stepwise shift and batch refresh)",
+                         "locally (blue, then green with gates, stepwise shift and batch refresh), then the "
+                         "AutoML path (trials -> best -> environment from its conda file -> release)",
                          example="mlops demo", handler=_demo, json_output=True)
     parser.add_argument("--config", metavar="PATH", help="mlops.yaml (env MLOPS_CONFIG; default ./mlops.yaml)")
     parser.add_argument("--workdir", metavar="DIR", help="where the trained models go (default .mlops/demo)")
     parser.add_argument("--epochs", type=int, default=None, help="training epochs of the second model")
     parser.add_argument("--profile", default="fast", help="rollout/load profile (default fast)")
+    parser.add_argument("--no-automl", action="store_true",
+                        help="skip the AutoML path (a local sweep whose best trial is released into "
+                        "<endpoint>-automl with an environment built from its conda file)")

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mlops.cli import add_command, emit, progress
+from mlops.cli import add_command, emit, group_help, progress
 from mlops.errors import BatchJobFailedError, UsageError
 from mlops.workspace import connect
 from mlops.workspace.port import BatchJob, JobStatus, Workspace
@@ -208,20 +208,17 @@ def _local_status(args: argparse.Namespace) -> None:
     running = host.is_running()
     served = host.status() if running else {}
     pid = host.host_pid() if running and hasattr(host, "host_pid") else None
+    metrics_url = host.metrics_url() if running and hasattr(host, "metrics_url") else None
     endpoints = {name: {d: status.state for d, status in deployments.items()} for name, deployments in served.items()}
     lines = [f"local host of {workspace.uri}: " + (f"running (pid {pid})" if running else "not running")]
+    if metrics_url:
+        lines.append(f"  metrics (Prometheus text): {metrics_url}")
     for name, deployments in sorted(endpoints.items()):
         states = ", ".join(f"{d}={state}" for d, state in sorted(deployments.items())) or "no deployments"
         lines.append(f"  {name}: {states}")
-    emit({"workspace": workspace.uri, "running": running, "pid": pid, "endpoints": endpoints}, as_json=args.json,
+    emit({"workspace": workspace.uri, "running": running, "pid": pid, "metrics_url": metrics_url,
+          "endpoints": endpoints}, as_json=args.json,
          text="\n".join(lines))
-
-
-def _group_help(parser: argparse.ArgumentParser):
-    def handler(_args: argparse.Namespace) -> int:
-        parser.print_help(sys.stderr)
-        return 2
-    return handler
 
 
 # ---------------------------------------------------------------------------------------------
@@ -257,7 +254,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         example="mlops batch invoke tcn-batch --input data/batch --wait\nmlops batch status JOB",
                         handler=lambda _args: 2)
     batch_commands = batch.add_subparsers(dest="batch_command", metavar="COMMAND")
-    batch.set_defaults(handler=_group_help(batch))
+    batch.set_defaults(handler=group_help(batch))
     batch_invoke = add_command(batch_commands, "invoke", help="start a batch job over the files of a folder",
                                example="mlops batch invoke tcn-batch --input data/batch --wait --output scored/\n"
                                        "mlops batch invoke tcn-batch --input data/batch --deployment batch-v2 --json",
@@ -276,7 +273,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     local = add_command(subparsers, "local", help="the local workspace's host process (serves online endpoints)",
                         example="mlops local up\nmlops local status\nmlops local down", handler=lambda _args: 2)
     local_commands = local.add_subparsers(dest="local_command", metavar="COMMAND")
-    local.set_defaults(handler=_group_help(local))
+    local.set_defaults(handler=group_help(local))
     add_command(local_commands, "up", help="start the host and restore every endpoint from the store",
                 example="mlops local up", handler=_local_up, json_output=True)
     add_command(local_commands, "down", help="stop the host and every deployment process it runs",

@@ -2,8 +2,9 @@
 
 Trains two model versions on the seeded synthetic series (``sample_data``), releases the first
 (``blue``: an empty endpoint gets it at once), then the second (``green``: side-by-side load test,
-gates, quality gate, stepwise traffic shift with health checks, batch refresh), and prints the
-report and where things are. The local endpoint keeps running (``mlops local down`` stops it).
+gates, quality gate, stepwise traffic shift with health checks, batch refresh), then walks the
+AutoML path (``mlops.demo.automl``: trials -> the best -> environment from its conda file ->
+release, into an endpoint of its own), and prints the report and where things are. The local endpoint keeps running (``mlops local down`` stops it).
 Training uses the library API (``mlops.forecasting.training.train_model``); a model folder that
 already holds ``model.pt`` is reused, so a second demo run is quick and says "nothing to release".
 """
@@ -39,6 +40,8 @@ class DemoResult:
     traffic: dict[str, int] = field(default_factory=dict)
     request_file: str = ""
     smoke_input: str = "DIR"
+    automl: Any = None
+    """``mlops.demo.automl.AutoMLDemo`` (``None`` with ``--no-automl``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"workspace": self.workspace, "endpoint": self.endpoint, "scoring_uri": self.scoring_uri,
@@ -47,7 +50,8 @@ class DemoResult:
                 "forecast_svg": self.forecast_svg, "request_file": self.request_file,
                 "seconds": round(self.seconds, 1),
                 "releases": [{"release_id": r.release_id, "status": str(r.status), "record": str(r.path)}
-                             for r in self.records]}
+                             for r in self.records],
+                "automl": self.automl.to_dict() if self.automl is not None else None}
 
     def text(self) -> str:
         last = self.records[-1]
@@ -63,6 +67,8 @@ class DemoResult:
             lines.append(f"  batch output    {self.batch_output}")
         if self.forecast_svg:
             lines.append(f"  forecast plot   {self.forecast_svg}")
+        if self.automl is not None:
+            lines += self.automl.lines()
         lines += [f"  release records {', '.join(str(r.path.with_name(r.release_id + '.json')) for r in self.records)}",
                   "  status          mlops status",
                   "  stop it all     mlops local down"]
@@ -85,7 +91,7 @@ def _train(out: Path, *, epochs: int, seed: int, progress: Progress) -> Path:
 
 
 def run_demo(config: Config, workspace: Workspace, *, workdir: Path | None = None, epochs: int | None = None,
-             profile: str = "fast", progress: Progress = no_progress) -> DemoResult:
+             profile: str = "fast", automl: bool = True, progress: Progress = no_progress) -> DemoResult:
     started = time.monotonic()
     workdir = workdir or config.records.parent / "demo"
     config = with_profile(config, profile) if config.profile != profile else config
@@ -102,6 +108,11 @@ def run_demo(config: Config, workspace: Workspace, *, workdir: Path | None = Non
     progress("demo: release 2 - the second model as the candidate (green): gates, stepwise shift, batch")
     records.append(run_release(replace(config, model=ModelSource(config.model.name, path=second)), workspace,
                                config.records / "current.json", progress=progress))
+    automl_result = None
+    if automl and workspace.uri.startswith("local:"):  # on Azure, AutoML itself trains (mlops jobs submit)
+        from mlops.demo.automl import run_automl_demo
+
+        automl_result = run_automl_demo(config, workspace, progress=progress)
     state_file.write_text(json.dumps({"completed": True}) + "\n")
     request_file = workdir / "request.json"
     body = _sample_request(config)
@@ -118,7 +129,8 @@ def run_demo(config: Config, workspace: Workspace, *, workdir: Path | None = Non
                       endpoint=config.online.endpoint.name, batch_endpoint=config.batch.endpoint.name,
                       batch_output=batch, forecast_svg=svg, seconds=time.monotonic() - started,
                       workspace=workspace.uri, traffic=dict(endpoint.traffic) if endpoint else {},
-                      request_file=str(request_file) if body else "", smoke_input=_relative(config.batch.smoke_input))
+                      request_file=str(request_file) if body else "", smoke_input=_relative(config.batch.smoke_input),
+                      automl=automl_result)
 
 
 def _relative(path: Path) -> str:

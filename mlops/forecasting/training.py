@@ -141,6 +141,8 @@ class TrainResult:
     epochs_run: int
     best_epoch: int
     seconds: float
+    holdout_pairs: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    """The holdout's (origin, date) pairs: ``forecast_origin``, ``date``, ``predicted``, ``count``."""
 
     @property
     def holdout_mape(self) -> float:
@@ -427,7 +429,8 @@ def train_model(frame: pd.DataFrame, out_dir: str | Path, *, horizon: int = 14, 
     metrics_path = out / METRICS_FILE
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     return TrainResult(out_dir=out, model_path=model_path, metrics_path=metrics_path, metrics=metrics,
-                       epochs_run=info["epochs_run"], best_epoch=info["best_epoch"], seconds=seconds)
+                       epochs_run=info["epochs_run"], best_epoch=info["best_epoch"], seconds=seconds,
+                       holdout_pairs=pairs)
 
 
 def _coverage_80(rolling: pd.DataFrame, forecaster: TCNForecaster, val_residuals: np.ndarray) -> float:

@@ -119,7 +119,8 @@ def batch_refresh(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef
         if not same or current is None or current.state != "Succeeded":
             code = stage_code(config.batch.code_dir, ctx.artifacts / "code" / "batch")
             spec = config.batch_deployment_spec(model, environment, code,
-                                                tags={CODE_HASH_TAG: code_hash, release_tag[0]: release_tag[1]})
+                                                tags={CODE_HASH_TAG: code_hash, release_tag[0]: release_tag[1]},
+                                                environment_variables=ctx.deployment_variables())
             progress(f"batch: creating deployment {name} ({model}, {environment})")
             workspace.create_batch_deployment(spec, progress=progress)
         _smoke(ctx, name, summary)

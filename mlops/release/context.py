@@ -10,6 +10,7 @@ from pathlib import Path
 from mlops.config import Config
 from mlops.errors import UsageError
 from mlops.release.record import Record
+from mlops.release.trust import trust_variables
 from mlops.workspace.port import AssetRef, Progress, Workspace, no_progress
 
 
@@ -48,6 +49,11 @@ class ReleaseContext:
             raise UsageError(f"the release record {self.record.path} has no pinned environment yet: "
                              "run `mlops environment` first")
         return self.record.environment.ref
+
+    def deployment_variables(self) -> dict[str, str]:
+        """What this release sets on each of its deployments, online and batch: the pickle trust of
+        its model (``mlops.release.trust``), decided when the model was registered."""
+        return trust_variables(self.record.model is not None and self.record.model.trusted_pickles)
 
     def slots(self) -> tuple[str, str | None]:
         if not self.record.slots.candidate:

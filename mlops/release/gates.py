@@ -57,6 +57,9 @@ class RelativeGates:
     min_shift_ratio: float = 0.0
     """A significant difference fails only when the median increase exceeds both ``min_shift_ms``
     and ``min_shift_ratio`` x live's median: on a busy machine, a few ms are significant but immaterial."""
+    baseline: str = "auto"
+    """What the candidate is compared with: ``fresh`` (a new copy of live, ``mlops.release.baseline``),
+    ``live``, or ``auto`` (fresh on the local workspace, live on Azure ML)."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,10 @@ class QualityMeasurement:
 class Measurements:
     candidate: LatencyStats
     live: LatencyStats | None = None
+    """What the relative gates compare with: the fresh baseline or the live deployment (``comparator``)."""
     quality: QualityMeasurement | None = None
+    comparator: str = "live"
+    """``baseline`` (a fresh copy of live, same load) or ``live``: names the relative gates and reasons."""
 
 
 @dataclass(frozen=True)
@@ -217,24 +223,27 @@ def _absolute(gates: AbsoluteGates, stats: LatencyStats) -> list[GateResult]:
     return results
 
 
-def _relative(gates: RelativeGates, candidate: LatencyStats, live: LatencyStats, min_requests: int) -> list[GateResult]:
+def _relative(gates: RelativeGates, candidate: LatencyStats, live: LatencyStats, min_requests: int,
+              comparator: str = "live") -> list[GateResult]:
     results: list[GateResult] = []
     enough = candidate.requests >= min_requests and live.requests >= min_requests
+    name = f"p95_vs_{comparator}"
     if gates.p95_tolerance is not None:
         limit = live.p95_ms * (1 + gates.p95_tolerance) + gates.p95_slack_ms
         if not enough or math.isnan(limit):
-            results.append(GateResult("p95_vs_live", Phase.INCONCLUSIVE, _round(candidate.p95_ms), _round(limit),
-                                      "p95_vs_live: too few requests to compare with live"))
+            results.append(GateResult(name, Phase.INCONCLUSIVE, _round(candidate.p95_ms), _round(limit),
+                                      f"{name}: too few requests to compare with {comparator}"))
         else:
-            result = _upper("p95_vs_live", candidate.p95_ms, limit, " ms")
+            result = _upper(name, candidate.p95_ms, limit, " ms")
             results.append(GateResult(result.name, result.phase, result.value, result.limit,
-                                      result.reason + f" (live p95 {live.p95_ms:.4g} ms)"))
+                                      result.reason + f" ({comparator} p95 {live.p95_ms:.4g} ms)"))
     if gates.mann_whitney_alpha is not None:
-        results.append(_mann_whitney(gates, candidate, live))
+        results.append(_mann_whitney(gates, candidate, live, comparator))
     return results
 
 
-def _mann_whitney(gates: RelativeGates, candidate: LatencyStats, live: LatencyStats) -> GateResult:
+def _mann_whitney(gates: RelativeGates, candidate: LatencyStats, live: LatencyStats,
+                  comparator: str = "live") -> GateResult:
     name = "mann_whitney"
     alpha = gates.mann_whitney_alpha or 0.0
     if min(len(candidate.samples_ms), len(live.samples_ms)) < MIN_SAMPLES_FOR_RANK_TEST:
@@ -247,10 +256,10 @@ def _mann_whitney(gates: RelativeGates, candidate: LatencyStats, live: LatencySt
     material = max(gates.min_shift_ms, gates.min_shift_ratio * live.p50_ms)
     slower = p_value < alpha and shift > material
     if slower:
-        reason = (f"{name}: candidate is slower than live (one-sided p={p_value:.2g} < {alpha:g}, "
+        reason = (f"{name}: candidate is slower than {comparator} (one-sided p={p_value:.2g} < {alpha:g}, "
                   f"median +{shift:.3g} ms > {material:.3g} ms)")
     else:
-        reason = (f"{name}: no material slowdown vs live (p={p_value:.2g}, median shift {shift:+.3g} ms, "
+        reason = (f"{name}: no material slowdown vs {comparator} (p={p_value:.2g}, median shift {shift:+.3g} ms, "
                   f"limit {material:.3g} ms at alpha {alpha:g})")
     return GateResult(name, Phase.FAILED if slower else Phase.PASSED, p_value, alpha, reason)
 
@@ -275,7 +284,8 @@ def evaluate(gates: Gates, measurements: Measurements) -> Verdict:
     """Judge the candidate. Pure: the same inputs always give the same verdict."""
     results = _absolute(gates.absolute, measurements.candidate)
     if measurements.live is not None:
-        results += _relative(gates.relative, measurements.candidate, measurements.live, gates.absolute.min_requests)
+        results += _relative(gates.relative, measurements.candidate, measurements.live, gates.absolute.min_requests,
+                             measurements.comparator)
     if measurements.quality is not None:
         results += _quality(gates.quality, measurements.quality)
     failed = [result.reason for result in results if result.phase is Phase.FAILED]

@@ -18,6 +18,7 @@ on the same record is refused too. Any failure after the candidate exists remove
 from __future__ import annotations
 
 import math
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,14 +31,25 @@ from mlops.errors import (
     ReleaseFailed,
     UsageError,
 )
+from mlops.release.baseline import (
+    BASELINE_SLOT,
+    archived_code_dir,
+    baseline_mode,
+    deploy_baseline,
+    plan_baseline,
+    remove_baseline,
+    safe_remove_baseline,
+)
 from mlops.release.batch import batch_refresh
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, Verdict, evaluate
 from mlops.release.loadtest import run_load
 from mlops.release.lock import holding, refuse_if_held
+from mlops.release.model_environment import choose_environment
 from mlops.release.promote import checked_rollback_plan, promote, rollback
 from mlops.release.quality import build_requests, read_rows, score_deployment
 from mlops.release.record import (
+    BaselineSlot,
     BatchResult,
     EnvironmentPin,
     LoadTestResult,
@@ -48,10 +60,19 @@ from mlops.release.record import (
     ReleaseStatus,
     Slots,
     StepState,
+    TrialPick,
+    UnpinnedDependency,
     new_release_id,
 )
 from mlops.release.slots import RELEASE_TAG, NoFreeSlot, already_live, choose_slots, serving_release
 from mlops.release.staging import CODE_HASH_TAG, code_hash, stage_code
+from mlops.release.trust import pickles_trusted
+from mlops.workspace.automl import (
+    AUTOML_CHILD_TAG,
+    AUTOML_METRIC_TAG,
+    AUTOML_PARENT_TAG,
+    AUTOML_SCORE_TAG,
+)
 from mlops.workspace.port import Progress, Workspace, no_progress
 
 CURRENT = "current.json"
@@ -108,18 +129,54 @@ def step_register(ctx: ReleaseContext) -> ModelPin:
             before = {m.version for m in workspace.list_models(config.model.name)}
             model = workspace.register_model(config.model.name, folder, progress=ctx.progress)
             created = model.version not in before
+        trusted = pickles_trusted(config.model, model.tags)
+        trial = None
+        if model.tags.get(AUTOML_PARENT_TAG):
+            trial = TrialPick(job=model.tags[AUTOML_PARENT_TAG], trial=model.tags.get(AUTOML_CHILD_TAG, ""),
+                              primary_metric=model.tags.get(AUTOML_METRIC_TAG, ""),
+                              score=model.tags.get(AUTOML_SCORE_TAG, ""))
         record.model = ModelPin(name=model.name, version=model.version, content_hash=model.content_hash,
-                                source=config.model.describe(), created=created)
-    ctx.progress(f"register: {model.name}:{model.version} ({'new version' if created else 'existing version'})")
+                                source=config.model.describe(), created=created, trusted_pickles=trusted,
+                                trial=trial)
+    ctx.progress(f"register: {model.name}:{model.version} ({'new version' if created else 'existing version'})"
+                 + (f" from trial {trial.trial} of job {trial.job}" if trial else "")
+                 + ("; its deployments trust pickles" if trusted else ""))
     return record.model
+
+
+def _model_folder(ctx: ReleaseContext) -> Path | None:
+    """Where the registered model's files can be read (only when the environment may come from them)."""
+    if ctx.config.environment_from_model is None:
+        return None
+    source = ctx.config.model.path
+    if source is not None and ctx.record.model is not None and ctx.record.model.source == str(source) \
+            and source.is_dir():
+        return source  # the folder this record registered: no download needed
+    model = ctx.model_ref()  # else the registered files themselves (a step run with another --model)
+    target = ctx.artifacts / "model"
+    if target.exists():
+        shutil.rmtree(target)
+    return ctx.workspace.download_model(model.name, model.version, target)
 
 
 def step_environment(ctx: ReleaseContext) -> EnvironmentPin:
     config, record = ctx.config, ctx.record
+    if config.environment_from_model is not None and record.model is None:
+        step_register(ctx)  # the environment may come from the model's own conda file
     with record.step("environment"):
-        environment = ctx.workspace.ensure_environment(config.environment, progress=ctx.progress)
-        record.environment = EnvironmentPin(name=environment.name, version=environment.version,
-                                            content_hash=environment.content_hash, image=environment.image)
+        model = str(ctx.model_ref()) if record.model is not None else ""
+        choice = choose_environment(config, model, _model_folder(ctx), ctx.artifacts / "environment")
+        environment = ctx.workspace.ensure_environment(choice.spec, progress=ctx.progress)
+        record.environment = EnvironmentPin(
+            name=environment.name, version=environment.version, content_hash=environment.content_hash,
+            image=environment.image, source=choice.source,
+            unpinned=[UnpinnedDependency(u.name, u.was, u.now, u.section) for u in choice.unpinned],
+            unpin_not_found=list(choice.not_found))
+    if choice.from_model:
+        ctx.progress(f"environment: from {choice.source}; unpinned "
+                     + (", ".join(f"{u.was} -> {u.now}" for u in choice.unpinned) or "nothing"))
+        if choice.not_found:
+            ctx.progress(f"environment: note - unpin names {', '.join(choice.not_found)}, which the file does not list")
     ctx.progress(f"environment: pinned {environment.name}:{environment.version}")
     return record.environment
 
@@ -206,7 +263,8 @@ def step_deploy(ctx: ReleaseContext) -> Slots:
         with record.step("deploy"):
             code = stage_code(config.online.code_dir, ctx.artifacts / "code" / "online")
             spec = config.online_deployment_spec(candidate, model, environment, code,
-                                                 tags={RELEASE_TAG: record.release_id, CODE_HASH_TAG: _code_hash(ctx)})
+                                                 tags={RELEASE_TAG: record.release_id, CODE_HASH_TAG: _code_hash(ctx)},
+                                                 environment_variables=ctx.deployment_variables())
             ctx.progress(f"deploy: {candidate} <- {model} on {environment} (0% traffic)")
             try:
                 workspace.create_online_deployment(spec, progress=ctx.progress)
@@ -218,8 +276,23 @@ def step_deploy(ctx: ReleaseContext) -> Slots:
     return slots
 
 
+def _plan_baseline(ctx: ReleaseContext, live: str | None):
+    """What the gate compares the candidate with (``mlops.release.baseline``), and live's deployment."""
+    config = ctx.config
+    live_deployment = ctx.workspace.get_online_deployment(ctx.endpoint, live) if live else None
+    mode = baseline_mode(config.load_test.gates.relative.baseline, ctx.workspace.uri)
+    current = ctx.artifacts / "code" / "online"
+    if live_deployment is not None and mode == "fresh" and not current.is_dir():  # a later job elsewhere
+        stage_code(config.online.code_dir, current)
+    plan = plan_baseline(mode, live_deployment, slots=tuple(config.online.slots), current_code_hash=_code_hash(ctx),
+                         current_code=current, archived_code=archived_code_dir(config.records, live_deployment),
+                         code_hash_tag=CODE_HASH_TAG)
+    return plan, live_deployment
+
+
 def step_loadtest(ctx: ReleaseContext) -> LoadTestResult:
-    """Load candidate and live side by side (header-targeted), then score the holdout through both."""
+    """Load candidate, fresh baseline and live side by side (header-targeted, the same users each),
+    then score the holdout through candidate and live. The baseline is removed right after the load."""
     config, workspace, record = ctx.config, ctx.workspace, ctx.record
     candidate, live = ctx.slots()
     names = {d.name for d in workspace.list_online_deployments(ctx.endpoint)}
@@ -233,10 +306,20 @@ def step_loadtest(ctx: ReleaseContext) -> LoadTestResult:
     if record.status is not ReleaseStatus.RUNNING:
         record.status = ReleaseStatus.RUNNING
     with record.step("loadtest", configured_wait_s=profile.run_time_s + profile.warmup_s) as entry:
-        targets = [candidate] + ([live] if live else [])
-        result = run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=targets, shape=profile,
-                          locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name="loadtest",
-                          progress=ctx.progress)
+        plan, live_deployment = _plan_baseline(ctx, live)
+        with holding(ctx):
+            if plan.name is not None and live_deployment is not None:
+                deploy_baseline(ctx, plan, live_deployment, CODE_HASH_TAG)
+            else:
+                record.baseline = BaselineSlot(mode="live", reason=plan.reason)
+                record.save()
+            targets = [candidate] + ([plan.name] if plan.name else []) + ([live] if live else [])
+            try:
+                result = run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=targets,
+                                  shape=profile, locustfile=config.load_test.locustfile, out_dir=ctx.artifacts,
+                                  name="loadtest", progress=ctx.progress)
+            finally:
+                remove_baseline(ctx, reason="load test over")
         loadtest = LoadTestResult.of(result.summary())
         loadtest.samples_ms = {name: [round(v, 2) for v in stats.samples_ms] for name, stats in result.stats.items()
                                if name in targets}
@@ -261,14 +344,17 @@ def _finite(value: float | None) -> float | None:
 
 
 def measurements(record: Record) -> Measurements:
-    """What the gate judges, read from the record's load test and quality sections."""
+    """What the gate judges, read from the record's load test and quality sections: the relative gates
+    compare with the fresh baseline when there was one in the load test, else with live."""
     candidate, live = record.slots.candidate, record.slots.live
     loadtest = record.loadtest or LoadTestResult()
     candidate_stats = loadtest.stats(candidate) or LatencyStats(0, 0, math.nan, math.nan, math.nan, 0.0)
-    live_stats = loadtest.stats(live) if live in loadtest.targets else None
+    fresh = record.baseline is not None and record.baseline.mode == "fresh" and BASELINE_SLOT in loadtest.targets
+    comparator = BASELINE_SLOT if fresh else live
+    compared = loadtest.stats(comparator) if comparator in loadtest.targets else None
     quality = record.quality
     return Measurements(
-        candidate=candidate_stats, live=live_stats,
+        candidate=candidate_stats, live=compared, comparator="baseline" if fresh else "live",
         quality=QualityMeasurement(math.nan if quality.candidate_mape is None else quality.candidate_mape,
                                    quality.live_mape, quality.points, quality.candidate_failures)
         if quality else None)
@@ -298,8 +384,9 @@ def step_gate(ctx: ReleaseContext) -> Verdict:
         with holding(ctx):
             record.finish(ReleaseStatus.INCONCLUSIVE, error=reasons)
         raise Inconclusive(f"not enough evidence to judge {candidate}: {reasons} - nothing "
-                           "promoted (the candidate stays at 0%; re-run `mlops loadtest` and `mlops gate`, "
-                           "or `mlops rollback`)")
+                           "promoted, live traffic untouched; the candidate is left at 0% to be judged again "
+                           "(`mlops loadtest`, then `mlops gate`) or removed (`mlops rollback`, which the "
+                           "release workflow's rollback job runs)")
     return verdict
 
 
@@ -381,7 +468,11 @@ def _start(config: Config, workspace: Workspace, path: Path, progress: Progress)
         refuse_if_held(workspace, config.online.endpoint.name, record.holder)
         record.claim()
         progress(f"release {record.release_id}: resuming (status {record.status})")
-        return ReleaseContext(config, workspace, record, progress), True
+        ctx = ReleaseContext(config, workspace, record, progress)
+        if record.baseline is not None and record.baseline.may_exist:
+            with holding(ctx):
+                safe_remove_baseline(ctx, reason="the release was interrupted while its baseline existed")
+        return ctx, True
     record = _new_record(config, workspace, path)
     progress(f"release {record.release_id}: started on {workspace.uri}")
     return ReleaseContext(config, workspace, record, progress), False
@@ -414,6 +505,7 @@ def _fail(ctx: ReleaseContext, error: MlopsError) -> None:
         record.finish(ReleaseStatus.FAILED, error=str(error))
         return
     with holding(ctx):
+        safe_remove_baseline(ctx, reason="the release failed")
         if record.slots.candidate and record.rollback is None and not record.promotion.finished:
             try:
                 rollback(ctx, reason=f"release failed: {str(error).splitlines()[0] if str(error) else error}")

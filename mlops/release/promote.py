@@ -1,12 +1,23 @@
 """Stepwise promotion with health checks, and the rollback that any failure triggers.
 
-``promote`` interprets the rollout steps from the record's resume point (``promotion.done``): a
-traffic step reads the endpoint's traffic, asks ``rollout.traffic_plan`` for the whole new map and
-writes it (read-modify-write, never a reset); a health check runs a short header-less load and
-attributes each response to its deployment by the response header (``judge_health``, pure). A
-failed check - or any error while traffic is moving - calls ``rollback``: live back to its full
-share, the candidate deleted (or kept at 0%). A release killed half-way resumes at the step it was
-in: re-applying a traffic step is idempotent, and the health check runs again.
+``promote`` interprets the rollout steps from the record's resume point (``promotion.done``):
+
+* a **shadow** step (before any live traffic) mirrors a share of live's requests to the candidate
+  (``rollout.mirror_plan``, read-modify-write), runs a header-less load meanwhile so there is traffic
+  to mirror, removes the mirror, and judges the candidate's own answers to the mirrored requests
+  from the endpoint's per-deployment metrics (``served.judge_served``);
+* a **traffic** step reads the endpoint's traffic, asks ``rollout.traffic_plan`` for the whole new
+  map and writes it (read-modify-write, never a reset);
+* a **health** check runs a short header-less load and attributes each response to its deployment
+  by the response header (``judge_health``, pure) *and* judges the candidate's per-deployment
+  metrics over the same window - everything it served, users' requests included - against live's
+  in that window; both views are recorded.
+
+A failed check - or any error while traffic is moving - calls ``rollback``: the mirror removed, live
+back to its full share, the candidate deleted (or kept at 0%); an Inconclusive check (too little
+data, metrics not ingested yet) rolls back too and exits 3. A release killed half-way resumes at
+the step it was in: re-applying a traffic step is idempotent, a shadow step mirrors again and
+removes the mirror, and the health check runs again.
 """
 
 from __future__ import annotations
@@ -16,7 +27,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import replace
 
-from mlops.errors import MlopsError, ReleaseFailed, UsageError
+from mlops.errors import Inconclusive, MlopsError, ReleaseFailed, UsageError
+from mlops.release.baseline import safe_remove_baseline
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import GateResult, LatencyStats, Phase, Verdict
 from mlops.release.loadtest import UNATTRIBUTED, LoadResult, run_load
@@ -28,18 +40,25 @@ from mlops.release.record import (
     PromotionStep,
     ReleaseStatus,
     RollbackResult,
+    ServedView,
+    ServedWindow,
+    ShadowResult,
     utc_now,
 )
 from mlops.release.rollout import (
     BakeStep,
     HealthCheck,
+    ShadowStep,
     TrafficStep,
     first_release_steps,
+    mirror_plan,
     rollback_plan,
     rollback_refusal,
     traffic_plan,
 )
+from mlops.release.served import ServedCheck, combine, judge_served, metrics_summary
 from mlops.release.slots import RELEASE_TAG
+from mlops.release.typed_json import from_json
 from mlops.workspace.port import OnlineDeployment
 
 
@@ -92,6 +111,67 @@ def _traffic(ctx: ReleaseContext) -> dict[str, int]:
     return dict(endpoint.traffic) if endpoint is not None else {}
 
 
+def _mirror(ctx: ReleaseContext) -> dict[str, int]:
+    endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
+    return {k: int(v) for k, v in endpoint.mirror_traffic.items() if v} if endpoint is not None else {}
+
+
+def _set_mirror(ctx: ReleaseContext, candidate: str, percent: int) -> dict[str, int]:
+    """Mirror ``percent``% to the candidate (0: stop mirroring to it), traffic unchanged (read-modify-write)."""
+    current = _mirror(ctx)
+    try:
+        plan = mirror_plan(current, candidate, percent)
+    except ValueError as error:
+        raise UsageError(f"shadow step on {ctx.endpoint}: {error}") from None
+    if plan != current:
+        ctx.workspace.set_traffic(ctx.endpoint, _traffic(ctx), plan, progress=ctx.progress)
+    return plan
+
+
+def _window(metrics) -> ServedWindow:  # noqa: ANN001 - a port DeploymentMetrics
+    return from_json(ServedWindow, metrics_summary(metrics))
+
+
+def _served_view(ctx: ReleaseContext, check: ServedCheck, candidate: str, live: str | None, since: float,
+                 until: float, what: str) -> ServedView:
+    """Judge what the candidate served in [since, until), beside live in the same window."""
+    served = ctx.workspace.deployment_metrics(ctx.endpoint, candidate, since, until)
+    beside = ctx.workspace.deployment_metrics(ctx.endpoint, live, since, until) if live else None
+    return ServedView(verdict=judge_served(check, served, beside, what=what), candidate=_window(served),
+                      live=_window(beside) if beside is not None else None)
+
+
+def _shadow(ctx: ReleaseContext, step: ShadowStep, candidate: str, live: str | None, name: str) -> ShadowResult:
+    """Mirror, load, un-mirror, judge: the mirror is gone before this returns or raises."""
+    shadow = ctx.config.online.rollout.shadow
+    plan = _set_mirror(ctx, candidate, step.percent)
+    ctx.progress(f"promote: shadow - mirroring {step.percent}% of live's requests to {candidate} for "
+                 f"{step.seconds:g}s (answers discarded)")
+    since = time.time()
+    try:
+        result = _health_load(ctx, step.seconds, name, users=shadow.users)
+    finally:
+        until = time.time()
+        _set_mirror(ctx, candidate, 0)
+    view = _served_view(ctx, shadow.served, candidate, live, since, until, "shadow")
+    return ShadowResult(verdict=view.verdict, mirror=plan, candidate=view.candidate, live=view.live,
+                        load=LoadTestResult.of(result.summary()))
+
+
+def _stop_unless_passed(judged: Verdict, item: PromotionStep, started: float, promotion: Promotion,
+                        record, index: int, step, check: str) -> None:  # noqa: ANN001
+    """Record the step and raise ``ReleaseFailed`` (Failed) or ``Inconclusive`` unless it passed."""
+    if judged.phase is Phase.PASSED:
+        return
+    item.seconds = round(time.monotonic() - started, 3)
+    promotion.steps.append(item)
+    record.save()
+    what = f"{check} check at step {index + 1} ({step.describe()})"
+    if judged.phase is Phase.INCONCLUSIVE:
+        raise Inconclusive(f"{what} could not judge the candidate: " + "; ".join(judged.reasons))
+    raise ReleaseFailed(f"{what} failed: " + "; ".join(judged.reasons))
+
+
 def promote(ctx: ReleaseContext) -> Promotion:
     """Run the rollout steps; returns the promotion. Raises ``ReleaseFailed`` after a rollback."""
     record, config = ctx.record, ctx.config
@@ -113,7 +193,7 @@ def promote(ctx: ReleaseContext) -> Promotion:
         for step in steps[:promotion.done]:
             if isinstance(step, TrafficStep):
                 percent = step.percent
-        remaining_wait = sum(s.seconds for s in steps[promotion.done:] if isinstance(s, BakeStep))
+        remaining_wait = sum(s.seconds for s in steps[promotion.done:] if isinstance(s, BakeStep | ShadowStep))
         with record.step("promote", configured_wait_s=remaining_wait) as entry:
             try:
                 for index in range(promotion.done, len(steps)):
@@ -127,20 +207,27 @@ def promote(ctx: ReleaseContext) -> Promotion:
                         item.traffic = plan
                         ctx.progress(f"promote: step {index + 1}/{len(steps)} traffic "
                                      + " ".join(f"{k}={v}%" for k, v in sorted(plan.items())))
+                    elif isinstance(step, ShadowStep):
+                        item.shadow = _shadow(ctx, step, candidate, live, f"shadow-{index + 1}")
+                        judged = item.shadow.verdict
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} shadow {judged.phase}: "
+                                     + "; ".join(judged.reasons))
+                        _stop_unless_passed(judged, item, started, promotion, record, index, step, "shadow")
                     elif step.check == "health":
                         seconds = step.seconds or rollout.health.duration_s
+                        since = time.time()
                         result = _health_load(ctx, seconds, f"health-{index + 1}")
+                        until = time.time()
                         share = _traffic(ctx).get(candidate, 0)
-                        judged = judge_health(rollout.health, result.stats, candidate, share)
-                        item.health = HealthResult(verdict=judged, load=LoadTestResult.of(result.summary()))
-                        ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase}: "
+                        synthetic = judge_health(rollout.health, result.stats, candidate, share)
+                        view = _served_view(ctx, rollout.health.metrics, candidate, live, since, until, "metrics")
+                        judged = combine(synthetic, view.verdict)
+                        item.health = HealthResult(verdict=judged, load=LoadTestResult.of(result.summary()),
+                                                   synthetic=synthetic, deployment_metrics=view)
+                        ctx.progress(f"promote: step {index + 1}/{len(steps)} health {judged.phase} (synthetic load "
+                                     f"{synthetic.phase}, deployment metrics {view.verdict.phase}): "
                                      + "; ".join(judged.reasons))
-                        if judged.phase is not Phase.PASSED:
-                            item.seconds = round(time.monotonic() - started, 3)
-                            promotion.steps.append(item)
-                            record.save()
-                            raise ReleaseFailed(f"health check at step {index + 1} ({step.describe()}) failed: "
-                                                + "; ".join(judged.reasons))
+                        _stop_unless_passed(judged, item, started, promotion, record, index, step, "health")
                     else:
                         ctx.progress(f"promote: step {index + 1}/{len(steps)} bake {step.seconds:g}s")
                         ctx.sleep(step.seconds)
@@ -153,9 +240,13 @@ def promote(ctx: ReleaseContext) -> Promotion:
                 ctx.progress(f"promote: failed at {percent}% - rolling back ({reason})")
                 summary = rollback(ctx, reason=reason)
                 entry.rolled_back = True
-                record.finish(ReleaseStatus.ROLLED_BACK, error=reason)
+                inconclusive = isinstance(error, Inconclusive)
+                record.finish(ReleaseStatus.INCONCLUSIVE if inconclusive else ReleaseStatus.ROLLED_BACK, error=reason)
                 if isinstance(error, KeyboardInterrupt):
                     raise
+                if inconclusive:
+                    raise Inconclusive(f"promotion of {candidate} stopped and was rolled back "
+                                       f"({summary.traffic_after}): {reason}") from None
                 raise ReleaseFailed(f"promotion of {candidate} failed and was rolled back "
                                     f"({summary.traffic_after}): {reason}") from None
             traffic_after = _traffic(ctx)
@@ -173,15 +264,15 @@ def promote(ctx: ReleaseContext) -> Promotion:
     return promotion
 
 
-def _health_load(ctx: ReleaseContext, seconds: float, name: str) -> LoadResult:
+def _health_load(ctx: ReleaseContext, seconds: float, name: str, *, users: int | None = None) -> LoadResult:
     config = ctx.config
     endpoint = ctx.workspace.get_online_endpoint(ctx.endpoint)
     if endpoint is None:
         raise UsageError(f"online endpoint {ctx.endpoint} does not exist")
     keys = ctx.workspace.get_keys(ctx.endpoint)
-    health = config.online.rollout.health
-    shape = replace(config.load_test.profile, users=health.users, spawn_rate=float(health.users),
-                    run_time_s=seconds, warmup_s=0.0)
+    users = users or config.online.rollout.health.users
+    shape = replace(config.load_test.profile, users=users, spawn_rate=float(users), run_time_s=seconds,
+                    warmup_s=0.0)
     return run_load(scoring_uri=endpoint.scoring_uri, key=keys.primary_key, targets=[], shape=shape,
                     locustfile=config.load_test.locustfile, out_dir=ctx.artifacts, name=name, progress=ctx.progress)
 
@@ -216,6 +307,10 @@ def rollback(ctx: ReleaseContext, *, reason: str = "requested", manual: bool = F
     candidate, live = ctx.slots()
     checked_rollback_plan(ctx, candidate, live, manual=manual)  # a refusal takes no lock and changes nothing
     with holding(ctx):
+        safe_remove_baseline(ctx, reason=f"rollback: {reason}")
+        if candidate in _mirror(ctx) and candidate in _existing(ctx):
+            _set_mirror(ctx, candidate, 0)  # a deployment with mirrored traffic cannot be deleted
+            ctx.progress(f"rollback: stopped mirroring to {candidate}")
         live, before, present, plan = checked_rollback_plan(ctx, candidate, live, manual=manual)
         if plan != before:
             ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)

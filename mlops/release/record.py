@@ -114,12 +114,26 @@ def trigger(env: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 @dataclass
+class TrialPick:
+    """The AutoML trial a job-sourced model came from (``job:NAME``)."""
+
+    job: str
+    trial: str
+    primary_metric: str = ""
+    score: str = ""
+    """The trial's primary-metric value as AutoML reported it ("" when only the tag was known)."""
+
+
+@dataclass
 class ModelPin:
     name: str
     version: str
     content_hash: str = ""
     source: str = ""
     created: bool = False
+    trusted_pickles: bool = False
+    """Its deployments run with ``MLOPS_TRUST_PICKLED_MODEL=1`` (a job-sourced model only)."""
+    trial: TrialPick | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -128,11 +142,25 @@ class ModelPin:
 
 
 @dataclass
+class UnpinnedDependency:
+    """A dependency of the model's conda file whose version pin the environment dropped."""
+
+    name: str
+    was: str
+    now: str
+    section: str = "conda"
+
+
+@dataclass
 class EnvironmentPin:
     name: str
     version: str
     content_hash: str = ""
     image: str = ""
+    source: str = ""
+    """``spec <file>`` or ``model <name:version> <conda file>`` (built from the model's conda file)."""
+    unpinned: list[UnpinnedDependency] = field(default_factory=list)
+    unpin_not_found: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -223,10 +251,93 @@ class QualityResult:
 
 
 @dataclass
+class ServedWindow:
+    """One deployment's per-deployment metrics over a window (``served.metrics_summary``): everything it
+    served - users' requests, mirrored copies, synthetic load - as the endpoint recorded it."""
+
+    deployment: str
+    requests: int = 0
+    failures: int = 0
+    error_rate: float = 0.0
+    status_classes: dict[str, int] = field(default_factory=dict)
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    kinds: dict[str, int] = field(default_factory=dict)
+    complete: bool = True
+    note: str = ""
+    source: str = ""
+    window_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ServedView:
+    """A judgement of what the candidate served (``served.judge_served``), with live beside it."""
+
+    verdict: Verdict
+    candidate: ServedWindow
+    live: ServedWindow | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class HealthResult:
     verdict: Verdict
+    """The step's verdict: the synthetic load's and the deployment metrics' together."""
+    load: LoadTestResult | None = None
+    synthetic: Verdict | None = None
+    """The header-less load's own verdict (``promote.judge_health``)."""
+    deployment_metrics: ServedView | None = None
+    """What the endpoint recorded for the candidate over the bake window, users' requests included."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ShadowResult:
+    """A shadow step: live's requests mirrored to the candidate, judged on the candidate's own answers."""
+
+    verdict: Verdict
+    mirror: dict[str, int] = field(default_factory=dict)
+    """The mirror map while it ran (removed before the next step)."""
+    candidate: ServedWindow | None = None
+    live: ServedWindow | None = None
     load: LoadTestResult | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+class BaselineState(StrEnum):
+    DEPLOYING = "deploying"
+    DEPLOYED = "deployed"
+    REMOVED = "removed"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class BaselineSlot:
+    """What the gate compared the candidate with (``mlops.release.baseline``). ``fresh``: a new copy of
+    live in its own slot, deployed for the load test and removed in every outcome; ``live``: live itself."""
+
+    mode: str = "live"
+    deployment: str | None = None
+    copy_of: str | None = None
+    model: str | None = None
+    environment: str | None = None
+    instance_count: int | None = None
+    code: str = ""
+    reason: str = ""
+    state: BaselineState | None = None
+    removed_because: str | None = None
+    seconds: float = 0.0
+    """Wall time spent creating and removing it (the price of the fresh comparison)."""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def may_exist(self) -> bool:
+        """This release created (or was creating) it and has not removed it yet."""
+        return self.state in (BaselineState.DEPLOYING, BaselineState.DEPLOYED)
 
 
 @dataclass
@@ -237,6 +348,7 @@ class PromotionStep:
     seconds: float = 0.0
     traffic: dict[str, int] | None = None
     health: HealthResult | None = None
+    shadow: ShadowResult | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -336,6 +448,7 @@ class Record:
     environment: EnvironmentPin | None = None
     slots: Slots = field(default_factory=Slots)
     traffic: TrafficSplit = field(default_factory=TrafficSplit)
+    baseline: BaselineSlot | None = None
     loadtest: LoadTestResult | None = None
     quality: QualityResult | None = None
     verdict: Verdict | None = None

@@ -11,7 +11,8 @@ from datetime import date
 from html import escape
 from typing import Any
 
-from mlops.release.record import DeploymentLoad, EnvironmentPin, ModelPin, Record
+from mlops.release.baseline import BASELINE_SLOT, baseline_line
+from mlops.release.record import DeploymentLoad, EnvironmentPin, ModelPin, PromotionStep, Record, ServedWindow
 
 
 def _fmt(value: Any) -> str:
@@ -45,6 +46,21 @@ def _pin(pin: ModelPin | EnvironmentPin | None) -> str:
     return f"{pin.name}:{pin.version}" if pin is not None else "-"
 
 
+def provenance(record: Record) -> tuple[str, str]:
+    """How the model was picked and how its environment was made, one phrase each ("" when plain)."""
+    model, environment = record.model, record.environment
+    trial = ""
+    if model is not None and model.trial is not None:
+        score = f" ({model.trial.primary_metric} {_fmt(_rounded(float(model.trial.score)))})" if model.trial.score else ""
+        trial = f"best trial {model.trial.trial} of job {model.trial.job}{score}" + (
+            "; pickles trusted" if model.trusted_pickles else "")
+    made = ""
+    if environment is not None and environment.source.startswith("model "):
+        unpinned = ", ".join(f"{u.was} -> {u.now}" for u in environment.unpinned) or "no pin"
+        made = f"from the model's {environment.source.rsplit(' ', 1)[-1]}, unpinned {unpinned}"
+    return trial, made
+
+
 def _latency(record: Record) -> tuple[str | None, str | None, DeploymentLoad | None, DeploymentLoad | None]:
     candidate, live = record.slots.candidate, record.slots.live
     deployments = record.loadtest.deployments if record.loadtest else {}
@@ -54,6 +70,38 @@ def _latency(record: Record) -> tuple[str | None, str | None, DeploymentLoad | N
 def _load_line(name: str | None, load: DeploymentLoad) -> str:
     return (f"{name}: {load.requests} req, p50/p95/p99 {_fmt(load.p50_ms)}/{_fmt(load.p95_ms)}/{_fmt(load.p99_ms)} ms, "
             f"errors {load.failures}")
+
+
+def _window(window: ServedWindow | None) -> str:
+    if window is None:
+        return "-"
+    kinds = " ".join(f"{kind} {count}" for kind, count in sorted(window.kinds.items()))
+    text = (f"{window.deployment}: {window.requests} req" + (f" ({kinds})" if kinds else "")
+            + f", p95 {_fmt(window.p95_ms)} ms, errors {window.failures}")
+    return text + ("" if window.complete else f" [incomplete: {window.note}]")
+
+
+def _step_views(step: PromotionStep) -> list[str]:
+    """The evidence of a shadow or health step, one line each: what the candidate served (the endpoint's
+    per-deployment metrics, users' requests included) beside live, and the synthetic load's verdict."""
+    lines = []
+    if step.shadow is not None:
+        lines.append(f"         shadow  {_window(step.shadow.candidate)} | live {_window(step.shadow.live)}")
+    if step.health is not None:
+        if step.health.synthetic is not None:
+            lines.append(f"         synthetic load {step.health.synthetic.phase}: "
+                         + "; ".join(step.health.synthetic.reasons))
+        metrics = step.health.deployment_metrics
+        if metrics is not None:
+            lines.append(f"         deployment metrics {metrics.verdict.phase}: {_window(metrics.candidate)} | live "
+                         f"{_window(metrics.live)}")
+    return lines
+
+
+def _step_phase(step: PromotionStep) -> str:
+    if step.shadow is not None:
+        return str(step.shadow.verdict.phase)
+    return str(step.health.verdict.phase) if step.health else ""
 
 
 def github_outputs(record: Record) -> dict[str, str]:
@@ -73,26 +121,33 @@ def github_outputs(record: Record) -> dict[str, str]:
 def console_report(record: Record) -> str:
     """A readable multi-line summary for the terminal."""
     slots, traffic, verdict = record.slots, record.traffic, record.verdict
+    trial, made = provenance(record)
     lines = [
         f"release {record.release_id}: {record.status}",
-        f"  model        {_pin(record.model)}  ({record.model.source if record.model else ''})",
-        f"  environment  {_pin(record.environment)}",
+        f"  model        {_pin(record.model)}  ({record.model.source if record.model else ''})"
+        + (f"  {trial}" if trial else ""),
+        f"  environment  {_pin(record.environment)}" + (f"  ({made})" if made else ""),
         f"  endpoint     {record.endpoint}  candidate={slots.candidate or '-'} live={slots.live or '-'}",
         f"  traffic      before {_traffic(traffic.before)}  after {_traffic(traffic.after)}",
     ]
+    if record.baseline is not None:
+        lines.append(f"  baseline     {baseline_line(record.baseline)}")
     candidate, live, cand, live_stats = _latency(record)
+    baseline_stats = record.loadtest.deployments.get(BASELINE_SLOT) if record.loadtest else None
     if cand:
         lines.append("  load test    " + _load_line(candidate, cand))
+    if baseline_stats:
+        lines.append("               " + _load_line(BASELINE_SLOT, baseline_stats) + "  (compared with)")
     if live_stats:
-        lines.append("               " + _load_line(live, live_stats))
+        lines.append("               " + _load_line(live, live_stats) + ("  (reported beside)" if baseline_stats else ""))
     if verdict:
         lines.append(f"  verdict      {verdict.phase}")
         for gate in verdict.results:
             lines.append(f"    [{gate.phase:<12}] {gate.reason}")
     for step in record.promotion.steps:
         extra = _traffic(step.traffic) if step.traffic else ""
-        health = str(step.health.verdict.phase) if step.health else ""
-        lines.append(f"  step {step.index:<2} {step.step:<24} {step.seconds:6.1f}s {extra}{health}")
+        lines.append(f"  step {step.index:<2} {step.step:<32} {step.seconds:6.1f}s {extra}{_step_phase(step)}")
+        lines += _step_views(step)
     batch = record.batch
     if batch:
         lines.append(f"  batch        {batch.endpoint} default {batch.default_before or '-'} -> "
@@ -113,12 +168,13 @@ def console_report(record: Record) -> str:
 def markdown_summary(record: Record) -> str:
     """Markdown for ``$GITHUB_STEP_SUMMARY``: outcome, versions, gate table, latency chart, timings."""
     slots, traffic, verdict = record.slots, record.traffic, record.verdict
+    trial, made = provenance(record)
     out = [
         f"## Release `{record.release_id}`: **{record.status}**",
         "",
         "| | |", "|---|---|",
-        f"| Model | `{_pin(record.model)}` |",
-        f"| Environment | `{_pin(record.environment)}` |",
+        f"| Model | `{_pin(record.model)}`" + (f" ({_cell(trial)})" if trial else "") + " |",
+        f"| Environment | `{_pin(record.environment)}`" + (f" ({_cell(made)})" if made else "") + " |",
         f"| Endpoint | `{record.endpoint}` (candidate `{slots.candidate or '-'}`, live `{slots.live or '-'}`) |",
         f"| Traffic before | {_traffic(traffic.before)} |",
         f"| Traffic after | {_traffic(traffic.after)} |",
@@ -154,11 +210,23 @@ def markdown_summary(record: Record) -> str:
         for name, step in record.steps.items():
             out.append(f"| {name} | {step.state} | {step.seconds:.1f} | {step.configured_wait_s:.1f} |")
         out.append("")
+    if record.baseline is not None:
+        out += [f"Baseline: {_cell(baseline_line(record.baseline))}", ""]
     if record.promotion.steps:
-        out += ["### Traffic shift", "", "| # | Step | Traffic | Health | s |", "|---|---|---|---|---|"]
+        out += ["### Traffic shift", "",
+                "| # | Step | Traffic | Verdict | Deployment metrics (candidate / live) | Synthetic load | s |",
+                "|---|---|---|---|---|---|---|"]
         for step in record.promotion.steps:
-            health = str(step.health.verdict.phase) if step.health else ""
-            out.append(f"| {step.index} | {step.step} | {_traffic(step.traffic)} | {health} | {step.seconds:.1f} |")
+            served, synthetic = "", ""
+            if step.shadow is not None:
+                served = f"{_window(step.shadow.candidate)} / {_window(step.shadow.live)}"
+            elif step.health is not None:
+                metrics = step.health.deployment_metrics
+                if metrics is not None:
+                    served = f"{metrics.verdict.phase}: {_window(metrics.candidate)} / {_window(metrics.live)}"
+                synthetic = str(step.health.synthetic.phase) if step.health.synthetic else ""
+            out.append(f"| {step.index} | {step.step} | {_traffic(step.traffic)} | {_step_phase(step)} | "
+                       f"{_cell(served)} | {synthetic} | {step.seconds:.1f} |")
         out.append("")
     batch = record.batch
     if batch:

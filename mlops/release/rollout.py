@@ -1,8 +1,9 @@
 """Rollout steps as data, and the pure traffic plans that interpret them.
 
-``endpoints/online/rollout.yml`` lists steps such as ``[{traffic: 10}, {bake: 30s, check: health},
-{traffic: 50}, ..., {traffic: 100}]`` (Argo Rollouts' canary steps are the model). ``parse_steps``
-turns them into ``TrafficStep`` / ``BakeStep`` values; ``traffic_plan`` and ``rollback_plan`` say
+``endpoints/online/rollout.yml`` lists steps such as ``[{mirror: 20, bake: 60s, check: shadow},
+{traffic: 10}, {bake: 30s, check: health}, {traffic: 50}, ..., {traffic: 100}]`` (Argo Rollouts'
+canary steps are the model). ``parse_steps`` turns them into ``ShadowStep`` / ``TrafficStep`` /
+``BakeStep`` values; ``traffic_plan`` and ``rollback_plan`` say
 what the endpoint's *whole* traffic map must become. They never touch a workspace: the promoter
 reads the current map, asks these functions, and writes the answer (read-modify-write), so a
 third deployment that somebody else put on the endpoint keeps its share.
@@ -15,8 +16,11 @@ from dataclasses import dataclass
 from typing import Literal
 
 from mlops.release.durations import parse_duration
+from mlops.release.served import ServedCheck
 
 CHECKS = ("health",)
+MAX_MIRROR_PERCENT = 50
+"""Azure ML: ``mirror_traffic`` takes at most 50% (safe-rollout guide, "mirror traffic")."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +45,19 @@ class BakeStep:
         return f"{what} + {self.check} check" if self.check else what
 
 
-Step = TrafficStep | BakeStep
+@dataclass(frozen=True)
+class ShadowStep:
+    """Mirror ``percent`` of live's traffic to the candidate for ``seconds`` (answers discarded), then
+    judge the candidate's own answers to those requests. Only before any live traffic."""
+
+    percent: int
+    seconds: float
+
+    def describe(self) -> str:
+        return f"mirror {self.percent}% for {self.seconds:g}s + shadow check"
+
+
+Step = TrafficStep | BakeStep | ShadowStep
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,16 @@ class HealthCheck:
     max_error_rate: float = 0.0
     max_p95_ms: float | None = None
     min_requests: int = 20
+    metrics: ServedCheck = ServedCheck(too_few="report")
+    """How the candidate's per-deployment metrics over the bake window (users' traffic included) are judged."""
+
+
+@dataclass(frozen=True)
+class ShadowCheck:
+    """How a shadow step loads the endpoint (header-less, so live's requests are mirrored) and judges."""
+
+    users: int = 4
+    served: ServedCheck = ServedCheck()
 
 
 @dataclass(frozen=True)
@@ -63,17 +89,19 @@ class Rollout:
     failed_candidate: Literal["delete", "keep"] = "delete"
     """On a failed check: delete the candidate, or keep it at 0% for inspection."""
     health: HealthCheck = HealthCheck()
+    shadow: ShadowCheck = ShadowCheck()
 
     def configured_seconds(self) -> float:
         """Bake time the configuration asks for (excluded when judging the release's own overhead)."""
-        return sum(step.seconds if isinstance(step, BakeStep) else 0.0 for step in self.steps)
+        return sum(step.seconds if isinstance(step, BakeStep | ShadowStep) else 0.0 for step in self.steps)
 
 
 def parse_steps(raw: object) -> tuple[Step, ...]:
     """Parse the YAML list of steps. Raises ``ValueError`` naming the step index and what was expected.
 
     Rules: traffic is an integer 0-100 and never decreases; the last traffic step is 100 (a rollout
-    that ends half-way is a configuration mistake); ``check`` is one of ``CHECKS``.
+    that ends half-way is a configuration mistake); ``check`` is one of ``CHECKS``; a shadow step
+    (``{mirror: 1-50, bake: D, check: shadow}``) comes before any traffic step above 0%, with a bake.
     """
     if not isinstance(raw, list) or not raw:
         raise ValueError("expected a non-empty list of steps like [{traffic: 10}, {bake: 30s, check: health}]")
@@ -83,9 +111,12 @@ def parse_steps(raw: object) -> tuple[Step, ...]:
         where = f"step {index + 1}"
         if not isinstance(item, dict):
             raise ValueError(f"{where}: expected a mapping like {{traffic: 10}}, got {item!r}")
-        unknown = set(item) - {"traffic", "bake", "check"}
+        unknown = set(item) - {"traffic", "bake", "check", "mirror"}
         if unknown:
-            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; expected traffic, bake, check")
+            raise ValueError(f"{where}: unknown key(s) {sorted(unknown)}; expected traffic, mirror, bake, check")
+        if "mirror" in item:
+            steps.append(_shadow_step(item, where, last_percent))
+            continue
         if "traffic" in item:
             if set(item) != {"traffic"}:
                 raise ValueError(f"{where}: a traffic step holds only `traffic`")
@@ -110,6 +141,44 @@ def parse_steps(raw: object) -> tuple[Step, ...]:
     if last_percent != 100:
         raise ValueError("the last traffic step must be {traffic: 100}")
     return tuple(steps)
+
+
+def _shadow_step(item: dict, where: str, last_percent: int) -> ShadowStep:
+    if set(item) - {"mirror", "bake", "check"}:
+        raise ValueError(f"{where}: a mirror step holds `mirror`, `bake` and `check: shadow`")
+    percent = item["mirror"]
+    if isinstance(percent, bool) or not isinstance(percent, int) or not 1 <= percent <= MAX_MIRROR_PERCENT:
+        raise ValueError(f"{where}: mirror must be an integer 1-{MAX_MIRROR_PERCENT} (Azure ML's mirror_traffic "
+                         f"limit), got {percent!r}")
+    if item.get("check", "shadow") != "shadow":
+        raise ValueError(f"{where}: a mirror step's check is `shadow`, got {item.get('check')!r}")
+    if last_percent > 0:
+        raise ValueError(f"{where}: a shadow step must come before any live traffic (the candidate already has "
+                         f"{last_percent}%)")
+    if "bake" not in item:
+        raise ValueError(f"{where}: a mirror step needs `bake` (how long to mirror), e.g. {{mirror: 20, bake: 60s, "
+                         "check: shadow}")
+    try:
+        seconds = parse_duration(item["bake"])
+    except ValueError as error:
+        raise ValueError(f"{where}: bake: {error}") from None
+    if seconds <= 0:
+        raise ValueError(f"{where}: a mirror step's bake must be longer than 0s")
+    return ShadowStep(percent, seconds)
+
+
+def mirror_plan(current_mirror: Mapping[str, int], candidate: str, percent: int) -> dict[str, int]:
+    """The whole mirror map that mirrors ``percent``% to ``candidate`` (0: no mirror to it).
+
+    Azure allows one mirror deployment: another deployment's mirror is never replaced silently
+    (``ValueError``), and removing ours keeps theirs."""
+    if not 0 <= percent <= MAX_MIRROR_PERCENT:
+        raise ValueError(f"mirror percent must be 0-{MAX_MIRROR_PERCENT}, got {percent}")
+    others = {name: int(pct) for name, pct in current_mirror.items() if name != candidate and pct}
+    if percent and others:
+        raise ValueError(f"the endpoint already mirrors traffic to {', '.join(sorted(others))}; Azure ML allows one "
+                         "mirror deployment")
+    return {**others, candidate: percent} if percent else others
 
 
 def traffic_plan(current: Mapping[str, int], live: str | None, candidate: str, percent: int) -> dict[str, int]:
@@ -155,7 +224,7 @@ def first_release_steps(steps: Sequence[Step]) -> tuple[Step, ...]:
     """With no live deployment there is no split to step through: 100% at once, then the last
     health check of the rollout (if any) to vouch for the endpoint."""
     checks = [step for step in steps if isinstance(step, BakeStep) and step.check]
-    return (TrafficStep(100), *checks[-1:])
+    return (TrafficStep(100), *checks[-1:])  # no shadow: there is no live traffic to mirror
 
 
 def completed_traffic_steps(steps: Sequence[Step], done: int) -> int:

@@ -1,7 +1,7 @@
 """The Azure ML adapter: the ``Workspace`` port on ``azure.ai.ml.MLClient``.
 
 This is the only module that imports the Azure SDK clients (``azure.ai.ml``, ``azure.identity``,
-``azure.core``). Pure decisions (versions, states, lock format, AutoML best trial, error kinds)
+``azure.core``, ``azure.monitor.query``). Pure decisions (versions, states, lock format, AutoML best trial, error kinds)
 live in ``mlops.workspace.azure_decisions``; this module does the I/O and translates every SDK
 exception into ``mlops.errors`` at the boundary (``_call``), with the fix in the message.
 
@@ -32,6 +32,10 @@ How it maps the port onto Azure ML, and the traps it avoids:
   to ``resources``); ``invoke(deployment_name=..., input=Input(type="uri_folder", path=<local dir>))``
   (the SDK uploads the folder); the output is the job's ``score`` output; the default deployment
   is set read-modify-write on the endpoint's ``defaults.deployment_name``.
+* **Deployment metrics** come from Azure Monitor: ``LogsQueryClient.query_workspace`` on the
+  ``AmlOnlineEndpointTrafficLog`` table of the Log Analytics workspace ``MLOPS_LOG_ANALYTICS_WORKSPACE_ID``
+  (the queries, the ingestion delay and why not platform metrics: ``mlops.workspace.azure_monitor``).
+  Without that workspace the metrics are reported incomplete, so no health check can pass on them.
 * **Release lock**: the tag ``mlops.release-lock = holder@time`` on the online endpoint, written
   read-modify-write and verified by reading it back. Azure ML endpoints expose no etag to the SDK,
   so two writers within the same second can both believe they won; in GitHub Actions the
@@ -97,22 +101,18 @@ from mlops.errors import (
     UsageError,
     WorkspaceError,
 )
-from mlops.workspace import AzureTarget, rules
+from mlops.workspace import AzureTarget, automl, azure_monitor, rules
 from mlops.workspace import azure_decisions as decide
-from mlops.workspace.azure_decisions import (
-    AUTOML_CHILD_TAG,
-    AUTOML_METRIC_TAG,
-    AUTOML_PARENT_TAG,
-    AUTOML_SCORE_TAG,
-    CONTENT_HASH_TAG,
-    RELEASE_LOCK_TAG,
-)
+from mlops.workspace.automl import AUTOML_CHILD_TAG, AUTOML_METRIC_TAG, AUTOML_PARENT_TAG, AUTOML_SCORE_TAG
+from mlops.workspace.azure_decisions import CONTENT_HASH_TAG, RELEASE_LOCK_TAG
 from mlops.workspace.port import (
+    AutoMLJobRequest,
     BatchDeployment,
     BatchDeploymentSpec,
     BatchEndpoint,
     BatchEndpointSpec,
     BatchJob,
+    DeploymentMetrics,
     EndpointKeys,
     Environment,
     EnvironmentSpec,
@@ -125,6 +125,8 @@ from mlops.workspace.port import (
     ProbeSettings,
     Progress,
     ReleaseLock,
+    TrainingJob,
+    Trial,
     no_progress,
 )
 
@@ -199,8 +201,16 @@ class AzureWorkspace:
                  sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
                  http_post: HttpPost = _urllib_post, lro_timeout: float = 3600.0,
                  settle_timeout: float = 600.0, poll_interval: float = 5.0, retry_attempts: int = 8,
-                 retry_base: float = 5.0, invoke_timeout: float = 90.0) -> None:
+                 retry_base: float = 5.0, invoke_timeout: float = 90.0, logs_client: Any = None,
+                 log_workspace_id: str | None = None, wall_clock: Callable[[], float] = time.time,
+                 ingestion_delay_s: float = azure_monitor.INGESTION_DELAY_S, wait_for_ingestion: bool = True) -> None:
         self._ml = ml_client
+        self._logs = logs_client
+        """``azure.monitor.query.LogsQueryClient`` (or a fake with its ``query_workspace`` signature)."""
+        self._log_workspace_id = log_workspace_id
+        self._wall = wall_clock
+        self._ingestion_delay_s = ingestion_delay_s
+        self._wait_for_ingestion = wait_for_ingestion
         self._credential = credential
         self.uri = uri or (f"azureml://subscriptions/{ml_client.subscription_id}/resourceGroups/"
                            f"{ml_client.resource_group_name}/workspaces/{ml_client.workspace_name}")
@@ -228,7 +238,14 @@ class AzureWorkspace:
                           resource_group_name=target.resource_group, workspace_name=target.workspace)
         uri = (f"azureml://subscriptions/{target.subscription_id}/resourceGroups/{target.resource_group}"
                f"/workspaces/{target.workspace}")
-        return cls(client, uri=uri, credential=credential, **options)
+        log_workspace_id = options.pop("log_workspace_id", None) or os.environ.get(azure_monitor.LOG_WORKSPACE_ENV)
+        logs_client = options.pop("logs_client", None)
+        if log_workspace_id and logs_client is None:
+            from azure.monitor.query import LogsQueryClient
+
+            logs_client = LogsQueryClient(credential)
+        return cls(client, uri=uri, credential=credential, logs_client=logs_client,
+                   log_workspace_id=log_workspace_id, **options)
 
     @classmethod
     def from_environment(cls, **options: Any) -> AzureWorkspace:
@@ -362,37 +379,50 @@ class AzureWorkspace:
         order = {v: i for i, v in enumerate(decide.sort_versions(m.version for m in models))}
         return sorted(models, key=lambda m: order[m.version])
 
-    def register_model_from_job(self, name: str, job_name: str, *, tags: Mapping[str, str] | None = None,
-                                progress: Progress = no_progress) -> Model:
-        """Register the best trial of the AutoML job ``job_name`` as model ``name``.
-
-        The parent job's primary metric (``primary_metric``, else its ``primary_metric`` property)
-        and goal (``AMLSettingsJsonString.metric_operation``) pick the best completed child job by
-        its ``score`` (see ``azure_decisions.choose_best_child``). The child's default artifacts are
-        downloaded (``jobs.download``), and ``outputs/model.pt`` (or ``model.pkl``), the conda
-        environment file and the scoring file are registered together as one folder, tagged with
-        the parent, the child, the metric and the score. The same files -> the same version.
-        """
+    def _automl_parent(self, job_name: str) -> tuple[Any, str]:
+        """The parent job and its primary metric's name, or the error that says why it gives no model."""
         parent = self._call(f"get AutoML job {job_name}", self._ml.jobs.get, job_name)
         properties = dict(getattr(parent, "properties", None) or {})
-        metric = str(getattr(parent, "primary_metric", None) or properties.get("primary_metric") or "")
-        if not metric:
-            raise UsageError(f"job {job_name!r} is not an AutoML job (it has no primary metric)")
-        children = [
-            decide.ChildRun(name=child.name, status=str(child.status or ""),
+        metric = automl.metric_name(getattr(parent, "primary_metric", None) or properties.get("primary_metric"))
+        problem = decide.automl_job_problem(job_name, getattr(parent, "status", None), metric)
+        if problem is not None:
+            raise problem
+        return parent, metric
+
+    def _automl_children(self, job_name: str) -> list[automl.ChildRun | None]:
+        # jobs.list(parent_job_name=...) yields None for a child whose REST object did not parse
+        return [
+            None if child is None else
+            automl.ChildRun(name=child.name, status=decide._enum_text(child.status),
                             properties=dict(getattr(child, "properties", None) or {}), tags=_tags(child))
             for child in self._list(f"list trials of AutoML job {job_name}", self._ml.jobs.list,
                                     parent_job_name=job_name)
         ]
-        best = decide.choose_best_child(job_name, metric, children, parent_tags=_tags(parent),
+
+    def register_model_from_job(self, name: str, job_name: str, *, tags: Mapping[str, str] | None = None,
+                                progress: Progress = no_progress) -> Model:
+        """Register the best trial of the AutoML job ``job_name`` as model ``name``.
+
+        The trial is AutoML's own choice (the parent's ``automl_best_child_run_id`` tag), else the
+        completed child with the best ``score`` by the primary metric's direction (see
+        ``azure_decisions.choose_best_child``). The child's default artifacts are downloaded
+        (``jobs.download``: ``artifacts/outputs/...``), and ``outputs/model.pt`` (or ``model.pkl``),
+        the conda environment file and the scoring file are registered together as one folder,
+        tagged with the parent, the child, the metric and the score. The same files -> the same version.
+        """
+        parent, metric = self._automl_parent(job_name)
+        properties = dict(getattr(parent, "properties", None) or {})
+        best = automl.choose_best_child(job_name, metric, self._automl_children(job_name), parent_tags=_tags(parent),
                                         settings_json=properties.get("AMLSettingsJsonString"))
-        progress(f"AutoML job {job_name}: best trial {best.name} ({best.reason}; score {best.score})")
+        for warning in best.warnings:
+            progress(f"warning: {warning}")
+        progress(f"AutoML job {job_name}: best trial {best.name} ({best.reason}; {metric} {best.score})")
         with tempfile.TemporaryDirectory(prefix="mlops-automl-") as tmp:
             download = Path(tmp) / "download"
             self._call(f"download outputs of trial {best.name}", self._ml.jobs.download, best.name,
                        download_path=str(download), progress=progress)
             files = {p.relative_to(download).as_posix(): p for p in download.rglob("*") if p.is_file()}
-            picked = decide.pick_automl_files(files)
+            picked = automl.pick_automl_files(files)
             stage = Path(tmp) / "model"
             stage.mkdir()
             for relative in (picked.model, picked.conda_file, picked.scoring_file):
@@ -400,6 +430,77 @@ class AzureWorkspace:
             job_tags = {AUTOML_PARENT_TAG: job_name, AUTOML_CHILD_TAG: best.name, AUTOML_METRIC_TAG: metric,
                         AUTOML_SCORE_TAG: "" if best.score is None else repr(best.score)}
             return self.register_model(name, stage, tags={**job_tags, **dict(tags or {})}, progress=progress)
+
+    def download_model(self, name: str, version: str, dest: Path) -> Path:
+        """``models.download`` puts the files under ``dest/<name>/`` (a registered folder one level
+        deeper, under the folder's own name: azure-ai-ml's ``ModelOperations.download``); returns
+        ``dest/<name>``."""
+        dest = Path(dest)
+        dest.mkdir(parents=True, exist_ok=True)
+        self._call(f"download model {name}:{version}", self._ml.models.download, name=name, version=version,
+                   download_path=str(dest))
+        folder = dest / name
+        return folder if folder.is_dir() else dest
+
+    # AutoML jobs -----------------------------------------------------------------------------
+    def _trial(self, child: Any) -> Trial:
+        properties = {str(k): str(v) for k, v in (getattr(child, "properties", None) or {}).items()}
+        return Trial(name=child.name, status=decide.job_status(child.status),
+                     score=automl.parse_score(properties["score"]) if "score" in properties else None,
+                     algorithm=properties.get("run_algorithm", ""), properties=properties)
+
+    def _training_job(self, job: Any, children: Iterable[Any] = ()) -> TrainingJob:
+        properties = {str(k): str(v) for k, v in (getattr(job, "properties", None) or {}).items()}
+        metric = automl.metric_name(getattr(job, "primary_metric", None) or properties.get("primary_metric"))
+        try:
+            goal = automl.metric_goal(metric, properties.get("AMLSettingsJsonString")) if metric else None
+        except UsageError:
+            goal = None
+        tags = _tags(job)
+        return TrainingJob(name=job.name, status=decide.job_status(job.status), primary_metric=metric, goal=goal,
+                           best_child=tags.get(automl.AUTOML_BEST_CHILD_TAG),
+                           trials=tuple(self._trial(c) for c in children if c is not None and "score" in
+                                        (getattr(c, "properties", None) or {})),
+                           created_at=str((getattr(job, "creation_context", None) and
+                                           getattr(job.creation_context, "created_at", "")) or ""),
+                           properties=properties, tags=tags)
+
+    def submit_automl_job(self, request: AutoMLJobRequest, *, progress: Progress = no_progress) -> TrainingJob:
+        """``load_job`` the CLI v2 spec (the SDK validates it) and ``jobs.create_or_update`` it."""
+        from azure.ai.ml import load_job
+
+        if request.data:
+            raise UsageError("--data is for the local workspace: on Azure ML the spec's training_data (an MLTable "
+                             "data asset) is what the job trains on")
+        if not Path(request.spec_file).is_file():
+            raise UsageError(f"AutoML job spec {request.spec_file} does not exist")
+        try:
+            job = load_job(str(request.spec_file))
+        except (ValidationException, MlException) as exc:
+            raise self._translate(f"load AutoML job spec {request.spec_file}", exc) from exc
+        if getattr(job, "type", "") != "automl":
+            raise UsageError(f"{request.spec_file}: expected an AutoML job spec (type: automl)")
+        if request.name:
+            job.name = request.name
+        if request.trials:
+            job.limits.max_trials = request.trials
+        progress(f"submitting AutoML job from {request.spec_file} (experiment {job.experiment_name}, "
+                 f"compute {job.compute})")
+        created = self._call(f"submit AutoML job {request.spec_file}", self._ml.jobs.create_or_update, job,
+                             progress=progress, retry=False)
+        studio = getattr(created, "studio_url", "") or ""
+        progress(f"AutoML job {created.name} submitted ({decide._enum_text(created.status)})"
+                 + (f": {studio}" if studio else ""))
+        return self._training_job(created)
+
+    def get_training_job(self, name: str) -> TrainingJob:
+        job = self._call(f"get job {name}", self._ml.jobs.get, name)
+        children = self._list(f"list trials of job {name}", self._ml.jobs.list, parent_job_name=name)
+        return self._training_job(job, children)
+
+    def list_training_jobs(self) -> list[TrainingJob]:
+        jobs = self._list("list jobs", self._ml.jobs.list)
+        return [self._training_job(job) for job in jobs if job is not None and getattr(job, "type", "") == "automl"]
 
     # environments ----------------------------------------------------------------------------
     def _environment(self, entity: Any) -> Environment:
@@ -628,6 +729,34 @@ class AzureWorkspace:
             target = f" (deployment {deployment_name})" if deployment_name else ""
             raise WorkspaceError(f"invoke online endpoint {endpoint_name}{target}: HTTP {status}: {text}")
         return payload
+
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> DeploymentMetrics:
+        """The deployment's rows of ``AmlOnlineEndpointTrafficLog`` in [since, until) (see
+        ``azure_monitor``): waits out the rest of the ingestion delay first (once), then two queries."""
+        now = self._wall()
+        until = now if until is None else min(until, now)
+        if not self._log_workspace_id or self._logs is None:
+            return azure_monitor.unconfigured(endpoint_name, deployment_name, since, until)
+        remaining = self._ingestion_delay_s - (now - until)
+        if self._wait_for_ingestion and remaining > 0:
+            self._sleep(remaining)
+            now = self._wall()
+        codes_query, latency_query = azure_monitor.traffic_log_queries(endpoint_name, deployment_name)
+        timespan = (datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(until, UTC))
+        tables: list[tuple[list[str], list[Any]] | None] = []
+        partial = ""
+        for query in (codes_query, latency_query):
+            result = self._call(f"query {azure_monitor.TRAFFIC_LOG_TABLE} of {endpoint_name}/{deployment_name}",
+                                self._logs.query_workspace, self._log_workspace_id, query, timespan=timespan)
+            data = list(getattr(result, "tables", None) or getattr(result, "partial_data", None) or [])
+            error = getattr(result, "partial_error", None)
+            if error is not None:
+                partial = str(getattr(error, "message", error))
+            tables.append((list(data[0].columns), [list(row) for row in data[0].rows]) if data else ([], []))
+        return azure_monitor.metrics_from_tables(endpoint_name, deployment_name, since, until, now,
+                                                 codes=tables[0], latency=tables[1], partial=partial,
+                                                 ingestion_delay_s=self._ingestion_delay_s)
 
     def get_logs(self, endpoint_name: str, deployment_name: str, *, lines: int = 100) -> str:
         return self._call(f"get logs of deployment {deployment_name} on online endpoint {endpoint_name}",

@@ -11,11 +11,8 @@ exception (with which fix) an Azure error becomes.
 
 from __future__ import annotations
 
-import json
-import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Literal
 
 from mlops.errors import (
@@ -23,8 +20,10 @@ from mlops.errors import (
     ConflictError,
     NotFoundError,
     RuleViolation,
+    UsageError,
     WorkspaceError,
 )
+from mlops.workspace import automl
 from mlops.workspace.port import AssetRef, DeploymentState, JobStatus, ReleaseLock
 
 CONTENT_HASH_TAG = "mlops.content_hash"
@@ -33,10 +32,6 @@ CONTENT_HASH_TAG = "mlops.content_hash"
 RELEASE_LOCK_TAG = "mlops.release-lock"
 """Tag on the online endpoint while a release runs: ``holder@ISO-8601 time``."""
 
-AUTOML_PARENT_TAG = "mlops.automl_parent_job"
-AUTOML_CHILD_TAG = "mlops.automl_child_job"
-AUTOML_METRIC_TAG = "mlops.automl_primary_metric"
-AUTOML_SCORE_TAG = "mlops.automl_score"
 
 # ---------------------------------------------------------------------------------------------
 # asset references and versions
@@ -261,136 +256,15 @@ def classify_status(status: int | None) -> ErrorKind:
     return "other"
 
 
-# ---------------------------------------------------------------------------------------------
-# AutoML: the best child run and its files
-
-_MAXIMIZED_METRICS = {
-    "r2_score", "spearman_correlation", "accuracy", "auc_weighted", "average_precision_score_weighted",
-    "norm_macro_recall", "precision_score_weighted", "mean_average_precision", "iou", "f1_score",
-    "explained_variance",
-}
-
-
-@dataclass(frozen=True)
-class ChildRun:
-    """One AutoML trial as the job service reports it."""
-
-    name: str
-    status: str = "Completed"
-    properties: Mapping[str, str] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BestChild:
-    name: str
-    primary_metric: str
-    score: float | None
-    goal: Literal["minimize", "maximize"]
-    reason: str
-
-
-def metric_goal(metric: str, settings_json: str | None = None) -> Literal["minimize", "maximize"]:
-    """AutoML records ``metric_operation`` in the parent's ``AMLSettingsJsonString``; without it,
-    error metrics are minimized and scores (r2, spearman, accuracy...) maximized."""
-    if settings_json:
-        try:
-            operation = json.loads(settings_json).get("metric_operation")
-        except (ValueError, AttributeError):
-            operation = None
-        if operation in ("minimize", "maximize"):
-            return operation
-    return "maximize" if metric.lower() in _MAXIMIZED_METRICS else "minimize"
-
-
-def _float(value: object) -> float | None:
-    try:
-        number = float(str(value))
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
-def _scores_from_parent_tags(parent_name: str, tags: Mapping[str, str]) -> dict[str, float]:
-    """AutoML's parent run carries ``iteration_000`` / ``score_000`` (``;``-separated, aligned);
-    child runs are named ``<parent>_<iteration>``."""
-    scores: dict[str, float] = {}
-    for key, value in tags.items():
-        if not key.startswith("score_"):
-            continue
-        iterations = tags.get("iteration_" + key.removeprefix("score_"), "").split(";")
-        for iteration, score in zip(iterations, value.split(";"), strict=False):
-            number = _float(score)
-            if iteration.strip() and number is not None:
-                scores[f"{parent_name}_{iteration.strip()}"] = number
-    return scores
-
-
-def choose_best_child(parent_name: str, primary_metric: str, children: Sequence[ChildRun], *,
-                      parent_tags: Mapping[str, str] | None = None,
-                      settings_json: str | None = None) -> BestChild:
-    """The completed child with the best primary-metric score.
-
-    Scores come from each child's ``score`` property (AutoML sets it to the primary metric's
-    value), else from the parent's ``score_NNN``/``iteration_NNN`` tags. Setup/featurization runs
-    (``_setup``, ``_featurize``, ...) carry no score and are ignored. Without any score, AutoML's
-    own ``automl_best_child_run_id`` tag on the parent decides. Ties go to the earliest iteration.
-    """
-    goal = metric_goal(primary_metric, settings_json)
-    parent_tags = parent_tags or {}
-    tag_scores = _scores_from_parent_tags(parent_name, parent_tags)
-    candidates: list[tuple[float, int, str]] = []
-    for order, child in enumerate(children):
-        if child.status.lower() != "completed":
-            continue
-        score = _float(child.properties.get("score", child.tags.get("score")))
-        if score is None:
-            score = tag_scores.get(child.name)
-        if score is not None:
-            candidates.append((score, order, child.name))
-    if candidates:
-        sign = 1 if goal == "minimize" else -1
-        score, _, name = min(candidates, key=lambda item: (sign * item[0], item[1]))
-        return BestChild(name, primary_metric, score, goal,
-                         f"best {primary_metric} ({goal}) among {len(candidates)} completed trial(s)")
-    fallback = parent_tags.get("automl_best_child_run_id")
-    if fallback:
-        return BestChild(fallback, primary_metric, None, goal,
-                         "no trial reported a score; used the parent's automl_best_child_run_id tag")
-    raise NotFoundError(
-        f"AutoML job {parent_name!r} has no completed trial with a {primary_metric} score and no "
-        "automl_best_child_run_id tag: has it finished successfully?"
-    )
-
-
-@dataclass(frozen=True)
-class AutoMLFiles:
-    model: str
-    conda_file: str
-    scoring_file: str
-
-
-def pick_automl_files(relative_paths: Iterable[str]) -> AutoMLFiles:
-    """From a child run's downloaded artifacts (relative posix paths), the model, its conda
-    environment file and scoring file under ``outputs/``. AutoML writes ``outputs/model.pt``
-    (TCNForecaster) or ``outputs/model.pkl``, ``outputs/conda_env_v_1_0_0.yml`` and
-    ``outputs/scoring_file_v_2_0_0.py`` (versioned names: the highest version wins)."""
-    paths = sorted(relative_paths)
-    outputs = [p for p in paths if "outputs/" in f"/{p}"]
-
-    def pick(candidates: list[str], what: str) -> str:
-        if not candidates:
-            raise NotFoundError(f"the AutoML trial's outputs hold no {what} (files: {', '.join(outputs) or 'none'})")
-        return sorted(candidates, key=lambda p: (_name_version(p), p))[-1]
-
-    model = [p for p in outputs if p.rsplit("/", 1)[-1] == "model.pt"]
-    if not model:
-        model = [p for p in outputs if p.rsplit("/", 1)[-1] == "model.pkl"]
-    conda = [p for p in outputs if re.fullmatch(r"conda_env.*\.ya?ml", p.rsplit("/", 1)[-1])]
-    scoring = [p for p in outputs if re.fullmatch(r"scoring_file.*\.py", p.rsplit("/", 1)[-1])]
-    return AutoMLFiles(pick(model, "model.pt or model.pkl"), pick(conda, "conda_env_*.yml"),
-                       pick(scoring, "scoring_file_*.py"))
-
-
-def _name_version(path: str) -> tuple[int, ...]:
-    return tuple(int(n) for n in re.findall(r"\d+", path.rsplit("/", 1)[-1]))
+def automl_job_problem(name: str, status: object, primary_metric: object) -> Exception | None:
+    """Why the job ``name`` cannot give a model (``None`` when it can): not an AutoML job (no primary
+    metric), or not finished successfully (AutoML tags its best trial when the sweep completes)."""
+    if not automl.metric_name(primary_metric):
+        return UsageError(f"job {name!r} is not an AutoML job (it has no primary metric): give job:NAME of an AutoML "
+                          "job, a model folder or azureml:NAME:VERSION")
+    state = job_status(status)
+    if state != "Completed":
+        hint = ("wait for it to finish (mlops jobs show " + name + ")") if state in ("Queued", "Running") \
+            else "its best trial is only known once it completes; submit it again"
+        return UsageError(f"AutoML job {name!r} is {_enum_text(status) or state}, not Completed: {hint}")
+    return None

@@ -178,6 +178,115 @@ class BatchJob:
 
 
 @dataclass(frozen=True)
+class Trial:
+    """One child job (trial) of an AutoML job."""
+
+    name: str
+    status: JobStatus
+    score: float | None
+    """The primary metric's value (AutoML's ``score`` property)."""
+    algorithm: str = ""
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", JobStatus(self.status))
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """An AutoML job (the parent) and its trials, as ``mlops jobs show`` prints it."""
+
+    name: str
+    status: JobStatus
+    primary_metric: str
+    """AutoML's snake-case name, e.g. ``normalized_root_mean_squared_error``."""
+    goal: Literal["minimize", "maximize"] | None
+    best_child: str | None
+    """AutoML's ``automl_best_child_run_id`` tag (set when the sweep completes)."""
+    trials: tuple[Trial, ...] = ()
+    created_at: str = ""
+    properties: Mapping[str, str] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    error: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", JobStatus(self.status))
+
+    @property
+    def finished(self) -> bool:
+        """Completed, Failed or Canceled (``JobStatus.finished``)."""
+        return self.status.finished
+
+    def to_dict(self) -> dict[str, object]:
+        return {"name": self.name, "status": str(self.status), "primary_metric": self.primary_metric, "goal": self.goal,
+                "best_child": self.best_child, "created_at": self.created_at, "error": self.error,
+                "trials": [{"name": t.name, "status": str(t.status), "primary_metric_value": t.score,
+                            "algorithm": t.algorithm, "metrics": dict(t.metrics), "best": t.name == self.best_child}
+                           for t in self.trials]}
+
+
+@dataclass(frozen=True)
+class AutoMLJobRequest:
+    """What ``submit_automl_job`` needs: the CLI v2 AutoML spec and what the local sweep adds."""
+
+    spec_file: Path
+    name: str | None = None
+    data: str | None = None
+    """Local workspace only: a CSV (date,count[,holiday]) or ``synthetic`` instead of the spec's
+    ``training_data`` asset (a data asset exists only on Azure)."""
+    trials: int | None = None
+    """Overrides the spec's ``limits.max_trials``."""
+    fast: bool = False
+    """Local workspace only: tiny trials (a few epochs, small networks) for tests and demos."""
+
+
+@dataclass(frozen=True)
+class DeploymentMetrics:
+    """What one deployment served in a window, over *all* its traffic (users' requests routed by the
+    split, header-targeted requests, mirrored copies), as the endpoint itself recorded it.
+
+    Local: the router's records. Azure: Azure Monitor's ``AmlOnlineEndpointTrafficLog`` rows of the
+    deployment. ``complete`` is False while the window may still be missing data (Azure Monitor's
+    ingestion delay, a local host restarted inside the window): judges make that Inconclusive,
+    never Passed."""
+
+    endpoint_name: str
+    deployment_name: str
+    since: float
+    """Window start, epoch seconds (UTC)."""
+    until: float
+    requests: int
+    status_codes: Mapping[int, int] = field(default_factory=dict)
+    p50_ms: float = float("nan")
+    p95_ms: float = float("nan")
+    p99_ms: float = float("nan")
+    """Latency percentiles of the successful (2xx/3xx) requests."""
+    kinds: Mapping[str, int] = field(default_factory=dict)
+    """Requests by kind (``routed``, ``targeted``, ``mirrored``) where the source tells them apart."""
+    complete: bool = True
+    note: str = ""
+    """Why the window is incomplete, or where the data came from."""
+    source: str = ""
+
+    @property
+    def failures(self) -> int:
+        """Server-side failures: 5xx, plus the router's 408 (timeout) and 429 (over the concurrency limit)."""
+        return sum(count for code, count in self.status_codes.items() if code >= 500 or code in (408, 429))
+
+    @property
+    def error_rate(self) -> float:
+        return self.failures / self.requests if self.requests else 0.0
+
+    def status_classes(self) -> dict[str, int]:
+        classes: dict[str, int] = {}
+        for code, count in self.status_codes.items():
+            key = f"{code // 100}xx" if 200 <= code < 600 else "5xx"
+            classes[key] = classes.get(key, 0) + count
+        return dict(sorted(classes.items()))
+
+
+@dataclass(frozen=True)
 class ReleaseLock:
     """Who holds the release lock of an endpoint, and since when (ISO 8601 UTC)."""
 
@@ -312,13 +421,33 @@ class Workspace(Protocol):
 
     def register_model_from_job(self, name: str, job_name: str, *, tags: Mapping[str, str] | None = None,
                                 progress: Progress = no_progress) -> Model:
-        """Register the best trial (by the AutoML job's primary metric) of ``job_name``: its model
-        file, conda file and scoring file, idempotent by content hash. Azure ML only: the local
-        workspace raises ``UsageError``."""
+        """Register the best trial of the AutoML job ``job_name`` (AutoML's own
+        ``automl_best_child_run_id``, else the best primary-metric score in its direction): its
+        model file, conda file and scoring file, idempotent by content hash. Raises
+        ``NotFoundError`` (no such job, no trial with a model) or ``UsageError`` (not an AutoML
+        job, not finished)."""
+        ...
+
+    # AutoML jobs ----------------------------------------------------------------------------
+    def submit_automl_job(self, request: AutoMLJobRequest, *, progress: Progress = no_progress) -> TrainingJob:
+        """Submit the AutoML job spec. Azure ML returns at once (the job runs there); the local
+        workspace runs its sweep (parent + trials) before returning."""
+        ...
+
+    def get_training_job(self, name: str) -> TrainingJob:
+        """An AutoML job and its trials. Raises ``NotFoundError``."""
+        ...
+
+    def list_training_jobs(self) -> list[TrainingJob]:
+        """AutoML jobs (parents only, without their trials), newest first."""
         ...
 
     def get_model(self, name: str, version: str = "latest") -> Model:
         """``version`` is a version string or ``"latest"``. Raises ``NotFoundError``."""
+        ...
+
+    def download_model(self, name: str, version: str, dest: Path) -> Path:
+        """Copy the registered files of ``name:version`` under ``dest``; return the folder holding them."""
         ...
 
     def list_models(self, name: str) -> list[Model]: ...
@@ -373,6 +502,13 @@ class Workspace(Protocol):
         ...
 
     def get_logs(self, endpoint_name: str, deployment_name: str, *, lines: int = 100) -> str: ...
+
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> DeploymentMetrics:
+        """Requests, status codes and latency percentiles of everything the deployment served from
+        ``since`` to ``until`` (epoch seconds; default now), users' traffic and mirrored copies
+        included. Never raises for "no data": it returns ``requests=0`` or ``complete=False``."""
+        ...
 
     # batch ----------------------------------------------------------------------------------
     def list_batch_endpoints(self) -> list[BatchEndpoint]: ...

@@ -42,6 +42,7 @@ from azure.ai.ml.entities._deployment.batch_deployment import BatchDeployment
 from azure.ai.ml.entities._deployment.online_deployment import OnlineDeployment
 from azure.ai.ml.entities._endpoint.online_endpoint import EndpointAuthKeys, OnlineEndpoint
 from azure.ai.ml.entities._inputs_outputs import Input
+from azure.ai.ml.entities._job.automl.tabular.forecasting_job import ForecastingJob
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -112,6 +113,10 @@ class FakeAzure:
     models: dict[tuple[str, str], Model] = field(default_factory=dict)
     environments: dict[tuple[str, str], Environment] = field(default_factory=dict)
     jobs: dict[str, SimpleNamespace] = field(default_factory=dict)
+    unparsable_jobs: set[str] = field(default_factory=set)
+    """Jobs whose REST object the SDK cannot parse: ``jobs.list`` yields ``None`` for them."""
+    model_files: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
+    """(model, version) -> {relative path: bytes} uploaded by ``models.create_or_update``."""
     job_files: dict[tuple[str, str], dict[str, bytes]] = field(default_factory=dict)
     """(job, output name or "default") -> {relative path: bytes}."""
     keys: dict[str, list[str]] = field(default_factory=dict)
@@ -164,9 +169,23 @@ class FakeAzure:
     # seeding ---------------------------------------------------------------------------------
     def add_job(self, name: str, *, status: str = "Completed", parent: str | None = None,
                 properties: dict | None = None, tags: dict | None = None, primary_metric: str | None = None,
-                files: dict[str, bytes] | None = None, outputs: dict[str, dict[str, bytes]] | None = None) -> None:
-        self.jobs[name] = SimpleNamespace(name=name, status=status, parent=parent, properties=dict(properties or {}),
-                                          tags=dict(tags or {}), primary_metric=primary_metric)
+                files: dict[str, bytes] | None = None, outputs: dict[str, dict[str, bytes]] | None = None,
+                unparsable: bool = False) -> None:
+        """Seed a job. ``primary_metric`` (e.g. ``NormalizedRootMeanSquaredError`` as the service
+        sends it, or ``r2_score``) is stored as the SDK hands it back after its REST round trip: the
+        ``ForecastingPrimaryMetrics`` enum, set through ``ForecastingJob``'s own property setter
+        (azure/ai/ml/entities/_job/automl/tabular/forecasting_job.py). ``unparsable``: the SDK's
+        ``jobs.list(parent_job_name=...)`` yields ``None`` for it (``RunOperations._translate_from_rest_object``)."""
+        job = SimpleNamespace(name=name, status=status, parent=parent, properties=dict(properties or {}),
+                              tags=dict(tags or {}), primary_metric=None,
+                              type="automl" if primary_metric is not None else "command")
+        if primary_metric is not None:
+            ForecastingJob.primary_metric.fset(job, primary_metric)  # type: ignore[attr-defined]
+            job.primary_metric = job._primary_metric
+            del job._primary_metric
+        self.jobs[name] = job
+        if unparsable:
+            self.unparsable_jobs.add(name)
         if files is not None:
             self.job_files[(name, "default")] = dict(files)
         for output, content in (outputs or {}).items():
@@ -489,7 +508,22 @@ class FakeModelOperations(_Group):
         stored.path = (f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}/workspaces/"
                        f"{WORKSPACE}/datastores/workspaceblobstore/paths/LocalUpload/{model.name}-{version}/")
         registry[(model.name, version)] = stored
+        source = Path(str(model.path))
+        if source.is_dir():
+            self._azure.model_files[(model.name, version)] = {
+                f"{source.name}/{p.relative_to(source).as_posix()}": p.read_bytes()
+                for p in source.rglob("*") if p.is_file()}
+        elif source.is_file():
+            self._azure.model_files[(model.name, version)] = {source.name: source.read_bytes()}
         return copy.deepcopy(stored)
+
+    def download(self, name: str, version: str, download_path: str | Path = ".") -> None:
+        """As azure-ai-ml 1.35 lays it out: ``<download_path>/<name>/<the registered folder's name>/...``."""
+        self.get(name=name, version=version)
+        for relative, content in self._azure.model_files.get((name, version), {}).items():
+            target = Path(download_path) / name / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
 
 
 class FakeEnvironmentOperations(_Group):
@@ -528,7 +562,28 @@ class FakeJobOperations(_Group):
 
     def list(self, *, parent_job_name: str | None = None, list_view_type: Any = None,
              **kwargs: Any) -> list[SimpleNamespace]:
-        return [copy.deepcopy(j) for j in self._azure.jobs.values() if j.parent == parent_job_name]
+        return [None if j.name in self._azure.unparsable_jobs else copy.deepcopy(j)
+                for j in self._azure.jobs.values() if j.parent == parent_job_name]
+
+    def create_or_update(self, job: Any, *, description: str | None = None, compute: str | None = None,
+                         tags: dict | None = None, experiment_name: str | None = None,
+                         skip_validation: bool = False, **kwargs: Any) -> SimpleNamespace:
+        """Submit: the body is the SDK's own REST serialization of the job (``_to_rest_object``);
+        the job service answers with the job ``NotStarted`` and its primary metric as the enum."""
+        rest = job._to_rest_object()
+        self._body(rest.as_dict())
+        name = job.name or f"job-{next(self._azure._job_counter)}"
+        if name in self._azure.jobs:
+            raise http_error(400, f"UserError: a job with the name {name} already exists")
+        details = rest.properties
+        metric = getattr(getattr(details, "task_details", None), "primary_metric", None)
+        self._azure.add_job(name, status="NotStarted", tags=dict(details.tags or {}),
+                            properties=dict(details.properties or {}),
+                            primary_metric=getattr(metric, "value", metric))
+        created = copy.deepcopy(self._azure.jobs[name])
+        created.experiment_name = details.experiment_name
+        created.studio_url = f"https://ml.azure.com/runs/{name}"
+        return created
 
     def download(self, name: str, *, download_path: str | Path = ".", output_name: str | None = None,
                  all: bool = False) -> None:  # noqa: A002 - the SDK's name

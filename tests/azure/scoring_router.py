@@ -78,6 +78,9 @@ class ScoringRouter:
         self.behaviours: dict[str, Behaviour] = dict(behaviours or {})
         """Model version -> how deployments of that version behave (default: ``Behaviour()``)."""
         self.served = Served()
+        self.traffic_log: list[Any] | None = None
+        """When set (a ``FakeLogsQueryClient``'s ``rows``), every answer a deployment gave is appended
+        as an ``AmlOnlineEndpointTrafficLog`` row, as Azure Monitor would ingest it."""
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
@@ -170,10 +173,25 @@ class ScoringRouter:
 
 def _handler(router: ScoringRouter) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
+        arrived = 0.0
+        started = 0.0
+        endpoint = ""
+
+        def _send(self, status: int, payload: Any, deployment: str = "") -> None:
+            super()._send(status, payload, deployment)
+            if deployment and router.traffic_log is not None:
+                from tests.azure.fake_monitor import LogRow
+
+                with router._lock:
+                    router.traffic_log.append(LogRow(self.arrived, self.endpoint, deployment, status,
+                                                     round((time.perf_counter() - self.started) * 1000)))
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.arrived, self.started = time.time(), time.perf_counter()
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             parts = self.path.strip("/").split("/")
             endpoint = parts[0] if len(parts) == 2 and parts[1] == "score" else ""
+            self.endpoint = endpoint
             key = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
             target = self.headers.get(HEADER) or None
             status, name, rest = router.route(endpoint, key, target)

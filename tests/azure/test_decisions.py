@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from azure.ai.ml.automl import ForecastingPrimaryMetrics
 
-from mlops.errors import AuthError, ConflictError, NotFoundError, RuleViolation, WorkspaceError
+from mlops.errors import AuthError, ConflictError, NotFoundError, RuleViolation, UsageError, WorkspaceError
+from mlops.workspace import automl
 from mlops.workspace import azure_decisions as d
 from mlops.workspace.port import AssetRef, ReleaseLock
 
@@ -107,39 +109,126 @@ def test_classify_status(status, kind) -> None:
     assert d.classify_status(status) == kind
 
 
-def test_metric_goal() -> None:
-    assert d.metric_goal("normalized_root_mean_squared_error") == "minimize"
-    assert d.metric_goal("r2_score") == "maximize"
-    assert d.metric_goal("spearman_correlation") == "maximize"
-    assert d.metric_goal("r2_score", '{"metric_operation": "minimize"}') == "minimize", "AutoML's own record wins"
-    assert d.metric_goal("r2_score", "not json") == "maximize"
+@pytest.mark.parametrize(
+    ("metric", "name"),
+    [
+        (ForecastingPrimaryMetrics.R2_SCORE, "r2_score"),  # the enum the SDK returns after its REST round trip
+        (str(ForecastingPrimaryMetrics.R2_SCORE), "r2_score"),  # "ForecastingPrimaryMetrics.R2_SCORE"
+        ("R2Score", "r2_score"),  # the REST value
+        ("NormalizedRootMeanSquaredError", "normalized_root_mean_squared_error"),
+        (ForecastingPrimaryMetrics.SPEARMAN_CORRELATION, "spearman_correlation"),
+        ("normalized_mean_absolute_error", "normalized_mean_absolute_error"),
+        (None, ""),
+    ],
+)
+def test_metric_name(metric: object, name: str) -> None:
+    assert automl.metric_name(metric) == name
 
 
-def test_choose_best_child_maximizes_when_the_metric_says_so() -> None:
-    children = [d.ChildRun("p_0", properties={"score": "0.5"}), d.ChildRun("p_1", properties={"score": "0.9"}),
-                d.ChildRun("p_2", status="Failed", properties={"score": "0.99"}), d.ChildRun("p_setup")]
-    best = d.choose_best_child("p", "r2_score", children)
-    assert (best.name, best.score, best.goal) == ("p_1", 0.9, "maximize")
-    best = d.choose_best_child("p", "normalized_mean_absolute_error", children)
-    assert (best.name, best.goal) == ("p_0", "minimize")
+@pytest.mark.parametrize(
+    ("metric", "settings", "child_goal", "goal"),
+    [
+        ("normalized_root_mean_squared_error", None, None, "minimize"),
+        (ForecastingPrimaryMetrics.R2_SCORE, None, None, "maximize"),
+        (str(ForecastingPrimaryMetrics.R2_SCORE), None, None, "maximize"),
+        (ForecastingPrimaryMetrics.SPEARMAN_CORRELATION, None, None, "maximize"),
+        (ForecastingPrimaryMetrics.NORMALIZED_MEAN_ABSOLUTE_ERROR, None, None, "minimize"),
+        ("r2_score", '{"metric_operation": "minimize"}', None, "minimize"),  # AutoML's own record wins
+        ("r2_score", "not json", None, "maximize"),
+        ("r2_score", '{"metric_operation": "minimize"}', "r2_score_max", "maximize"),  # the trial's goal first
+        ("my_metric", None, "my_metric_min", "minimize"),
+    ],
+)
+def test_metric_goal(metric: object, settings: str | None, child_goal: str | None, goal: str) -> None:
+    assert automl.metric_goal(metric, settings, child_goal=child_goal) == goal
+
+
+def test_an_unknown_metric_without_a_goal_is_refused() -> None:
+    with pytest.raises(UsageError, match="higher or lower my_metric"):
+        automl.metric_goal("my_metric")
+
+
+def trials(*scores: str | None) -> list[automl.ChildRun]:
+    return [automl.ChildRun(f"p_{i}", properties={} if s is None else {"score": s}) for i, s in enumerate(scores)]
+
+
+@pytest.mark.parametrize(
+    ("metric", "children", "tags", "best", "reason"),
+    [
+        # AutoML's own automl_best_child_run_id decides whenever it is set
+        (ForecastingPrimaryMetrics.NORMALIZED_ROOT_MEAN_SQUARED_ERROR, trials("0.1", "0.05"),
+         {"automl_best_child_run_id": "p_0"}, "p_0", "AutoML's choice"),
+        # else the primary metric, in its direction: maximised for R2 and Spearman (the enum form!) ...
+        (ForecastingPrimaryMetrics.R2_SCORE, trials("0.5", "0.9", "0.7"), {}, "p_1", "maximize"),
+        (str(ForecastingPrimaryMetrics.R2_SCORE), trials("0.5", "0.9", "0.7"), {}, "p_1", "maximize"),
+        ("SpearmanCorrelation", trials("0.2", "0.1", "0.8"), {}, "p_2", "maximize"),
+        # ... minimised for errors
+        (ForecastingPrimaryMetrics.NORMALIZED_ROOT_MEAN_SQUARED_ERROR, trials("0.5", "0.9", "0.3"), {}, "p_2",
+         "minimize"),
+        ("normalized_mean_absolute_error", trials("0.3", None, "0.3"), {}, "p_0", "minimize"),  # tie: earliest
+        # scores from the parent's summary tags when the trials carry none
+        ("normalized_root_mean_squared_error", trials(None, None),
+         {"iteration_000": "0;1", "score_000": "0.2;0.1"}, "p_1", "minimize"),
+    ],
+)
+def test_choose_best_child(metric: object, children: list, tags: dict, best: str, reason: str) -> None:
+    chosen = automl.choose_best_child("p", metric, children, parent_tags=tags)
+    assert chosen.name == best
+    assert reason in chosen.reason
+
+
+def test_choose_best_child_skips_failed_and_unparsed_trials_with_a_warning() -> None:
+    children = [automl.ChildRun("p_0", properties={"score": "0.5"}), None,
+                automl.ChildRun("p_2", status="Failed", properties={"score": "0.99"}), automl.ChildRun("p_setup")]
+    best = automl.choose_best_child("p", "r2_score", children)
+    assert (best.name, best.score, best.goal) == ("p_0", 0.5, "maximize")
+    assert len(best.warnings) == 1 and "could not parse" in best.warnings[0]
+
+
+def test_the_trials_goal_property_gives_the_direction() -> None:
+    children = [automl.ChildRun("p_0", properties={"score": "0.5", "goal": "custom_metric_max"}),
+                automl.ChildRun("p_1", properties={"score": "0.9", "goal": "custom_metric_max"})]
+    assert automl.choose_best_child("p", "custom_metric", children).name == "p_1"
 
 
 def test_choose_best_child_without_scores_or_tag_is_not_found() -> None:
-    with pytest.raises(NotFoundError, match="has it finished"):
-        d.choose_best_child("p", "r2_score", [d.ChildRun("p_0")])
+    with pytest.raises(NotFoundError, match="no trial with a model"):
+        automl.choose_best_child("p", "r2_score", [automl.ChildRun("p_0"), None])
 
 
 def test_choose_best_child_ignores_nan_scores() -> None:
-    children = [d.ChildRun("p_0", properties={"score": "nan"}), d.ChildRun("p_1", properties={"score": "0.3"})]
-    assert d.choose_best_child("p", "normalized_root_mean_squared_error", children).name == "p_1"
+    children = [automl.ChildRun("p_0", properties={"score": "nan"}), automl.ChildRun("p_1", properties={"score": "0.3"})]
+    assert automl.choose_best_child("p", "normalized_root_mean_squared_error", children).name == "p_1"
+
+
+@pytest.mark.parametrize(
+    ("status", "metric", "problem"),
+    [
+        ("Completed", "r2_score", None),
+        ("Completed", None, "not an AutoML job"),
+        ("Running", ForecastingPrimaryMetrics.R2_SCORE, "is Running, not Completed: wait"),
+        ("Failed", "r2_score", "is Failed, not Completed: its best trial"),
+        ("Canceled", "r2_score", "is Canceled"),
+    ],
+)
+def test_automl_job_problem(status: str, metric: object, problem: str | None) -> None:
+    error = d.automl_job_problem("job-1", status, metric)
+    if problem is None:
+        assert error is None
+    else:
+        assert isinstance(error, UsageError) and problem in str(error)
 
 
 def test_pick_automl_files() -> None:
-    files = d.pick_automl_files(["outputs/model.pkl", "outputs/model.pt", "outputs/conda_env_v_1_0_0.yml",
+    files = automl.pick_automl_files(["outputs/model.pkl", "outputs/model.pt", "outputs/conda_env_v_1_0_0.yml",
                                  "outputs/scoring_file_v_1_0_0.py", "outputs/scoring_file_v_2_0_0.py",
                                  "logs/scoring_file_v_9.py"])
-    assert files == d.AutoMLFiles("outputs/model.pt", "outputs/conda_env_v_1_0_0.yml", "outputs/scoring_file_v_2_0_0.py")
-    assert d.pick_automl_files(["artifacts/outputs/model.pkl", "artifacts/outputs/conda_env_v_1_0_0.yml",
+    assert files == automl.AutoMLFiles("outputs/model.pt", "outputs/conda_env_v_1_0_0.yml", "outputs/scoring_file_v_2_0_0.py")
+    assert automl.pick_automl_files(["artifacts/outputs/model.pkl", "artifacts/outputs/conda_env_v_1_0_0.yml",
                                 "artifacts/outputs/scoring_file_v_2_0_0.py"]).model == "artifacts/outputs/model.pkl"
     with pytest.raises(NotFoundError, match="conda_env"):
-        d.pick_automl_files(["outputs/model.pt", "outputs/scoring_file_v_2_0_0.py"])
+        automl.pick_automl_files(["outputs/model.pt", "outputs/scoring_file_v_2_0_0.py"])
+    # other version suffixes are tolerated; the Power BI scoring file is not an endpoint script
+    files = automl.pick_automl_files(["outputs/model.pt", "outputs/conda_env_v_1_1_0.yml", "outputs/scoring_file_v_3_0_0.py",
+                                 "outputs/scoring_file_pbi_v_1_0_0.py", "outputs/scoring_file_v_2_0_0.py"])
+    assert (files.conda_file, files.scoring_file) == ("outputs/conda_env_v_1_1_0.yml", "outputs/scoring_file_v_3_0_0.py")

@@ -31,6 +31,7 @@ from mlops.release.record import Record
 from mlops.workspace.azure import _urllib_post
 from mlops.workspace.azure_decisions import RELEASE_LOCK_TAG
 from tests.azure.fake_mlclient import Call, FakeAzure, Rig, make_workspace
+from tests.azure.fake_monitor import FakeLogsQueryClient
 from tests.azure.scoring_router import Behaviour, ScoringRouter
 from tests.release.helpers import fake_model, write_config
 
@@ -86,11 +87,29 @@ class Stage:
         return len(self.azure.calls)
 
 
+class Wall:
+    """Epoch time plus whatever the adapter slept on its fake clock (its ingestion waits take no time)."""
+
+    rig: Rig | None = None
+    _start = 0.0
+
+    def __call__(self) -> float:
+        import time
+
+        return time.time() + (self.rig.clock.now - self._start if self.rig else 0.0)
+
+
 def new_stage(root: Path) -> Stage:
     azure = FakeAzure()
     router = ScoringRouter(azure).start()
+    # per-deployment metrics: the router's answers land in a fake Azure Monitor traffic log
+    wall = Wall()
+    logs = FakeLogsQueryClient(clock=wall)
+    router.traffic_log = logs.rows
     # invoke (the quality gate) goes over real HTTP too, through the adapter's own poster
-    rig = make_workspace(azure, http_post=_urllib_post)
+    rig = make_workspace(azure, http_post=_urllib_post, logs_client=logs, log_workspace_id=logs.workspace_id,
+                         wall_clock=wall)
+    wall.rig, wall._start = rig, rig.clock.now
     return Stage(root, rig, router)
 
 

@@ -21,9 +21,10 @@ import azure.ai.ml.operations as real_operations
 import pytest
 from azure.ai.ml import Input
 
-from mlops.workspace.port import Workspace
+from mlops.workspace.port import AutoMLJobRequest, Workspace
 from tests.azure.fake_mlclient import FAKE_GROUPS, FakeAzure, make_workspace
 from tests.azure.test_automl_registration import seed_automl_job
+from tests.conftest import REPO
 
 UNUSED_BY_THE_ADAPTER = {("batch_endpoints", "begin_delete")}
 """Fake methods kept for the release-pipeline tests; the adapter itself never calls them."""
@@ -43,7 +44,11 @@ def exercise_everything(specs, tmp_path: Path) -> FakeAzure:
     ws.get_model("tcn")
     ws.list_models("tcn")
     seed_automl_job(azure)
-    ws.register_model_from_job("tcn-automl", "automl-parent")
+    automl = ws.register_model_from_job("tcn-automl", "automl-parent")
+    assert (ws.download_model("tcn-automl", automl.version, tmp_path / "dl") / "model" / "model.pt").is_file()
+    submitted = ws.submit_automl_job(AutoMLJobRequest(REPO / "jobs" / "automl-tcn-forecasting.yml", name="sweep-1"))
+    assert ws.get_training_job(submitted.name).primary_metric == "normalized_root_mean_squared_error"
+    assert "sweep-1" in {job.name for job in ws.list_training_jobs()}
     ws.acquire_release_lock("tcn-forecast", "run-1")
     ws.ensure_online_endpoint(specs.endpoint)
     ws.list_online_endpoints()

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from mlops.environment_spec import load_environment_spec, parse_conda_file
+from mlops.environment_spec import CondaRequirements, load_environment_spec, parse_conda_file
 from mlops.errors import ConfigError, EnvironmentBuildError
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.registry.environments import VenvCache, venv_requirements
+from mlops.workspace.local.registry.environments import VenvCache, conda_to_pip, venv_requirements
 from tests.conftest import REPO
 
 PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
@@ -135,9 +135,42 @@ def test_another_python_is_refused(tmp_path: Path, venv_cache: Path) -> None:
 
 
 def test_conda_only_packages_are_named(tmp_path: Path) -> None:
-    text = f"dependencies:\n  - python={PYTHON}\n  - pip=23.0\n  - numpy=1.26\n  - libgcc-ng\n  - pip:\n      - six\n"
-    with pytest.raises(ConfigError, match=r"conda.yml: dependencies: conda-only packages .*: numpy=1.26, libgcc-ng"):
+    text = (f"dependencies:\n  - python={PYTHON}\n  - pip=23.0\n  - numpy=1.26\n  - libgcc-ng\n  - cudatoolkit=11.1\n"
+            "  - pip:\n      - six\n")
+    with pytest.raises(ConfigError, match=r"conda.yml: dependencies: conda-only packages .*: libgcc-ng, cudatoolkit=11.1;"):
         venv_requirements(text, file="conda.yml")
+
+
+@pytest.mark.parametrize(
+    ("entry", "pip"),
+    [
+        ("numpy", "numpy"),
+        ("numpy=1.23.5", "numpy==1.23.5.*"),  # conda's single '=' is a prefix match
+        ("numpy==1.23.5", "numpy==1.23.5"),
+        ("numpy=1.23.*", "numpy==1.23.*"),
+        ("pytorch>=2,<3", "torch>=2,<3"),  # the conda name of torch
+        ("conda-forge::pandas=3.1", "pandas==3.1.*"),
+        ("psutil>=5.2.2,<6.0.0", "psutil>=5.2.2,<6.0.0"),
+        ("py-xgboost==1.3.3", "xgboost==1.3.3"),
+        ("scikit_learn", "scikit-learn"),
+        ("libgcc-ng", None),
+        ("cudatoolkit=11.1", None),
+    ],
+)
+def test_conda_packages_with_a_pypi_equivalent_map_to_pip(entry: str, pip: str | None) -> None:
+    assert conda_to_pip(entry) == pip
+
+
+def test_an_automl_shaped_conda_file_becomes_pip_requirements() -> None:
+    text = (f"name: project_environment\ndependencies:\n- python={PYTHON}\n- pip:\n  - torch==2.13.0\n"
+            "- numpy==2.4.6\n- pandas\nchannels:\n- anaconda\n- conda-forge\n")
+    assert venv_requirements(text, file="conda_env_v_1_0_0.yml") == CondaRequirements(
+        PYTHON, ("torch==2.13.0", "numpy==2.4.6", "pandas"))
+
+
+def test_a_conda_build_string_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match="numpy 1.23.5 py39h_0.*build string"):
+        venv_requirements(f"dependencies:\n- python={PYTHON}\n- numpy 1.23.5 py39h_0\n", file="conda.yml")
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 The release logic is tested against it without the local workspace: registry, environments and
 batch jobs live in dictionaries, while every online endpoint is a small threaded HTTP server that
 honours the parts of the Azure rules the release relies on (key auth, traffic weights, the
-``azureml-model-deployment`` request and response header). How each model version behaves (extra
+``azureml-model-deployment`` request and response header, and per-deployment metrics of every
+answer a deployment gave, as the local router and Azure Monitor keep them). How each model version behaves (extra
 latency, failure rate, failing only when not header-targeted, forecast bias) is set per model
 version with ``Behaviour``, so a "slow candidate" is just a model version the fake serves slowly.
 """
@@ -30,6 +31,7 @@ from mlops.workspace.port import (
     BatchEndpoint,
     BatchEndpointSpec,
     BatchJob,
+    DeploymentMetrics,
     EndpointKeys,
     Environment,
     EnvironmentSpec,
@@ -78,6 +80,8 @@ class FakeWorkspace:
         self.jobs: dict[str, tuple[BatchJob, Path]] = {}
         self.locks: dict[str, ReleaseLock] = {}
         self.behaviours: dict[str, Behaviour] = {}
+        self.answers: list[tuple[float, str, str, int, float, str]] = []
+        """(arrived, endpoint, deployment, status, latency ms, kind) of every answer a deployment gave."""
         """Model version -> how deployments of it behave."""
         self.calls: list[str] = []
         self.traffic_history: list[tuple[str, dict[str, int]]] = []
@@ -114,6 +118,14 @@ class FakeWorkspace:
 
     def list_models(self, name):
         return list(self.models.get(name, []))
+
+    def download_model(self, name, version, dest):
+        import shutil
+
+        self.calls.append("download_model")
+        target = Path(dest) / name
+        shutil.copytree(self.get_model(name, version).path, target, dirs_exist_ok=True)
+        return target
 
     # environments --------------------------------------------------------------------------
     def ensure_environment(self, spec: EnvironmentSpec, *, progress=no_progress):
@@ -225,6 +237,24 @@ class FakeWorkspace:
 
     def get_logs(self, endpoint_name, deployment_name, *, lines=100):
         return ""
+
+    def deployment_metrics(self, endpoint_name, deployment_name, since, until=None):
+        import numpy as np
+
+        self._endpoint(endpoint_name)
+        until = time.time() if until is None else until
+        with self._lock:
+            rows = [a for a in self.answers if a[1] == endpoint_name and a[2] == deployment_name
+                    and since <= a[0] < until]
+        codes: dict[int, int] = {}
+        kinds: dict[str, int] = {}
+        for _, _, _, status, _, kind in rows:
+            codes[status] = codes.get(status, 0) + 1
+            kinds[kind] = kinds.get(kind, 0) + 1
+        ok = [a[4] for a in rows if 200 <= a[3] < 400]
+        p50, p95, p99 = (float(v) for v in np.percentile(ok, [50, 95, 99])) if ok else (float("nan"),) * 3
+        return DeploymentMetrics(endpoint_name, deployment_name, since, until, len(rows), codes, p50, p95, p99,
+                                 kinds, complete=True, source="fake")
 
     # batch ---------------------------------------------------------------------------------
     def list_batch_endpoints(self):
@@ -357,7 +387,19 @@ class JsonHandler(BaseHTTPRequestHandler):
 
 def _handler(workspace: FakeWorkspace, endpoint_name: str) -> type[BaseHTTPRequestHandler]:
     class Handler(JsonHandler):
+        arrived = 0.0
+        started = 0.0
+
+        def _send(self, status: int, payload: Mapping[str, object], deployment: str = "") -> None:
+            super()._send(status, payload, deployment)
+            if deployment:
+                kind = "targeted" if self.headers.get(HEADER) else "routed"
+                with workspace._lock:
+                    workspace.answers.append((self.arrived, endpoint_name, deployment, status,
+                                              (time.perf_counter() - self.started) * 1000, kind))
+
         def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.arrived, self.started = time.time(), time.perf_counter()
             length = int(self.headers.get("Content-Length", "0"))
             body = self.rfile.read(length)
             endpoint = workspace.endpoints[endpoint_name]

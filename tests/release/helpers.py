@@ -16,9 +16,10 @@ FAST_STEPS = [{"traffic": 10}, {"bake": "1s", "check": "health"}, {"traffic": 50
 def write_config(root: Path, *, model: Path | str, run_time: str = "3s", users: int = 4,
                  steps: list[dict[str, Any]] | None = None, gates: dict[str, Any] | None = None,
                  online_code: Path | None = None, batch: bool = True, health: dict[str, Any] | None = None,
-                 on_failure: str = "delete", old_deployment: str = "delete", endpoint: str | None = None) -> Path:
+                 on_failure: str = "delete", old_deployment: str = "delete", endpoint: str | None = None,
+                 from_model: dict[str, Any] | None = None) -> Path:
     """Write ``root/mlops.yaml`` (+ profile, rollout, gates and optionally a deployment template whose
-    code folder is ``online_code``). Returns the mlops.yaml path."""
+    code folder is ``online_code``; ``from_model``: ``environment.from_model``). Returns the mlops.yaml path."""
     root.mkdir(parents=True, exist_ok=True)
     profile = yaml.safe_load((REPO / "load_tests/profile.yml").read_text())
     profile["profiles"]["test"] = {"users": users, "spawn_rate": users, "run_time": run_time}
@@ -28,6 +29,10 @@ def write_config(root: Path, *, model: Path | str, run_time: str = "3s", users: 
     rollout = yaml.safe_load((REPO / "endpoints/online/rollout.yml").read_text())
     rollout["profiles"]["test"] = steps or FAST_STEPS
     rollout["health"].update({"duration": "1s", "min_requests": 5, **(health or {})})
+    # 1 s bakes: at 10% the candidate answers a handful of requests (the synthetic check needs >= 1 too)
+    if "deployment_metrics" not in (health or {}):
+        rollout["health"]["deployment_metrics"]["min_requests"] = 1
+    rollout["shadow"]["min_requests"] = 5
     rollout["on_failure"]["candidate"] = on_failure
     rollout["after_success"]["old_deployment"] = old_deployment
     (root / "rollout.yml").write_text(yaml.safe_dump(rollout))
@@ -65,6 +70,8 @@ def write_config(root: Path, *, model: Path | str, run_time: str = "3s", users: 
         "profile": "test",
         "records": str(root / "releases"),
     }
+    if from_model is not None:
+        config["environment"] = {"spec": config["environment"], "from_model": from_model}
     path = root / "mlops.yaml"
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path

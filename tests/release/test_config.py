@@ -153,6 +153,7 @@ dependencies:
   - pip=22.1.2
   - numpy~=1.23.5
   - py-xgboost<=1.5.0
+  - cudatoolkit=11.1
   - pip:
       - azureml-train-automl-runtime==1.56.0
       - azureml-defaults==1.56.0
@@ -181,13 +182,14 @@ def test_an_azure_style_conda_file_with_conda_packages_loads_via_config(tmp_path
     assert (config.environment.name, config.environment.conda_file) == ("automl-env",
                                                                         env_dir / "conda_env_v_1_0_0.yml")
     requirements = parse_conda_file(config.environment.conda_file.read_text())
-    assert requirements.conda == ("numpy~=1.23.5", "py-xgboost<=1.5.0")
+    assert requirements.conda == ("numpy~=1.23.5", "py-xgboost<=1.5.0", "cudatoolkit=11.1")
     assert requirements.python == "3.9"
 
     # the same spec meets the local workspace's own rule where the local workspace builds a venv
     workspace = LocalWorkspace(tmp_path / "ws", venv_cache=tmp_path / "venvs")
+    # (numpy and py-xgboost have PyPI equivalents and would be pip-installed; cudatoolkit has none)
     with pytest.raises(ConfigError, match=r"conda-only packages cannot be installed by the local workspace: "
-                                          r"numpy~=1.23.5, py-xgboost<=1.5.0"):
+                                          r"cudatoolkit=11.1;"):
         workspace.ensure_environment(config.environment)
     with pytest.raises(NotFoundError):  # refused before anything was recorded
         workspace.get_environment("automl-env", "latest")

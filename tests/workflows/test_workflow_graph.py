@@ -2,21 +2,26 @@
 
 What is checked, and why:
 
-* release.yml: the job graph (prepare -> candidate -> gate -> promote -> batch; rollback after a
-  failure of candidate, gate or promote - evaluated with the rehearsal's expression evaluator for
-  every outcome, not by string matching), promote runs in the ``production`` environment (its
-  required reviewers approve the traffic shift), one release per endpoint at a time and never
-  cancelled, the triggers and dispatch inputs of the issue;
+* release.yml: the job graph (tests -> prepare -> candidate -> gate -> promote -> batch; rollback
+  after a failure or cancellation of candidate, gate or promote - evaluated with the rehearsal's
+  expression evaluator for every outcome, not by string matching; nothing runs when the tests
+  fail), promote runs in the ``production`` environment (its required reviewers approve the traffic
+  shift), one release per endpoint at a time and never cancelled, manual rollbacks in a group of
+  their own that queues them, the triggers and dispatch inputs of the issue;
 * every workflow: least ``permissions`` (none or ``contents: read`` at the top; ``id-token: write``
   only on jobs that log in to Azure, by OIDC with ids from repository variables, and no write
-  scope besides it), no ``pull_request_target``, no ``${{ }}`` inside ``run:``, third-party
-  actions pinned to a commit SHA with the version in a comment, checkouts without persisted
-  credentials, no stored secrets;
-* every ``mlops`` command line in the workflows parses with the real CLI parser (flags included).
+  scope besides it), no ``pull_request_target``, no ``${{ }}`` inside ``run:``, every action one
+  of ``PINNED_ACTIONS`` (Node 24 majors) at its commit SHA with the version in a comment,
+  checkouts without persisted credentials, no stored secrets; every job that can mint the Azure
+  token installs only from the hashed lock (``--require-hashes --no-deps``, torch's CPU index the
+  only extra index);
+* every ``mlops`` command line in the workflows parses with the real CLI parser (flags included),
+  and is ``exec``-ed as the last command of its step, so a cancelled run's signal reaches it.
 """
 
 from __future__ import annotations
 
+import fnmatch
 import itertools
 import re
 from pathlib import Path
@@ -27,8 +32,10 @@ import yaml
 
 from tests.workflows.expressions import Context, condition
 from tests.workflows.workflow_files import (
+    PINNED_ACTIONS,
     PINNED_USES,
     REPO,
+    SELF_REPOSITORY,
     all_workflows,
     logs_in_to_azure,
     needs_of,
@@ -62,13 +69,37 @@ def _ancestors(jobs: dict[str, Any], job_id: str) -> set[str]:
 
 def test_release_job_graph() -> None:
     jobs = _jobs("release.yml")
-    assert set(jobs) == {"prepare", "candidate", "gate", "promote", "batch", "rollback"}
+    assert set(jobs) == {"tests", "prepare", "candidate", "gate", "promote", "batch", "rollback"}
+    assert needs_of(jobs["prepare"]) == ["tests"]
     assert needs_of(jobs["candidate"]) == ["prepare"]
     assert "candidate" in needs_of(jobs["gate"])
     assert "gate" in needs_of(jobs["promote"])
     assert "promote" in needs_of(jobs["batch"])
     assert {"candidate", "gate", "promote"} <= set(needs_of(jobs["rollback"]))
     assert "batch" not in _ancestors(jobs, "rollback"), "a failed batch refresh must not roll back online traffic"
+
+
+def test_the_release_waits_for_the_test_suite() -> None:
+    """The tests job is ci.yml itself (a reusable workflow of this repository, at the running commit),
+    and every job of the release descends from it."""
+    jobs = _jobs("release.yml")
+    uses = str(jobs["tests"]["uses"])
+    prefix = next(p for p in SELF_REPOSITORY if uses.startswith(p))
+    called = REPO / uses[len(prefix):]
+    assert called.name == "ci.yml" and "workflow_call" in WORKFLOWS["ci.yml"]["on"]
+    assert all("tests" in _ancestors(jobs, job_id) for job_id in jobs if job_id != "tests")
+    assert any("make test" in str(s.get("run", "")) for _, _, s in steps(WORKFLOWS["ci.yml"]))
+    # called by the release, a test job is never cancelled by a newer push (only pull requests are)
+    concurrency = WORKFLOWS["ci.yml"]["concurrency"]
+    assert "github.workflow" in concurrency["group"]
+    assert concurrency["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+
+
+def test_nothing_runs_when_the_tests_fail() -> None:
+    for job_id in ("prepare", "rollback"):
+        results = {"tests": "failure", "prepare": "skipped", "candidate": "skipped", "gate": "skipped",
+                   "promote": "skipped"}
+        assert _job_runs(job_id, results) is False, job_id
 
 
 def test_promote_needs_the_gate_and_runs_in_production() -> None:
@@ -81,7 +112,7 @@ def test_promote_needs_the_gate_and_runs_in_production() -> None:
     assert others == []
 
 
-ORDER = ["prepare", "candidate", "gate", "promote"]
+ORDER = ["tests", "prepare", "candidate", "gate", "promote"]
 
 
 def _job_runs(job_id: str, results: dict[str, str], *, candidate: str = "green", event: str = "push",
@@ -109,13 +140,14 @@ def _failed_at(failed: str) -> dict[str, str]:
 
 
 ALL_PASSED = dict.fromkeys(ORDER, "success")
-NOTHING_TO_RELEASE = {"prepare": "success", "candidate": "success", "gate": "skipped", "promote": "skipped"}
+NOTHING_TO_RELEASE = {"tests": "success", "prepare": "success", "candidate": "success", "gate": "skipped",
+                      "promote": "skipped"}
 
 
 @pytest.mark.parametrize("failed", ORDER)
 def test_rollback_runs_when_candidate_gate_or_promote_fail(failed: str) -> None:
-    # nothing was deployed when prepare failed: nothing to roll back
-    assert _job_runs("rollback", _failed_at(failed)) is (failed != "prepare")
+    # nothing was deployed when the tests or prepare failed: nothing to roll back
+    assert _job_runs("rollback", _failed_at(failed)) is (failed not in ("tests", "prepare"))
 
 
 def test_rollback_does_not_run_after_a_successful_release_or_when_nothing_was_released() -> None:
@@ -124,7 +156,8 @@ def test_rollback_does_not_run_after_a_successful_release_or_when_nothing_was_re
 
 
 def test_rollback_runs_when_the_release_is_cancelled_mid_way() -> None:
-    results = {"prepare": "success", "candidate": "success", "gate": "success", "promote": "cancelled"}
+    results = {"tests": "success", "prepare": "success", "candidate": "success", "gate": "success",
+               "promote": "cancelled"}
     assert _job_runs("rollback", results, cancelled=True) is True
 
 
@@ -159,23 +192,48 @@ def test_one_release_per_endpoint_and_never_cancelled() -> None:
     concurrency = RELEASE["concurrency"]
     assert concurrency["group"] == f"release-{_online_endpoint_name()}"
     assert concurrency["cancel-in-progress"] is False
-    # a manual rollback changes the same endpoint's traffic: it queues behind a release, never races it
-    assert WORKFLOWS["rollback.yml"]["concurrency"] == concurrency
+
+
+def test_no_push_can_cancel_a_pending_rollback() -> None:
+    """GitHub cancels a group's pending run when another run enters the group (default ``queue:
+    single``). Rollbacks have a group of their own that no push enters, and ``queue: max`` keeps every
+    waiting rollback instead of the newest; a release awaiting approval does not hold it either."""
+    rollback = WORKFLOWS["rollback.yml"]["concurrency"]
+    assert rollback == {"group": f"rollback-{_online_endpoint_name()}", "cancel-in-progress": False, "queue": "max"}
+    groups = {name: (w.get("concurrency") or {}).get("group") for name, w in WORKFLOWS.items()}
+    assert [name for name, group in groups.items() if group == rollback["group"]] == ["rollback.yml"]
+    assert set(WORKFLOWS["rollback.yml"]["on"]) == {"workflow_dispatch"}
 
 
 def test_release_triggers_and_dispatch_inputs() -> None:
     on = RELEASE["on"]
     assert set(on) == {"push", "workflow_dispatch"}
     assert on["push"]["branches"] == ["main"]
-    assert set(on["push"]["paths"]) == {"mlops.yaml", "endpoints/**", "environments/**", "load_tests/**", "mlops/**"}
+    assert set(on["push"]["paths"]) == {"mlops.yaml", "models/**", "requirements/**", "endpoints/**",
+                                        "environments/**", "load_tests/**", "mlops/**"}
     inputs = on["workflow_dispatch"]["inputs"]
     assert set(inputs) == {"model_source", "rollout_profile", "refresh_batch"}
     assert inputs["refresh_batch"]["type"] == "boolean"
     assert all(not spec.get("required") for spec in inputs.values()), "a dispatch must work with defaults"
 
 
+def test_a_push_releases_the_model_the_commit_names() -> None:
+    """mlops.yaml's model.path is a committed folder (or a registered reference / job): a push that
+    changes it triggers the release, and a push releases it with no repository variable."""
+    config = yaml.safe_load((REPO / "mlops.yaml").read_text())
+    source = config["model"]["path"]
+    if not re.match(r"^(azureml|job):", source):
+        folder = REPO / source
+        assert (folder / "model.pt").is_file(), f"mlops.yaml's model.path {source} holds no committed model.pt"
+        changed = f"{source.rstrip('/')}/model.pt"  # fnmatch's * crosses '/', like GitHub's ** here
+        assert any(fnmatch.fnmatch(changed, pattern) for pattern in RELEASE["on"]["push"]["paths"]), \
+            f"a change to {source} does not trigger the release"
+    register = next(s for _, _, s in steps(RELEASE) if s.get("id") == "register")
+    assert "vars." not in str(register.get("env")), "a repository variable must not override what the commit names"
+
+
 def test_versions_travel_in_job_outputs_and_the_record_as_an_artifact() -> None:
-    jobs = _jobs("release.yml")
+    jobs = {job_id: job for job_id, job in _jobs("release.yml").items() if "uses" not in job}
     assert set(jobs["prepare"]["outputs"]) >= {"model_version", "environment"}
     assert "candidate" in jobs["candidate"]["outputs"]
     assert "verdict" in jobs["gate"]["outputs"]
@@ -203,10 +261,17 @@ def test_gate_keeps_the_locust_report() -> None:
     assert any(".html" in s["with"]["path"] and s.get("if") == "always()" for s in uploads)
 
 
-def test_manual_rollback_uses_the_release_runs_record() -> None:
+def test_manual_rollback_asks_github_before_it_trusts_the_runs_record() -> None:
     workflow = WORKFLOWS["rollback.yml"]
     assert set(workflow["on"]) == {"workflow_dispatch"}
-    (job,) = workflow["jobs"].values()
+    jobs = workflow["jobs"]
+    assert set(jobs) == {"verify", "rollback"} and needs_of(jobs["rollback"]) == ["verify"]
+    # the check holds no Azure token, only what the API call needs
+    assert jobs["verify"]["permissions"] == {"actions": "read", "contents": "read"}
+    check = next(s for s in jobs["verify"]["steps"] if "check_release_run.py" in str(s.get("run", "")))
+    assert "inputs.release_run_id" in check["env"]["RUN_ID"] and "github.token" in check["env"]["GH_TOKEN"]
+    assert (REPO / ".github" / "scripts" / "check_release_run.py").is_file()
+    job = jobs["rollback"]
     download = next(s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/download-artifact@"))
     assert download["with"]["name"] == "release-record"
     assert "inputs.release_run_id" in download["with"]["run-id"]
@@ -231,6 +296,13 @@ def test_batch_scoring_runs_on_a_schedule_and_by_hand_and_keeps_the_output() -> 
 # every workflow: security
 
 
+def starts_a_workflow(job: dict[str, Any]) -> bool:
+    """A job whose only steps dispatch another workflow with ``gh workflow run``."""
+    runs = [str(step.get("run", "")) for step in job.get("steps") or []]
+    return bool(runs) and all(re.match(r"\s*gh workflow run ", run) for run in runs) \
+        and not any("uses" in step for step in job.get("steps") or [])
+
+
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_least_permissions(name: str) -> None:
     workflow = WORKFLOWS[name]
@@ -242,6 +314,8 @@ def test_least_permissions(name: str) -> None:
         if logs_in_to_azure(job):
             assert permissions.get("id-token") == "write", f"{name}/{job_id} logs in without id-token: write"
             assert writes == {"id-token"}, f"{name}/{job_id}: no write scope besides id-token ({writes})"
+        elif starts_a_workflow(job):  # `gh workflow run` needs actions: write, and nothing else
+            assert writes == {"actions"}, f"{name}/{job_id} starts a workflow: actions: write only ({writes})"
         else:
             assert writes == set(), f"{name}/{job_id} does not log in to Azure: no write scope ({writes})"
 
@@ -263,7 +337,7 @@ def test_every_mlops_command_runs_after_the_login(name: str) -> None:
         logged_in = False
         for index, step in enumerate(job.get("steps") or []):
             logged_in = logged_in or str(step.get("uses", "")).startswith("azure/login@")
-            if re.search(r"^\s*mlops ", str(step.get("run", "")), re.MULTILINE) and name != "ci.yml":
+            if re.search(r"^\s*(exec\s+)?mlops ", str(step.get("run", "")), re.MULTILINE) and name != "ci.yml":
                 assert logged_in, f"{name}/{job_id}#{index} runs mlops before azure/login"
 
 
@@ -285,10 +359,13 @@ def test_actions_pinned_to_a_commit_sha_with_the_version_in_a_comment(path: Path
     comments = uses_comment_versions(path)
     for job_id, index, step in steps(WORKFLOWS[path.name]):
         uses = step.get("uses")
-        if uses is None or str(uses).startswith("./"):
+        if uses is None or str(uses).startswith(SELF_REPOSITORY):
             continue
         assert PINNED_USES.match(str(uses)), f"{path.name}/{job_id}#{index}: {uses} is not pinned to a SHA"
         assert uses in comments, f"{path.name}/{job_id}#{index}: {uses} has no '# vX.Y.Z' comment"
+        action, sha = str(uses).split("@")
+        assert action in PINNED_ACTIONS, f"{path.name}/{job_id}#{index}: {action} is not one of {sorted(PINNED_ACTIONS)}"
+        assert (sha, comments[uses]) == PINNED_ACTIONS[action], f"{path.name}/{job_id}#{index}: {uses} # {comments[uses]}"
         if str(uses).startswith("actions/checkout@"):
             assert str((step.get("with") or {}).get("persist-credentials")).lower() == "false"
 
@@ -301,6 +378,50 @@ def test_one_sha_per_action_across_workflows() -> None:
             action, sha = pinned.split("@")
             pins.setdefault(action, set()).add(f"{sha} {version}")
     assert {a: v for a, v in pins.items() if len(v) > 1} == {}
+
+
+_LOCKED_INSTALL = re.compile(
+    r'^python -m pip install --require-hashes --no-deps --only-binary :all: --extra-index-url "\$TORCH_CPU_INDEX" '
+    r"-r requirements/release\.txt$")
+_PROJECT_INSTALL = "python -m pip install --no-deps --no-build-isolation --no-index ."
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_jobs_that_can_mint_the_azure_token_install_only_the_hashed_lock(name: str) -> None:
+    """pip's hash-checking mode for every package (torch's CPU index can supply only the file whose
+    hash the lock holds); the project itself from the checkout, with the lock's build backend."""
+    workflow = WORKFLOWS[name]
+    for job_id, job in workflow["jobs"].items():
+        if not logs_in_to_azure(job):
+            continue
+        installs = [line.strip() for s in job["steps"] for line in str(s.get("run", "")).splitlines()
+                    if re.search(r"\bpip3?\s+install\b", line)]
+        assert installs == [_PROJECT_INSTALL] or (
+            len(installs) == 2 and _LOCKED_INSTALL.match(installs[0]) and installs[1] == _PROJECT_INSTALL
+        ), f"{name}/{job_id} installs {installs}"
+    env = workflow.get("env") or {}
+    if any(logs_in_to_azure(job) for job in workflow["jobs"].values()):
+        assert "PIP_EXTRA_INDEX_URL" not in env and "PIP_INDEX_URL" not in env
+        assert env.get("TORCH_CPU_INDEX") == "https://download.pytorch.org/whl/cpu"
+
+
+def _scripts_running_mlops() -> list[Any]:
+    found = []
+    for name, workflow in WORKFLOWS.items():
+        for job_id, index, step in steps(workflow):
+            script = str(step.get("run", ""))
+            if re.search(r"(^|\s)mlops\s", script) and name != "ci.yml":
+                found.append(pytest.param(script, id=f"{name}/{job_id}#{index}"))
+    return found
+
+
+@pytest.mark.parametrize("script", _scripts_running_mlops())
+def test_mlops_is_execed_as_the_last_command_of_its_step(script: str) -> None:
+    """The runner signals the step's pid only: with ``exec`` that pid is mlops, not a waiting bash."""
+    lines = [line.strip() for line in re.sub(r"\\\n\s*", " ", script).splitlines()
+             if line.strip() and not line.strip().startswith("#")]
+    assert re.match(r"^exec mlops ", lines[-1]), lines[-1]
+    assert not any(re.search(r"(^|[\s;&|])mlops\s", line) for line in lines[:-1]), lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,8 +440,9 @@ def _mlops_command_lines() -> list[Any]:
         for job_id, index, step in steps(workflow):
             script = re.sub(r"\\\n\s*", " ", str(step.get("run", "")))
             for line in script.splitlines():
-                if line.strip().startswith("mlops "):
-                    found.append(pytest.param(line.strip(), id=f"{name}/{job_id}#{index}"))
+                line = re.sub(r"^exec\s+", "", line.strip())
+                if line.startswith("mlops "):
+                    found.append(pytest.param(line, id=f"{name}/{job_id}#{index}"))
     return found
 
 

@@ -19,6 +19,21 @@ WORKFLOWS = REPO / ".github" / "workflows"
 PINNED_USES = re.compile(r"^(?P<action>[\w.-]+/[\w./-]+)@(?P<sha>[0-9a-f]{40})$")
 """A third-party action pinned to a full commit SHA (local ``./`` actions and ``docker://`` aside)."""
 
+PINNED_ACTIONS: dict[str, tuple[str, str]] = {
+    "actions/checkout": ("3d3c42e5aac5ba805825da76410c181273ba90b1", "v7.0.1"),
+    "actions/setup-python": ("5fda3b95a4ea91299a34e894583c3862153e4b97", "v7.0.0"),
+    "actions/upload-artifact": ("bbbca2ddaa5d8feaa63e36b76fdaad77386f024f", "v7.0.0"),
+    "actions/download-artifact": ("3e5f45b2cfb9172054b4087a40e8e0b5a5461e7c", "v8.0.1"),
+    "azure/login": ("f5d393ae46f8fde4be8b75f32e3fc50e654ad0ca", "v3.0.1"),
+}
+"""The only actions the workflows use, each at the commit of its tag (all ``runs.using: node24``;
+checked in the action repositories: ``git rev-parse vX.Y.Z^{commit}`` and their ``action.yml``).
+The rehearsal simulates exactly these versions' behaviour and refuses any other pin."""
+
+SELF_REPOSITORY = ("$/", "./")
+"""How a workflow names a reusable workflow of its own repository: ``$/path`` (self-repository
+syntax: the same repository at the running commit, GitHub changelog 2026-07-30) or ``./path``."""
+
 
 def load_workflow(path: Path) -> dict[str, Any]:
     data = yaml.safe_load(path.read_text())

@@ -56,7 +56,7 @@ from mlops.workspace.local.online.desired_state import (
     EndpointRuntime,
     HostClient,
 )
-from mlops.workspace.local.registry import environments, models, store
+from mlops.workspace.local.registry import automl_jobs, environments, models, store
 from mlops.workspace.local.registry.artifacts import ArtifactStore
 from mlops.workspace.local.registry.store import (
     DeploymentRow,
@@ -69,11 +69,13 @@ from mlops.workspace.local.registry.store import (
 )
 from mlops.workspace.port import (
     AssetRef,
+    AutoMLJobRequest,
     BatchDeployment,
     BatchDeploymentSpec,
     BatchEndpoint,
     BatchEndpointSpec,
     BatchJob,
+    DeploymentMetrics,
     EndpointKeys,
     Environment,
     EnvironmentSpec,
@@ -87,6 +89,7 @@ from mlops.workspace.port import (
     Progress,
     ReleaseLock,
     RequestSettings,
+    TrainingJob,
     no_progress,
 )
 
@@ -127,6 +130,29 @@ def _failure_text(host_error: str, host_log_tail: str) -> str:
     return reason + (LOG_TAIL_MARKER + tail if tail else "")
 
 
+SYNTHETIC = "synthetic"
+
+
+def load_training_data(data: str, *, fast: bool = False) -> tuple[Any, str]:
+    """``(frame, source)`` from a CSV (date,count[,holiday]) or ``synthetic`` (the seeded series;
+    ``fast``: a shorter one). Bad input is a ``UsageError`` naming the file and the column."""
+    from mlops.forecasting.data import load_series_csv
+    from mlops.forecasting.errors import ForecastInputError
+    from mlops.forecasting.synthetic import generate_dau
+    from mlops.forecasting.training import MAX_IMPUTED_GAP
+
+    if data == SYNTHETIC:
+        return generate_dau(420 if fast else 1095, seed=0), SYNTHETIC
+    try:
+        return load_series_csv(data, fill_gaps=MAX_IMPUTED_GAP), str(data)
+    except ForecastInputError as error:
+        raise UsageError(str(error)) from None
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
 def _free_loopback_port(taken: set[int]) -> int:
     for _ in range(50):
         with socket.socket() as sock:
@@ -164,8 +190,63 @@ class LocalWorkspace:
 
     def register_model_from_job(self, name: str, job_name: str, *, tags: Mapping[str, str] | None = None,
                                 progress: Progress = no_progress) -> Model:
-        raise UsageError(f"cannot register {name!r} from job {job_name!r}: AutoML jobs exist only on Azure ML "
-                         "(use --workspace azureml://...), or register a folder holding model.pt")
+        """The best trial of a local AutoML-shaped job (``automl_jobs.register_best_trial``)."""
+        return automl_jobs.register_best_trial(
+            self.store, name, job_name,
+            lambda model_name, folder, all_tags: self.register_model(model_name, folder, tags=all_tags,
+                                                                     progress=progress),
+            tags=tags, progress=progress)
+
+    def download_model(self, name: str, version: str, dest: Path) -> Path:
+        model = self.get_model(name, version)
+        target = Path(dest) / name
+        shutil.copytree(model.path, target, dirs_exist_ok=True)
+        return target
+
+    # AutoML-shaped jobs ---------------------------------------------------------------------
+    @property
+    def automl_dir(self) -> Path:
+        return self.dir / "automl"
+
+    def run_automl_sweep(self, name: str, frame: Any, settings: automl_jobs.SweepSettings, base_config: Any, *,
+                         progress: Progress = no_progress) -> TrainingJob:
+        """A local AutoML sweep: ``settings.trials`` TCN variants of ``base_config`` (a
+        ``TrainConfig``) trained on ``frame`` as the trials of job ``name``."""
+        run, hyperparameters = automl_jobs.trial_runner(frame, settings.source, base_config)
+        return automl_jobs.run_sweep(self.store, self.automl_dir, name, settings, run,
+                                     hyperparameters=hyperparameters, progress=progress)
+
+    def submit_automl_job(self, request: AutoMLJobRequest, *, progress: Progress = no_progress) -> TrainingJob:
+        """Run the spec's sweep here: its primary metric, horizon and ``limits.max_trials`` (or
+        ``request.trials``) on ``request.data`` (a data asset exists only on Azure)."""
+        from dataclasses import replace as _replace
+
+        from mlops.config import load_automl_job_spec
+        from mlops.forecasting.training import TrainConfig
+
+        spec = load_automl_job_spec(request.spec_file)
+        if (spec.time_column, spec.target_column) != ("date", "count"):
+            raise ConfigError(f"the local sweep trains the TCN on a daily series with columns date,count; the spec "
+                              f"names time column {spec.time_column!r} and target {spec.target_column!r}",
+                              file=str(spec.file), key="target_column_name")
+        if not request.data:
+            raise UsageError(f"the local workspace cannot read the data asset {spec.training_data!r}: pass --data "
+                             "CSV|synthetic (a CSV with date,count[,holiday])")
+        frame, source = load_training_data(request.data, fast=request.fast)
+        trials = request.trials or min(spec.max_trials, 3)
+        base = TrainConfig(horizon=spec.horizon)
+        if request.fast:
+            base = _replace(base, epochs=3, patience=2)
+        name = request.name or f"{spec.experiment_name}-{datetime.now(UTC).strftime('%Y%m%dT%H%M%S')}"
+        settings = automl_jobs.SweepSettings(trials=trials, primary_metric=spec.primary_metric, horizon=spec.horizon,
+                                             source=source, experiment_name=spec.experiment_name)
+        return self.run_automl_sweep(name, frame, settings, base, progress=progress)
+
+    def get_training_job(self, name: str) -> TrainingJob:
+        return automl_jobs.get_job(self.store, name)
+
+    def list_training_jobs(self) -> list[TrainingJob]:
+        return automl_jobs.list_jobs(self.store)
 
     def get_model(self, name: str, version: str = "latest") -> Model:
         return models.get_model(self.store, name, version)
@@ -490,6 +571,32 @@ class LocalWorkspace:
         if deployment.state == "Failed":  # no longer on the host: the stored failure carries its log tail
             return "\n".join(deployment.error.splitlines()[-lines:])
         return self._online_host().logs(endpoint_name, deployment_name, lines=lines)
+
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> DeploymentMetrics:
+        """What the endpoint's router recorded for the deployment (every kind of traffic, see
+        ``traffic_metrics``). Incomplete when the router started recording after ``since`` (the host
+        was restarted inside the window: what it served before is gone)."""
+        self._endpoint_row(endpoint_name)
+        data = self._online_host().deployment_metrics(endpoint_name, deployment_name, since, until)
+        recorded_since = float(data.get("recorded_since") or 0.0)
+        complete = recorded_since <= since
+        note = ("" if complete else
+                f"the router holds this deployment's requests only from {_iso(recorded_since)} (the local host "
+                f"restarted, or older requests were dropped), after the window start {_iso(since)}")
+
+        def number(key: str) -> float:
+            value = data.get(key)
+            return float("nan") if value is None else float(value)
+
+        return DeploymentMetrics(
+            endpoint_name=endpoint_name, deployment_name=deployment_name, since=since,
+            until=float(data.get("until") or (until if until is not None else since)),
+            requests=int(data.get("requests") or 0),
+            status_codes={int(code): int(count) for code, count in (data.get("status_codes") or {}).items()},
+            p50_ms=number("p50_ms"), p95_ms=number("p95_ms"), p99_ms=number("p99_ms"),
+            kinds={str(k): int(v) for k, v in (data.get("kinds") or {}).items()},
+            complete=complete, note=note, source="local router")
 
     # batch ------------------------------------------------------------------------------------
     def _batch_endpoint(self, row: Any) -> BatchEndpoint:

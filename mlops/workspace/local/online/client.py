@@ -150,6 +150,20 @@ class LocalHostClient:
         result = self._call("GET", "/status")
         return {ep: {d: control.status_from_json(s) for d, s in deps.items()} for ep, deps in result.items()}
 
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> dict[str, Any]:
+        """What the router recorded for the deployment in [since, until) (epoch s); raises
+        ``WorkspaceError`` when the host is not running (nothing is being recorded)."""
+        query = f"since={since!r}" + (f"&until={until!r}" if until is not None else "")
+        return self._call("GET", f"/endpoints/{endpoint_name}/deployments/{deployment_name}/metrics?{query}")
+
+    def metrics_url(self) -> str | None:
+        """The loopback Prometheus URL of the running host, or ``None``."""
+        info = self._info()
+        if not info or not info.get("metrics_port") or not self._answers(info):
+            return None
+        return f"http://{LOOPBACK}:{info['metrics_port']}/metrics"
+
     def instances(self, endpoint_name: str) -> list[dict[str, Any]]:
         """Diagnostics (not part of ``HostClient``): each instance's deployment, pid, port and readiness."""
         return self._call("GET", f"/endpoints/{endpoint_name}/instances")

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from mlops.workspace.port import DeploymentState, ProbeSettings, RequestSettings
 
@@ -90,6 +90,11 @@ class HostClient(Protocol):
         ...
 
     def logs(self, endpoint_name: str, deployment_name: str, *, lines: int = 100) -> str: ...
+
+    def deployment_metrics(self, endpoint_name: str, deployment_name: str, since: float,
+                           until: float | None = None) -> dict[str, Any]:
+        """The router's records of the deployment since ``since`` (see ``traffic_metrics.WindowStats``)."""
+        ...
 
     def stop(self) -> None:
         """Stop the host and every process it started."""

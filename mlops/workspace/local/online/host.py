@@ -10,12 +10,19 @@ from its store, so ports (scoring URIs) and keys come back unchanged.
 Files in the workspace folder (all owner-only):
 
 * ``host.lock`` - an ``fcntl`` lock held for the host's life: a second host for the folder exits;
-* ``host.json`` - pid, control port and a random control token (mode 0600);
+* ``host.json`` - pid, control port, metrics port and a random control token (mode 0600);
 * ``logs/host.log`` - the host's own log; ``logs/<endpoint>/<deployment>.log`` - each deployment's
   instances (what ``logs()`` reads).
 
 The control channel (``control.py``: its wire forms and the folder contract shared with the client)
 is a small HTTP API on a random loopback port; every call carries the token.
+``GET /endpoints/<e>/deployments/<d>/metrics?since=<epoch s>&until=<epoch s>`` returns what the
+router recorded for that deployment (``traffic_metrics``).
+
+The **metrics URL** ``http://127.0.0.1:<metrics_port>/metrics`` serves every router's per-deployment
+counters and latency histograms in the Prometheus text format, without the token (loopback only; it
+holds counts and durations, never keys or payloads). The port is ``$MLOPS_LOCAL_METRICS_PORT`` when
+set (a fixed port for a Prometheus scrape config), else a free one; ``mlops local status`` shows it.
 """
 
 from __future__ import annotations
@@ -46,8 +53,10 @@ from mlops.workspace.local.online.desired_state import DeploymentStatus, Endpoin
 from mlops.workspace.local.online.router import EndpointRouter
 from mlops.workspace.local.online.routing import RoutingTable
 from mlops.workspace.local.online.supervisor import LOOPBACK, DeploymentSupervisor, tail
+from mlops.workspace.local.online.traffic_metrics import prometheus_text
 
 log = logging.getLogger("mlops.host")
+METRICS_PORT_ENV = "MLOPS_LOCAL_METRICS_PORT"
 
 LOCK_FILE = "host.lock"
 
@@ -147,6 +156,22 @@ class Host:
             result[name] = statuses
         return result
 
+    def deployment_metrics(self, name: str, deployment: str, since: float, until: float) -> dict[str, Any]:
+        """What the endpoint's router recorded for ``deployment`` in [since, until) (epoch seconds)."""
+        endpoint = self.endpoints.get(name)
+        if endpoint is None:
+            raise NotFoundError(f"endpoint '{name}' is not served by the host")
+        stats = endpoint.router.metrics.window(deployment, since, until)
+        data = dataclasses.asdict(stats)
+        data["status_codes"] = {str(code): count for code, count in stats.status_codes.items()}
+        for key in ("p50_ms", "p95_ms", "p99_ms"):
+            data[key] = None if data[key] != data[key] else data[key]  # NaN is not JSON
+        data["until"] = min(until, time.time())
+        return data
+
+    def prometheus(self) -> str:
+        return prometheus_text(endpoint.router.metrics for endpoint in self.endpoints.values())
+
     def instances(self, name: str) -> list[dict[str, Any]]:
         endpoint = self.endpoints.get(name)
         if endpoint is None:
@@ -205,6 +230,12 @@ def _control_app(host: Host, token: str) -> web.Application:
     async def instances(request: web.Request) -> web.Response:
         return web.json_response(host.instances(request.match_info["name"]))
 
+    async def deployment_metrics(request: web.Request) -> web.Response:
+        since = float(request.query.get("since", "0"))
+        until = float(request.query.get("until", "inf"))
+        return web.json_response(host.deployment_metrics(request.match_info["name"], request.match_info["deployment"],
+                                                         since, until))
+
     async def shutdown(_request: web.Request) -> web.Response:
         asyncio.get_running_loop().create_task(host.shutdown())
         return web.json_response({"stopping": True})
@@ -216,9 +247,32 @@ def _control_app(host: Host, token: str) -> web.Application:
         web.delete("/endpoints/{name}", delete_endpoint),
         web.get("/status", status),
         web.get("/endpoints/{name}/instances", instances),
+        web.get("/endpoints/{name}/deployments/{deployment}/metrics", deployment_metrics),
         web.post("/shutdown", shutdown),
     ])
     return app
+
+
+def _metrics_app(host: Host) -> web.Application:
+    """The loopback metrics URL: Prometheus text, no token (see the module docstring)."""
+
+    async def metrics(_request: web.Request) -> web.Response:
+        return web.Response(text=host.prometheus(), content_type="text/plain", charset="utf-8",
+                            headers={"X-Content-Type-Options": "nosniff"})
+
+    app = web.Application()
+    app.add_routes([web.get("/metrics", metrics)])
+    return app
+
+
+def _metrics_port(environ: Any = None) -> int:
+    raw = (environ if environ is not None else os.environ).get(METRICS_PORT_ENV, "")
+    try:
+        port = int(raw) if raw.strip() else 0
+    except ValueError:
+        log.warning("%s=%r is not a port number; using a free port", METRICS_PORT_ENV, raw)
+        return 0
+    return port if 0 <= port <= 65535 else 0
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -237,11 +291,22 @@ async def _serve(workspace_dir: Path) -> None:
     site = web.TCPSite(runner, LOOPBACK, 0)
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    metrics_runner = web.AppRunner(_metrics_app(host), access_log=None)
+    await metrics_runner.setup()
+    metrics_site = web.TCPSite(metrics_runner, LOOPBACK, _metrics_port())
+    try:
+        await metrics_site.start()
+    except OSError as exc:  # a fixed port already taken: serve on a free one rather than not at all
+        log.warning("metrics port %s unavailable (%s); using a free port", os.environ.get(METRICS_PORT_ENV), exc)
+        metrics_site = web.TCPSite(metrics_runner, LOOPBACK, 0)
+        await metrics_site.start()
+    metrics_port = metrics_site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, lambda: loop.create_task(host.shutdown()))
     info_path = workspace_dir / INFO_FILE
     _write_private(info_path, json.dumps({"pid": os.getpid(), "control_port": port, "token": token,
+                                          "metrics_port": metrics_port,
                                           "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}))
     log.info("host %d serving %s; control on %s:%d", os.getpid(), workspace_dir, LOOPBACK, port)
     try:
@@ -250,6 +315,7 @@ async def _serve(workspace_dir: Path) -> None:
         with contextlib.suppress(FileNotFoundError, ValueError, OSError):
             if json.loads(info_path.read_text()).get("pid") == os.getpid():
                 info_path.unlink()
+        await metrics_runner.cleanup()
         await runner.cleanup()
         log.info("host %d stopped", os.getpid())
 

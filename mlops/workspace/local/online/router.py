@@ -15,6 +15,10 @@ another ready instance of the same deployment, so an instance killed under load 
 when there is a second one. Mirrored copies run in the background and their responses are dropped.
 
 ``GET /`` answers a small JSON health document without a key (no traffic or key details).
+
+Every answer a deployment gave (or the router gave for it: 408, 429, 502) is recorded in
+``metrics`` (``traffic_metrics.TrafficMetrics``) with its kind - routed by the split, targeted by
+the header, or a mirrored copy - its status and the time from arrival to response.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -38,6 +43,7 @@ from mlops.workspace.local.online.routing import (
     forwarded_headers,
 )
 from mlops.workspace.local.online.supervisor import LOOPBACK, DeploymentSupervisor, Instance
+from mlops.workspace.local.online.traffic_metrics import MIRRORED, ROUTED, TARGETED, TrafficMetrics
 
 log = logging.getLogger("mlops.host.router")
 
@@ -67,6 +73,7 @@ class EndpointRouter:
         self._web: web.Server | None = None
         self._background: set[asyncio.Task] = set()
         self.mirrored = 0
+        self.metrics = TrafficMetrics(name)
 
     def swap(self, table: RoutingTable, deployments: Mapping[str, DeploymentSupervisor]) -> None:
         """Atomically replace what the endpoint serves (one assignment; the event loop is single-threaded)."""
@@ -97,6 +104,8 @@ class EndpointRouter:
             task.cancel()
 
     async def _handle(self, request: BaseRequest) -> web.StreamResponse:
+        started = time.perf_counter()
+        arrived = time.time()
         table, deployments, dealer = self._snapshot
         if request.method == "GET" and request.path == "/":
             return web.json_response({"endpoint": self.name, "status": "Healthy",
@@ -105,9 +114,10 @@ class EndpointRouter:
         refusal = authorize(table, request.headers.get("Authorization"))
         if refusal is not None:
             return _refusal(refusal)
+        target = request.headers.get(DEPLOYMENT_HEADER)
         route = choose_route(
             table,
-            request.headers.get(DEPLOYMENT_HEADER),
+            target,
             lambda name: name in deployments and deployments[name].can_serve(),
             lambda name: name in deployments,
             dealer,
@@ -120,8 +130,11 @@ class EndpointRouter:
             return _refusal(Refusal(413, f"request body larger than {MAX_BODY_BYTES // 2**20} MiB"))
         headers = forwarded_headers(list(request.headers.items()))
         if route.mirror is not None:
-            self._mirror(deployments[route.mirror], request.method, request.path_qs, headers, body)
-        return await self._forward(deployments[route.deployment], request.method, request.path_qs, headers, body)
+            self._mirror(deployments[route.mirror], request.method, request.path_qs, headers, body, arrived)
+        response = await self._forward(deployments[route.deployment], request.method, request.path_qs, headers, body)
+        self.metrics.record(route.deployment, TARGETED if target else ROUTED, response.status,
+                            time.perf_counter() - started, arrived)
+        return response
 
     async def _forward(self, sup: DeploymentSupervisor, method: str, target: str,
                        headers: list[tuple[str, str]], body: bytes) -> web.Response:
@@ -171,23 +184,37 @@ class EndpointRouter:
                                       unix_socket=other.socket_path or None)
 
     def _mirror(self, sup: DeploymentSupervisor, method: str, target: str, headers: list[tuple[str, str]],
-                body: bytes) -> None:
+                body: bytes, arrived: float) -> None:
         """Send a copy in the background; the response is discarded, a full mirror drops the copy."""
         inst = sup.acquire()
         if inst is None:
+            self.metrics.mirror_dropped(sup.name)
             return
         self.mirrored += 1
-        task = asyncio.get_running_loop().create_task(self._mirror_send(sup, inst, method, target, headers, body))
+        task = asyncio.get_running_loop().create_task(
+            self._mirror_send(sup, inst, method, target, headers, body, arrived))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _mirror_send(self, sup: DeploymentSupervisor, inst: Instance, method: str, target: str,
-                           headers: list[tuple[str, str]], body: bytes) -> None:
+                           headers: list[tuple[str, str]], body: bytes, arrived: float) -> None:
+        started = time.perf_counter()
+        status = 502
+        cancelled = False
         try:
             async with asyncio.timeout(sup.request_timeout):
-                await upstream.request(LOOPBACK, inst.port, method, target, headers, body,
-                                       unix_socket=inst.socket_path or None)
-        except (TimeoutError, upstream.UpstreamError) as exc:
+                answer = await upstream.request(LOOPBACK, inst.port, method, target, headers, body,
+                                                unix_socket=inst.socket_path or None)
+            status = answer.status
+        except TimeoutError as exc:
+            status = 408
+            log.debug("mirror copy to %s/%s timed out: %s", self.name, sup.name, exc)
+        except upstream.UpstreamError as exc:
             log.debug("mirror copy to %s/%s failed: %s", self.name, sup.name, exc)
+        except asyncio.CancelledError:
+            cancelled = True  # the endpoint is closing: not an answer of the deployment
+            raise
         finally:
             sup.release(inst)
+            if not cancelled:
+                self.metrics.record(sup.name, MIRRORED, status, time.perf_counter() - started, arrived)

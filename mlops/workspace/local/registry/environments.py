@@ -3,10 +3,12 @@
 An environment spec is the Azure CLI v2 YAML, read config-side (``mlops.environment_spec``: the
 spec and its conda file as Azure reads them). Azure builds a Docker image from it; locally there
 is no Docker, so the conda file's ``python=X.Y`` and ``pip:`` entries become a virtualenv of *this*
-interpreter (``python -m venv`` + ``pip install``). What cannot be honoured is refused here, when a
-venv is built (``venv_requirements``), with a clear error rather than silently ignored: another
-Python than the running one, or conda-only packages (anything but ``python``/``pip`` outside the
-``pip:`` list). These are local-only rules: loading a spec for an Azure release never meets them.
+interpreter (``python -m venv`` + ``pip install``). Conda packages that have a PyPI equivalent
+(numpy, pandas, pytorch -> torch, ...: ``CONDA_TO_PYPI``, as AutoML's conda files list them) are
+installed from PyPI. What cannot be honoured is refused here, when a venv is built
+(``venv_requirements``), with a clear error rather than silently ignored: another Python than the
+running one, or conda packages without a PyPI equivalent, named. These are local-only rules:
+loading a spec for an Azure release never meets them.
 
 Identity is the spec's content hash (image + conda file bytes, ``EnvironmentSpec.content_hash``):
 
@@ -25,6 +27,7 @@ which the next build under the lock removes.
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -51,23 +54,68 @@ def default_venv_cache() -> Path:
 # What a virtualenv can be built from (the local-only rules; the spec itself is read config-side)
 
 
+CONDA_TO_PYPI: dict[str, str] = {
+    "numpy": "numpy", "pandas": "pandas", "pytorch": "torch", "scipy": "scipy", "scikit-learn": "scikit-learn",
+    "psutil": "psutil", "holidays": "holidays", "py-xgboost": "xgboost", "tqdm": "tqdm", "pyyaml": "pyyaml",
+    "joblib": "joblib", "cloudpickle": "cloudpickle", "setuptools": "setuptools", "wheel": "wheel",
+}
+"""Conda packages (as AutoML's conda files list them) with a PyPI distribution of the same code:
+the local workspace installs those with pip. Every other conda package is refused by name."""
+
+_CONDA_SPEC = re.compile(r"^(?:[A-Za-z0-9_.\-]+::)?(?P<name>[A-Za-z0-9_.\-]+)\s*(?P<version>.*)$")
+
+
+def conda_to_pip(entry: str) -> str | None:
+    """A conda dependency as a pip requirement, or ``None`` when it has no PyPI equivalent.
+
+    conda ``name=1.2`` means "1.2, any patch" (pip ``==1.2.*``); ``==``, ``>=``, ``<`` ... and
+    comma-separated ranges mean the same in both. A build string (``numpy 1.23.5 py39h_0``) has no
+    pip form: ``ValueError``."""
+    match = _CONDA_SPEC.match(entry.strip())
+    if not match:
+        return None
+    name = re.sub(r"[-_.]+", "-", match["name"]).lower()
+    pypi = CONDA_TO_PYPI.get(name)
+    if pypi is None:
+        return None
+    raw = match["version"].strip()
+    version = "".join(raw.split())
+    if not version:
+        return pypi
+    if " " in raw and not re.match(r"^[<>=!~]", raw):
+        raise ValueError(f"{entry!r}: a conda build string has no pip equivalent; write name==version")
+    if re.fullmatch(r"=[^=<>!~,]+", version):
+        return f"{pypi}={version}" if version.endswith(".*") else f"{pypi}=={version[1:]}.*"
+    return pypi + version
+
+
 def venv_requirements(text: str, *, file: str) -> CondaRequirements:
-    """The conda file's requirements, if this workspace can build them; else why not.
+    """The conda file's requirements as a venv installs them, if this workspace can build them;
+    else why not.
 
     Both refusals are the local workspace's own (Azure builds a conda environment and honours
     both), so they are applied here, when a venv is built, and never when a spec is loaded:
-    conda-only packages (anything but python/pip outside ``pip:``) raise ``ConfigError``; another
-    Python than the running one raises ``EnvironmentBuildError``.
+    conda packages without a PyPI equivalent raise ``ConfigError`` naming them (those with one
+    join the pip requirements); another Python than the running one raises ``EnvironmentBuildError``.
     """
     requirements = parse_conda_file(text, file=file)
-    if requirements.conda:
+    mapped: list[str] = []
+    refused: list[str] = []
+    for entry in requirements.conda:
+        try:
+            requirement = conda_to_pip(entry)
+        except ValueError as error:
+            raise ConfigError(str(error), file=file, key="dependencies") from None
+        (refused.append(entry) if requirement is None else mapped.append(requirement))
+    if refused:
         raise ConfigError(
-            f"conda-only packages cannot be installed by the local workspace: {', '.join(requirements.conda)}; "
-            "list them under 'pip:' instead (only python and pip may be conda packages)",
+            f"conda-only packages cannot be installed by the local workspace: {', '.join(refused)}; "
+            f"list them under 'pip:' instead (conda packages with a PyPI equivalent are installed with pip: "
+            f"{', '.join(sorted(CONDA_TO_PYPI))})",
             file=file, key="dependencies",
         )
     check_python(requirements, file=file)
-    return requirements
+    return CondaRequirements(requirements.python, requirements.pip + tuple(mapped))
 
 
 def check_python(requirements: CondaRequirements, *, file: str) -> None:

@@ -57,6 +57,11 @@ CREATE TABLE IF NOT EXISTS batch_deployments (
 CREATE TABLE IF NOT EXISTS jobs (
     name TEXT PRIMARY KEY, endpoint_name TEXT NOT NULL, deployment_name TEXT NOT NULL,
     job_dir TEXT NOT NULL, created_at TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS training_jobs (
+    name TEXT PRIMARY KEY, parent TEXT, status TEXT NOT NULL, primary_metric TEXT NOT NULL DEFAULT '',
+    properties TEXT NOT NULL DEFAULT '{}', tags TEXT NOT NULL DEFAULT '{}', metrics TEXT NOT NULL DEFAULT '{}',
+    job_dir TEXT NOT NULL, pid INTEGER NOT NULL DEFAULT 0, error TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS release_locks (
     endpoint_name TEXT PRIMARY KEY, holder TEXT NOT NULL, pid INTEGER NOT NULL, hostname TEXT NOT NULL,
     acquired_at TEXT NOT NULL);
