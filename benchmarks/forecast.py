@@ -5,7 +5,8 @@
 Prints, side by side: the time of one batched ``rolling_forecast`` over the DAU test set (horizons
 1..14, step 1, every origin in one tensor pass) against a Python loop calling ``forecast`` once per
 origin (target: >= 50x faster, same numbers), then the p50/p99 latency of a forecast request
-through ``azmlinfsrv`` running ``endpoints/online/score.py``. Without ``--model`` it trains a model
+through ``azmlinfsrv`` running ``endpoints/online/score.py``, without and with
+``GlobalParameters.quantiles`` ([0.1, 0.5, 0.9]), the two kinds of request interleaved. Without ``--model`` it trains a model
 first (a few epochs); without the GitHub DAU files it uses the synthetic series.
 """
 
@@ -82,22 +83,24 @@ def main() -> int:
         origins = rolled[forecaster.forecast_origin_column_name].nunique()
 
         end = forecaster.history_end
-        body = json.dumps({"Inputs": {"data": [
-            {"date": (end + pd.Timedelta(days=h)).strftime("%Y-%m-%d")} for h in range(1, forecaster.max_horizon + 1)
-        ]}, "GlobalParameters": {}}).encode()
-        latencies = []
+        rows = [{"date": (end + pd.Timedelta(days=h)).strftime("%Y-%m-%d")} for h in range(1, forecaster.max_horizon + 1)]
+        bodies = {"point": json.dumps({"Inputs": {"data": rows}, "GlobalParameters": {}}).encode(),
+                  "quantiles": json.dumps({"Inputs": {"data": rows},
+                                           "GlobalParameters": {"quantiles": [0.1, 0.5, 0.9]}}).encode()}
+        latencies: dict[str, list[float]] = {kind: [] for kind in bodies}
         with inference_server(model_dir) as url:
             for i in range(args.requests + 20):
-                request = urllib.request.Request(url + "/score", data=body,
-                                                 headers={"Content-Type": "application/json"})
-                started = time.perf_counter()
-                with urllib.request.urlopen(request, timeout=30) as response:
-                    response.read()
-                    status = response.status
-                if status != 200:
-                    raise RuntimeError(f"request {i} answered {status}")
-                if i >= 20:  # the first ones warm up the worker
-                    latencies.append((time.perf_counter() - started) * 1000)
+                for kind, body in bodies.items():
+                    request = urllib.request.Request(url + "/score", data=body,
+                                                     headers={"Content-Type": "application/json"})
+                    started = time.perf_counter()
+                    with urllib.request.urlopen(request, timeout=30) as response:
+                        answer = json.loads(response.read())
+                        status = response.status
+                    if status != 200 or len(answer["Results"]["forecast"]) != len(rows):
+                        raise RuntimeError(f"{kind} request {i} answered {status}: {str(answer)[:200]}")
+                    if i >= 20:  # the first ones warm up the worker
+                        latencies[kind].append((time.perf_counter() - started) * 1000)
 
     print(f"data: {label}; test set {test['date'].iloc[0].date()} .. {test['date'].iloc[-1].date()}, "
           f"{origins} origins x horizons 1-{forecaster.max_horizon} = {len(rolled)} forecasts")
@@ -108,9 +111,11 @@ def main() -> int:
     print(f"{'  speed-up':<44}{loop_time / batched:>9.1f}x   (target >= 50x; max relative difference "
           f"{max_diff:.1e})")
     print()
-    print(f"{'one forecast request via azmlinfsrv':<44}{'p50 (ms)':>10}{'p99 (ms)':>18}")
-    print(f"{f'  {args.requests} sequential requests, {forecaster.max_horizon} dates':<44}"
-          f"{percentile(latencies, 50):>10.2f}{percentile(latencies, 99):>18.2f}")
+    print(f"{f'one forecast request via azmlinfsrv ({args.requests} each, {forecaster.max_horizon} dates)':<54}"
+          f"{'p50 (ms)':>10}{'p99 (ms)':>18}")
+    for kind, label_text in (("point", "point forecast"), ("quantiles", "with quantiles [0.1, 0.5, 0.9]")):
+        print(f"{f'  {label_text}':<54}"
+              f"{percentile(latencies[kind], 50):>10.2f}{percentile(latencies[kind], 99):>18.2f}")
     return 0 if loop_time / batched >= 50 else 1
 
 

@@ -9,7 +9,10 @@ folder goes first on ``sys.path``. One script serves both kinds of model:
 
 ``run`` takes AutoML's forecasting payload ``{"Inputs": {"data": [rows]}, "GlobalParameters": {}}``
 (rows with ``count`` are recent actuals, rows without it are the dates to forecast) and answers
-``{"Results": {"forecast": [...], "index": [{"date": ...}]}}``. It is decorated with ``@rawhttp``
+``{"Results": {"forecast": [...], "index": [{"date": ...}]}}``. With ``"GlobalParameters":
+{"quantiles": [0.1, 0.5, 0.9]}`` the answer also has AutoML's ``prediction_interval`` and every
+level under ``quantiles`` (``mlops.forecasting.payload`` documents the shape and what it matches).
+It is decorated with ``@rawhttp``
 so that even a body that is not JSON reaches this code: every bad request is answered 400 with
 ``{"error": "<what is wrong and where>"}`` and the server keeps serving.
 """
@@ -31,7 +34,7 @@ except ImportError:  # ... older images have the azureml-contrib-services shim
     from azureml.contrib.services.aml_response import AMLResponse
 
 from mlops.forecasting.errors import ForecastInputError  # noqa: E402
-from mlops.forecasting.forecaster import load_forecaster, single_threaded_torch  # noqa: E402
+from mlops.forecasting.forecaster import load_forecaster, quantile_forecast, single_threaded_torch  # noqa: E402
 from mlops.forecasting.payload import MAX_BODY_BYTES, forecast_response, parse_forecast_request  # noqa: E402
 
 TRUST_ENV = "MLOPS_TRUST_PICKLED_MODEL"
@@ -78,7 +81,10 @@ def run(request) -> AMLResponse:
         return _error(405, f"use POST with a JSON body; {request.method} is not supported")
     try:
         parsed = parse_forecast_request(_read_body(request), max_horizon=getattr(forecaster, "max_horizon", None))
-        values, _ = forecaster.forecast(parsed.X_pred, parsed.y_pred)
+        if parsed.quantiles:
+            values, table = quantile_forecast(forecaster, parsed.X_pred, parsed.y_pred, parsed.quantiles)
+        else:
+            (values, _), table = forecaster.forecast(parsed.X_pred, parsed.y_pred), None
     except ForecastInputError as error:
         return _error(400, str(error))
     except Exception as error:
@@ -87,4 +93,6 @@ def run(request) -> AMLResponse:
         logger.exception("forecast failed")
         return _error(500, f"the forecast failed: {type(error).__name__}; see the deployment logs")
     future = parsed.future
-    return AMLResponse(forecast_response(parsed.X_pred["date"][future], values[future]), 200, json_str=True)
+    body = forecast_response(parsed.X_pred["date"][future], values[future], quantiles=parsed.quantiles,
+                             quantile_values=None if table is None else table[future])
+    return AMLResponse(body, 200, json_str=True)

@@ -1,9 +1,11 @@
 """``model.pt``: a plain dict that ``torch.load(path, weights_only=True)`` loads - no pickled classes.
 
-Keys (``format`` = ``"mlops-tcn"``, ``format_version`` = 1):
+Keys (``format`` = ``"mlops-tcn"``, ``format_version`` = 2):
 
-* ``config``   - ``TCNConfig`` as a dict (ints, floats, a list of dilations)
-* ``state_dict`` - the network's tensors
+* ``config``   - ``TCNConfig`` as a dict (ints, floats, a list of dilations, the ensemble size)
+* ``state_dict`` - the ensemble's tensors (``members.<k>.<layer>...``)
+* ``calibration`` - ``residuals``: a ``(horizon, n)`` float64 tensor of held-out ``log1p`` residuals,
+  the split-conformal calibration of the quantile forecasts (``intervals``)
 * ``scaling``  - the target scaling (``data.TargetScaling``)
 * ``context``  - the last days of the training data (``dates`` as ISO strings, ``count`` and
   ``holiday`` tensors): the forecasting context used when a request brings no recent actuals
@@ -27,12 +29,14 @@ import torch
 from .errors import ForecastInputError
 
 FORMAT = "mlops-tcn"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: an ensemble of TCNs, the holiday feature block, and the conformal calibration (version 1
+was one TCN without them; such files must be retrained)."""
 MODEL_FILE = "model.pt"
 
 
 def build_artifact(*, config: dict, state_dict: dict[str, torch.Tensor], scaling: dict,
-                   context: pd.DataFrame, metadata: dict[str, Any]) -> dict[str, Any]:
+                   context: pd.DataFrame, calibration: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
     """Assemble the dict saved as ``model.pt`` (tensors are detached, contiguous CPU copies)."""
     return {
         "format": FORMAT,
@@ -45,6 +49,7 @@ def build_artifact(*, config: dict, state_dict: dict[str, torch.Tensor], scaling
             "count": torch.tensor(context["count"].to_numpy(dtype=np.float64)),
             "holiday": torch.tensor(context["holiday"].to_numpy(dtype=np.float64)),
         },
+        "calibration": {"residuals": torch.tensor(np.asarray(calibration, dtype=np.float64))},
         "metadata": metadata,
     }
 
@@ -65,9 +70,15 @@ def check_artifact(artifact: Any, *, source: str) -> dict[str, Any]:
     if artifact.get("format_version") != FORMAT_VERSION:
         raise ForecastInputError(f"{source}: model format_version {artifact.get('format_version')!r} "
                                  f"is not supported (this code reads version {FORMAT_VERSION})")
-    missing = [k for k in ("config", "state_dict", "scaling", "context", "metadata") if k not in artifact]
+    missing = [k for k in ("config", "state_dict", "scaling", "context", "calibration", "metadata")
+               if k not in artifact]
     if missing:
         raise ForecastInputError(f"{source}: model file lacks {', '.join(missing)}")
+    residuals = artifact["calibration"].get("residuals") if isinstance(artifact["calibration"], dict) else None
+    horizon = artifact["config"].get("horizon") if isinstance(artifact["config"], dict) else None
+    if not (isinstance(residuals, torch.Tensor) and residuals.ndim == 2 and residuals.shape[0] == horizon
+            and residuals.shape[1] >= 1 and bool(torch.isfinite(residuals).all())):
+        raise ForecastInputError(f"{source}: calibration.residuals must be a finite (horizon, n >= 1) tensor")
     return artifact
 
 

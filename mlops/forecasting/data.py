@@ -30,8 +30,18 @@ TARGET_COLUMN = "count"
 HOLIDAY_COLUMN = "holiday"
 DAU_COLUMNS = ("date", "count", "day_of_week", "month_of_year", "holiday")
 
-CALENDAR_FEATURES = 7 + 4 + 1
-"""Per-day calendar features: weekday one-hot (7), yearly sin/cos of 2 harmonics (4), holiday (1)."""
+CALENDAR_FEATURES = 7 + 4 + 4
+"""Per-day calendar features: weekday one-hot (7), yearly sin/cos of 2 harmonics (4), and the
+holiday block (4): holiday, the eve of a holiday, the day after one, and the year-end weeks."""
+
+HOLIDAY_FEATURES = slice(11, 15)
+"""The holiday block's columns in ``calendar_features``. The network also sees it for the day each
+horizon's seasonal-naive value comes from (``windows.build_samples``): a naive forecast copied from
+a holiday a week earlier is too low, and the network has to know that to correct it."""
+
+YEAR_END = ((12, 22), (1, 2))
+"""The year-end weeks (22 December .. 2 January, inclusive): GitHub's DAU drops for the whole
+period, not only on the federal holidays inside it (the TCN's errors concentrated there, issue 11)."""
 
 LEVEL_DAYS = 7
 """The local level is the mean of ``log1p(count)`` over the last week of the context window."""
@@ -65,7 +75,14 @@ def calendar_features(dates: pd.DatetimeIndex | pd.Series, holiday: np.ndarray |
     phase = 2.0 * np.pi * (index.day_of_year.to_numpy() - 1) / 365.25
     yearly = np.stack([np.sin(phase), np.cos(phase), np.sin(2 * phase), np.cos(2 * phase)], axis=1)
     flags = us_federal_holidays(index) if holiday is None else np.asarray(holiday, dtype=np.float64)
-    return np.concatenate([weekday, yearly.astype(np.float32), flags.reshape(n, 1).astype(np.float32)], axis=1)
+    day = pd.Timedelta(days=1)
+    eve = us_federal_holidays(index + day)
+    after = us_federal_holidays(index - day)
+    (first_month, first_day), (last_month, last_day) = YEAR_END
+    month, dom = index.month.to_numpy(), index.day.to_numpy()
+    year_end = (((month == first_month) & (dom >= first_day)) | ((month == last_month) & (dom <= last_day)))
+    block = np.stack([flags, eve, after, year_end.astype(np.float64)], axis=1).astype(np.float32)
+    return np.concatenate([weekday, yearly.astype(np.float32), block], axis=1)
 
 
 @dataclass(frozen=True)

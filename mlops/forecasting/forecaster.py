@@ -13,8 +13,13 @@ The scoring scripts talk to a forecaster through the surface that Azure AutoML's
   ``time_column_name``, ``_automl_forecast_origin``, ``_automl_forecast_y``, ``_automl_actual_y``,
   sorted by origin then date. All origins are scored in one batched tensor pass. When ``X`` does
   not continue the stored history, its own first ``MIN_CONTEXT_DAYS`` days are the first context.
+* ``forecast_quantiles(X_pred, y_pred=None) -> DataFrame``: AutoML's quantile forecast for the
+  levels in the ``quantiles`` attribute (AutoML's scoring file sets ``model.quantiles`` and then
+  calls it): the time column, then one column per level named by the float level, one row per row
+  of ``X_pred`` (NaN for the context rows). The levels are conformal quantiles of the model's
+  stored calibration residuals (``intervals``); ``quantiles=`` passes the levels per call instead;
 * attributes ``time_column_name``, ``forecast_origin_column_name``, ``forecast_column_name``,
-  ``actual_column_name``, ``max_horizon``.
+  ``actual_column_name``, ``max_horizon``, ``quantiles``.
 
 Where AutoML would raise on bad input this raises ``ForecastInputError`` with what and where
 (a gap the model cannot bridge, a date beyond the horizon, a duplicate date, ...).
@@ -25,6 +30,7 @@ from __future__ import annotations
 import os
 import pickle
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -35,11 +41,11 @@ import torch
 from .artifact import MODEL_FILE, check_artifact
 from .data import HOLIDAY_COLUMN, TIME_COLUMN, TargetScaling, calendar_features, us_federal_holidays
 from .errors import ForecastInputError, UntrustedModelError
+from .intervals import quantile_forecasts
 from .model import TCN, TCNConfig
 from .windows import build_samples, to_counts
 
 _DAY = pd.Timedelta(days=1)
-_CHUNK = 8192
 MIN_CONTEXT_DAYS = 14
 """Fewest consecutive actuals a forecast needs. With fewer than the network's window, the missing
 earlier days are filled by repeating the earliest known weeks (``pad_weekly``)."""
@@ -129,6 +135,9 @@ class TCNForecaster:
         except RuntimeError as error:
             raise ForecastInputError(f"{source}: weights do not match the model config ({error})") from None
         self.network.eval()
+        self._residuals = artifact["calibration"]["residuals"].numpy().astype(np.float64)
+        self.quantiles: list[float] = [0.5]
+        """The levels ``forecast_quantiles`` returns (AutoML's scoring file assigns this attribute)."""
         context = artifact["context"]
         self._history = pd.DataFrame({
             "count": np.asarray(context["count"], dtype=np.float64),
@@ -161,7 +170,7 @@ class TCNForecaster:
     def _score(self, dates: pd.DatetimeIndex, counts: np.ndarray, holiday: np.ndarray,
                origins: np.ndarray) -> np.ndarray:
         """Forecast counts ``(len(origins), horizon)`` for origin positions into a contiguous daily
-        series (``counts`` only read up to each origin). Batched: one tensor pass per 8192 origins."""
+        series (``counts`` only read up to each origin). Batched: one tensor pass for all origins."""
         horizon = self.max_horizon
         need = int(origins.max()) + horizon + 1 if len(origins) else len(dates)
         if need > len(dates):
@@ -170,17 +179,12 @@ class TCNForecaster:
             holiday = np.concatenate([holiday, us_federal_holidays(extra)])
             counts = np.concatenate([counts, np.full(len(extra), np.nan)])
         calendar = calendar_features(dates, holiday)
-        log_target = np.log1p(counts)
-        out = np.empty((len(origins), horizon), dtype=np.float64)
+        samples = build_samples(np.log1p(counts), calendar, origins, horizon=horizon, scale=self.scaling.scale,
+                                min_origin=self.window - 1)
         with torch.inference_mode():
-            for start in range(0, len(origins), _CHUNK):
-                part = origins[start:start + _CHUNK]
-                samples = build_samples(log_target, calendar, part, window=self.window, horizon=horizon,
-                                        scale=self.scaling.scale)
-                z = self.network(torch.from_numpy(samples.past), torch.from_numpy(samples.future),
-                                 torch.from_numpy(samples.naive)).numpy()
-                out[start:start + len(part)] = to_counts(z, samples.level, self.scaling.scale)
-        return out
+            z = self.network(torch.from_numpy(samples.sequence), torch.from_numpy(samples.origins),
+                             torch.from_numpy(samples.future), torch.from_numpy(samples.naive)).numpy()
+        return to_counts(z, samples.level, self.scaling.scale)
 
     def forecast(self, X_pred: pd.DataFrame, y_pred: Any = None) -> tuple[np.ndarray, pd.DataFrame]:
         """Forecast the rows of ``X_pred`` whose ``y_pred`` is NaN (all rows when ``y_pred`` is None).
@@ -257,6 +261,32 @@ class TCNForecaster:
         X_trans.loc[X_trans.index[future], self.forecast_origin_column_name] = origin
         return result, X_trans
 
+    def quantiles_of(self, predicted: np.ndarray, horizons: np.ndarray, levels: Any) -> np.ndarray:
+        """``(n, len(levels))`` quantile forecasts around point forecasts made ``horizons`` days ahead."""
+        try:
+            return quantile_forecasts(predicted, horizons, self._residuals, [float(q) for q in levels])
+        except (TypeError, ValueError) as error:
+            raise ForecastInputError(f"quantiles {levels!r}: {error}") from None
+
+    def forecast_quantiles(self, X_pred: pd.DataFrame, y_pred: Any = None, *,
+                           quantiles: Any = None) -> pd.DataFrame:
+        """AutoML's ``forecast_quantiles`` (see the module doc): the time column and one column per level."""
+        levels = self.quantiles if quantiles is None else quantiles
+        return self.forecast_with_quantiles(X_pred, y_pred, levels)[1]
+
+    def forecast_with_quantiles(self, X_pred: pd.DataFrame, y_pred: Any, levels: Any
+                                ) -> tuple[np.ndarray, pd.DataFrame]:
+        """``forecast``'s values and ``forecast_quantiles``' frame from one pass of the network."""
+        levels = [float(q) for q in levels]
+        values, X_trans = self.forecast(X_pred, y_pred)
+        future = (X_trans["horizon"] > 0).to_numpy()
+        table = np.full((len(values), len(levels)), np.nan)
+        table[future] = self.quantiles_of(values[future], X_trans["horizon"].to_numpy()[future], levels)
+        out = pd.DataFrame({self.time_column_name: X_trans[self.time_column_name].to_numpy()}, index=X_trans.index)
+        for j, level in enumerate(levels):
+            out[level] = table[:, j]
+        return values, out
+
     def rolling_forecast(self, X: pd.DataFrame, y: Any, step: int = 1) -> pd.DataFrame:
         """Rolling-origin forecasts over ``X`` with its actuals ``y`` (AutoML's semantics, see module doc)."""
         if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
@@ -307,6 +337,30 @@ class TCNForecaster:
             self.forecast_column_name: predicted[keep],
             self.actual_column_name: series["count"].to_numpy()[target_pos],
         })
+
+
+def quantile_forecast(model: Any, X_pred: pd.DataFrame, y_pred: Any, levels: Sequence[float]
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """``(point forecast, (rows, len(levels)) quantile forecasts)`` from either kind of model. A
+    pickled AutoML forecaster is asked the way AutoML's scoring file asks it (``model.quantiles =
+    levels``, then ``model.forecast_quantiles(X_pred, y_pred)``, one column per level); this
+    project's model takes the levels per call (concurrent requests cannot see each other's levels)
+    and makes the point forecast once for both."""
+    levels = [float(q) for q in levels]
+    if isinstance(model, TCNForecaster):
+        values, frame = model.forecast_with_quantiles(X_pred, y_pred, levels)
+    elif hasattr(model, "forecast_quantiles"):
+        values, _ = model.forecast(X_pred, y_pred)
+        model.quantiles = levels
+        frame = model.forecast_quantiles(X_pred, y_pred)
+    else:
+        raise ForecastInputError(f"this model ({type(model).__name__}) has no forecast_quantiles: quantiles "
+                                 "cannot be served; leave GlobalParameters.quantiles out")
+    try:
+        table = np.column_stack([np.asarray(frame[level], dtype=np.float64) for level in levels])
+    except KeyError as error:
+        raise ForecastInputError(f"the model's forecast_quantiles returned no column {error}") from None
+    return np.asarray(values, dtype=np.float64), table
 
 
 def single_threaded_torch() -> None:

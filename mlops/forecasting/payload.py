@@ -9,6 +9,19 @@ Request (what Azure AutoML's forecasting endpoints take)::
 Answer: ``{"Results": {"forecast": [...], "index": [{"date": "2018-09-01"}, ...]}}`` for the rows
 to forecast, in date order.
 
+Quantiles: ``"GlobalParameters": {"quantiles": [0.1, 0.5, 0.9]}`` asks for quantile forecasts, as
+AutoML's forecasting scoring file (``scoring_file_v_2_0_0.py``, logger
+``azureml.automl.core.scoring_script_forecasting_v2``) takes them. That file sets
+``model.quantiles = [min(q), 0.5, max(q)]``, calls ``model.forecast_quantiles(data, y_query)`` and
+answers ``{"Results": {"forecast": <the 0.5 column>, "prediction_interval": ["[lo, hi]", ...],
+"index": [...]}}`` - ``prediction_interval`` one string per row made with ``"[{}, {}]".format(lo,
+hi)`` from the lowest and highest requested level. This answer has exactly those three keys with
+the same meaning (``forecast`` stays the model's point forecast, which is also what it returns
+without quantiles, so the quality gate and clients that ignore intervals see the same numbers),
+plus ``"quantiles": {"0.1": [...], "0.5": [...], "0.9": [...]}`` with every requested level, since
+AutoML's strings carry only two. Each level must be a number strictly between 0 and 1, at most
+``MAX_QUANTILES`` of them, no repeats; anything else is a ``PayloadError`` (400) naming the entry.
+
 Every problem is a ``PayloadError`` whose message says what is wrong and where (``Inputs.data[3].count``),
 so the scoring script can answer 400 with it and keep serving. Checks that depend on the model
 (gaps in the context, dates beyond its horizon) are the forecaster's and raise
@@ -26,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ForecastInputError
+from .intervals import MAX_QUANTILES, interval_text
 
 MAX_BODY_BYTES = 1_000_000
 MAX_ROWS = 5_000
@@ -45,6 +59,8 @@ class ForecastRequest:
     y_pred: np.ndarray
     """The ``count`` of context rows, NaN for rows to forecast."""
     global_parameters: dict[str, Any]
+    quantiles: tuple[float, ...] = ()
+    """``GlobalParameters.quantiles``, checked and in ascending order; empty: a point forecast only."""
 
     @property
     def future(self) -> np.ndarray:
@@ -83,6 +99,29 @@ def _parse_count(value: Any, where: str) -> float:
     if not math.isfinite(number) or number < 0:
         raise PayloadError(f"{where}.count must be a finite, non-negative number, got {value!r}")
     return number
+
+
+def parse_quantiles(value: Any, *, where: str = "GlobalParameters.quantiles") -> tuple[float, ...]:
+    """``GlobalParameters.quantiles`` -> ascending levels; ``PayloadError`` naming the bad entry."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        raise PayloadError(f"{where} must be a list of numbers between 0 and 1 like [0.1, 0.5, 0.9], "
+                           f"got {json.dumps(value)[:80]}")
+    if not value:
+        raise PayloadError(f"{where} is empty; leave it out for a point forecast, or ask for levels like [0.1, 0.9]")
+    if len(value) > MAX_QUANTILES:
+        raise PayloadError(f"{where} has {len(value)} levels; the limit is {MAX_QUANTILES}")
+    levels: list[float] = []
+    for i, level in enumerate(value):
+        if isinstance(level, bool) or not isinstance(level, int | float):
+            raise PayloadError(f"{where}[{i}] must be a number between 0 and 1, got {json.dumps(level)[:40]}")
+        if not (math.isfinite(level) and 0.0 < level < 1.0):
+            raise PayloadError(f"{where}[{i}] is {level!r}; a quantile level must be strictly between 0 and 1")
+        if float(level) in levels:
+            raise PayloadError(f"{where}[{i}] repeats the level {level!r}")
+        levels.append(float(level))
+    return tuple(sorted(levels))
 
 
 def parse_forecast_request(body: bytes | str, *, max_horizon: int | None = None) -> ForecastRequest:
@@ -155,14 +194,31 @@ def parse_forecast_request(body: bytes | str, *, max_horizon: int | None = None)
                            f"{max_horizon} days ahead")
     X_pred = pd.DataFrame(extras, index=range(len(rows)))
     X_pred.insert(0, TIME_COLUMN, pd.DatetimeIndex(dates))
-    return ForecastRequest(X_pred=X_pred, y_pred=y, global_parameters=parameters)
+    return ForecastRequest(X_pred=X_pred, y_pred=y, global_parameters=parameters,
+                           quantiles=parse_quantiles(parameters.get("quantiles")))
 
 
-def forecast_response(dates: pd.DatetimeIndex | pd.Series, values: np.ndarray) -> dict[str, Any]:
-    """``{"Results": {"forecast": [...], "index": [{"date": ...}]}}`` in date order."""
+def forecast_response(dates: pd.DatetimeIndex | pd.Series, values: np.ndarray, *,
+                      quantiles: tuple[float, ...] = (), quantile_values: np.ndarray | None = None) -> dict[str, Any]:
+    """``{"Results": {"forecast": [...], "index": [{"date": ...}]}}`` in date order; with quantiles
+    (``quantile_values`` is ``(rows, len(quantiles))``, levels ascending) also AutoML's
+    ``prediction_interval`` strings and every level under ``quantiles`` (see the module doc)."""
     index = pd.DatetimeIndex(dates)
     order = np.argsort(index.to_numpy(), kind="stable")
-    return {"Results": {
-        "forecast": [float(round(float(v), 3)) for v in np.asarray(values, dtype=np.float64)[order]],
+    results: dict[str, Any] = {
+        "forecast": _rounded(np.asarray(values, dtype=np.float64)[order]),
         "index": [{"date": index[i].strftime("%Y-%m-%d")} for i in order],
-    }}
+    }
+    if quantiles:
+        if quantile_values is None or np.shape(quantile_values) != (len(index), len(quantiles)):
+            raise ValueError("quantile_values must be (rows, len(quantiles))")
+        table = np.asarray(quantile_values, dtype=np.float64)[order]
+        columns = {f"{level:g}": _rounded(table[:, j]) for j, level in enumerate(quantiles)}
+        low, high = columns[f"{quantiles[0]:g}"], columns[f"{quantiles[-1]:g}"]
+        results["prediction_interval"] = [interval_text(lo, hi) for lo, hi in zip(low, high, strict=True)]
+        results["quantiles"] = columns
+    return {"Results": results}
+
+
+def _rounded(values: np.ndarray) -> list[float]:
+    return [float(round(float(v), 3)) for v in values]

@@ -27,6 +27,9 @@ from mlops.workspace.waiting import wait_for_batch_job
 REQUIRED_COLUMNS = ("date", "predicted")
 OUTPUT_COLUMNS = ("date", "forecast_origin", "predicted", "count", "file")
 """The columns ``endpoints/batch/score.py`` returns, in order (its ``OUTPUT_COLUMNS``)."""
+QUANTILE_OUTPUT_COLUMNS = OUTPUT_COLUMNS[:3] + ("q0.1", "q0.9") + OUTPUT_COLUMNS[3:]
+"""The same with the interval columns that ``endpoints/batch/deployment.yml`` asks for
+(``MLOPS_BATCH_QUANTILES: "0.1,0.9"``): they follow ``predicted``."""
 
 
 def read_output(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -34,7 +37,8 @@ def read_output(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
     The local workspace writes a CSV with a header. Azure ML's ``append_row`` writes the rows of the
     DataFrame ``run()`` returns *without* a header, separated by spaces (Azure's own samples read
-    ``predictions.csv`` with ``header=None, sep=' '``); such rows are named by ``OUTPUT_COLUMNS``.
+    ``predictions.csv`` with ``header=None, sep=' '``); such rows are named by ``OUTPUT_COLUMNS``, or
+    by ``QUANTILE_OUTPUT_COLUMNS`` when they have that many fields.
     """
     with path.open(newline="") as handle:
         lines = handle.read().splitlines()
@@ -44,9 +48,11 @@ def read_output(path: Path) -> tuple[list[str], list[dict[str, str]]]:
         return list(reader.fieldnames or []), list(reader)
     delimiter = "," if "," in first else " "
     records = [fields for fields in csv.reader(lines, delimiter=delimiter) if fields]
-    if records and any(len(fields) != len(OUTPUT_COLUMNS) for fields in records):
+    shapes = {len(names): names for names in (OUTPUT_COLUMNS, QUANTILE_OUTPUT_COLUMNS)}
+    names = shapes.get(len(records[0])) if records else OUTPUT_COLUMNS
+    if names is None or any(len(fields) != len(names) for fields in records):
         return [f"(no header; {len(records[0])} unnamed fields)"], []
-    return list(OUTPUT_COLUMNS), [dict(zip(OUTPUT_COLUMNS, fields, strict=True)) for fields in records]
+    return list(names), [dict(zip(names, fields, strict=True)) for fields in records]
 
 
 def check_output(path: Path, *, min_rows: int) -> tuple[list[str], list[dict[str, str]]]:

@@ -254,13 +254,32 @@ def _parse_day(text: str) -> date | None:
         return None
 
 
+def _band_columns(row: Mapping[str, str]) -> tuple[str, str] | None:
+    """The lowest and highest quantile columns (``q0.1`` .. ``q0.9``, from ``MLOPS_BATCH_QUANTILES``)."""
+    levels = []
+    for key in row:
+        if key.startswith("q"):
+            try:
+                levels.append((float(key[1:]), key))
+            except ValueError:
+                continue
+    if len(levels) < 2:
+        return None
+    levels.sort()
+    return levels[0][1], levels[-1][1]
+
+
 def forecast_svg(rows: Sequence[Mapping[str, str]], *, title: str = "forecast vs actual",
-                 width: int = 800, height: int = 320) -> str:
-    """An SVG line chart: actual ``count`` and the 1-step-ahead ``predicted`` value per date.
+                 width: int = 800, height: int = 340) -> str:
+    """An SVG line chart: actual ``count`` and the 1-step-ahead ``predicted`` value per date, and -
+    when the rows have quantile columns (``q0.1``, ``q0.9``) - the band between the lowest and the
+    highest quantile of that same forecast.
 
     With several forecasts per date (a rolling forecast), the one from the latest origin before the
-    date is plotted - the 1-day-ahead forecast."""
-    best: dict[date, tuple[date | None, float]] = {}
+    date is plotted - the 1-day-ahead forecast. The legend is a row of its own under the title, each
+    entry a swatch and a label placed one after the other, so no label is drawn over another."""
+    band_columns = _band_columns(rows[0]) if rows else None
+    best: dict[date, tuple[date | None, float, tuple[float, float] | None]] = {}
     actual: dict[date, float] = {}
     for row in rows:
         day = _parse_day(row.get("date", ""))
@@ -270,15 +289,21 @@ def forecast_svg(rows: Sequence[Mapping[str, str]], *, title: str = "forecast vs
             predicted = float(row["predicted"])
         except (KeyError, TypeError, ValueError):
             continue
+        band = None
+        if band_columns:
+            try:
+                band = (float(row[band_columns[0]]), float(row[band_columns[1]]))
+            except (KeyError, TypeError, ValueError):
+                band = None
         origin = _parse_day(row.get("forecast_origin", "") or "")
         if day not in best or (origin is not None and (best[day][0] is None or origin > best[day][0])):
-            best[day] = (origin, predicted)
+            best[day] = (origin, predicted, band)
         try:
             actual[day] = float(row["count"])
         except (KeyError, TypeError, ValueError):
             pass
     days = sorted(best)
-    pad = 50
+    pad, top = 50, 60
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
              f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
              '<rect width="100%" height="100%" fill="white"/>',
@@ -286,7 +311,9 @@ def forecast_svg(rows: Sequence[Mapping[str, str]], *, title: str = "forecast vs
     if not days:
         parts.append(f'<text x="{pad}" y="{height // 2}">no forecast rows</text></svg>')
         return "\n".join(parts)
-    values = [best[d][1] for d in days] + [actual[d] for d in days if d in actual]
+    bands = {d: best[d][2] for d in days if best[d][2] is not None}
+    values = ([best[d][1] for d in days] + [actual[d] for d in days if d in actual]
+              + [v for lo_hi in bands.values() for v in lo_hi])
     low, high = min(values), max(values)
     span = (high - low) or 1.0
     first, last = days[0], days[-1]
@@ -296,7 +323,7 @@ def forecast_svg(rows: Sequence[Mapping[str, str]], *, title: str = "forecast vs
         return pad + (width - 2 * pad) * (day - first).days / total_days
 
     def y(value: float) -> float:
-        return height - pad - (height - 2 * pad) * (value - low) / span
+        return height - pad - (height - pad - top) * (value - low) / span
 
     def polyline(points: list[tuple[float, float]], color: str, dash: str = "") -> str:
         coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
@@ -304,16 +331,31 @@ def forecast_svg(rows: Sequence[Mapping[str, str]], *, title: str = "forecast vs
         return f'<polyline fill="none" stroke="{color}" stroke-width="1.8"{extra} points="{coords}"/>'
 
     parts.append(f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#888"/>')
-    parts.append(f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>')
+    parts.append(f'<line x1="{pad}" y1="{top}" x2="{pad}" y2="{height - pad}" stroke="#888"/>')
     parts.append(f'<text x="{pad}" y="{height - pad + 18}">{first.isoformat()}</text>')
     parts.append(f'<text x="{width - pad}" y="{height - pad + 18}" text-anchor="end">{last.isoformat()}</text>')
     parts.append(f'<text x="{pad - 4}" y="{y(high):.1f}" text-anchor="end">{high:,.0f}</text>')
     parts.append(f'<text x="{pad - 4}" y="{y(low):.1f}" text-anchor="end">{low:,.0f}</text>')
+    legend: list[tuple[str, str]] = []
+    if bands:
+        band_days = sorted(bands)
+        outline = ([(x(d), y(bands[d][1])) for d in band_days]
+                   + [(x(d), y(bands[d][0])) for d in reversed(band_days)])
+        coords = " ".join(f"{px:.1f},{py:.1f}" for px, py in outline)
+        parts.append(f'<polygon class="band" fill="#1f77b4" fill-opacity="0.18" stroke="none" points="{coords}"/>')
+        legend.append(('<rect x="{x}" y="32" width="18" height="10" fill="#1f77b4" fill-opacity="0.18"/>',
+                       f"{band_columns[0][1:]}-{band_columns[1][1:]} quantiles"))
     actual_points = [(x(d), y(actual[d])) for d in days if d in actual]
     if actual_points:
         parts.append(polyline(actual_points, "#222"))
     parts.append(polyline([(x(d), y(best[d][1])) for d in days], "#1f77b4", "5,3"))
-    parts.append(f'<text x="{width - pad}" y="20" text-anchor="end"><tspan fill="#222">actual</tspan> '
-                 f'<tspan fill="#1f77b4">forecast (1 day ahead)</tspan></text>')
+    legend[:0] = [('<line x1="{x}" y1="37" x2="{x18}" y2="37" stroke="#222" stroke-width="1.8"/>', "actual"),
+                  ('<line x1="{x}" y1="37" x2="{x18}" y2="37" stroke="#1f77b4" stroke-width="1.8" '
+                   'stroke-dasharray="5,3"/>', "forecast (1 day ahead)")]
+    cursor = float(pad)
+    for swatch, label in legend:
+        parts.append(swatch.replace("{x18}", f"{cursor + 18:.0f}").replace("{x}", f"{cursor:.0f}"))
+        parts.append(f'<text class="legend" x="{cursor + 24:.0f}" y="41">{escape(label)}</text>')
+        cursor += 24 + 7.2 * len(label) + 24  # a generous width per character at 12px, then a gap
     parts.append("</svg>")
     return "\n".join(parts)

@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 
 def test_train_on_synthetic_writes_model_and_metrics(tmp_path: Path) -> None:
     out = tmp_path / "v1"
-    result = run_cli("train", "--data", "synthetic", "--out", str(out), "--synthetic-days", "300",
+    result = run_cli("train", "--data", "synthetic", "--out", str(out), "--synthetic-days", "340",
                      "--epochs", "2", "--seed", "3", "--json", timeout=300)
     assert result.returncode == 0, result.stderr
     epoch_lines = [line for line in result.stderr.splitlines() if line.startswith("epoch ")]

@@ -73,3 +73,54 @@ def test_response_is_in_date_order() -> None:
 
     out = forecast_response(pd.DatetimeIndex(["2020-01-03", "2020-01-02"]), np.array([3.0, 2.0]))
     assert out == {"Results": {"forecast": [2.0, 3.0], "index": [{"date": "2020-01-02"}, {"date": "2020-01-03"}]}}
+
+
+QUANTILE_BAD = [
+    ("0.1,0.9", "GlobalParameters.quantiles must be a list"),
+    ({"low": 0.1}, "GlobalParameters.quantiles must be a list"),
+    ([], "GlobalParameters.quantiles is empty"),
+    ([0.1, "0.9"], "GlobalParameters.quantiles[1] must be a number"),
+    ([True], "GlobalParameters.quantiles[0] must be a number"),
+    ([None], "GlobalParameters.quantiles[0] must be a number"),
+    ([0.0], "GlobalParameters.quantiles[0] is 0.0; a quantile level must be strictly between 0 and 1"),
+    ([0.5, 1], "GlobalParameters.quantiles[1] is 1; a quantile level must be strictly between 0 and 1"),
+    ([-0.1], "strictly between 0 and 1"),
+    ([50], "strictly between 0 and 1"),  # percent instead of a fraction
+    ([0.1, 0.9, 0.1], "GlobalParameters.quantiles[2] repeats the level 0.1"),
+    ([i / 20 for i in range(1, 11)], "has 10 levels; the limit is 9"),
+]
+
+
+@pytest.mark.parametrize(("quantiles", "message"), QUANTILE_BAD, ids=[f"q{i}" for i in range(len(QUANTILE_BAD))])
+def test_bad_quantile_lists_are_payload_errors(quantiles: object, message: str) -> None:
+    body = json.dumps({"Inputs": {"data": [{"date": "2020-01-01"}]}, "GlobalParameters": {"quantiles": quantiles}})
+    with pytest.raises(PayloadError) as error:
+        parse_forecast_request(body, max_horizon=14)
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize(("quantiles", "parsed"), [
+    (None, ()),
+    ([0.9, 0.1], (0.1, 0.9)),                       # any order in, ascending out
+    ([0.5], (0.5,)),
+    ([0.025, 0.975], (0.025, 0.975)),               # AutoML's scoring file's default
+    ([i / 10 for i in range(1, 10)], tuple(i / 10 for i in range(1, 10))),  # nine is the limit
+])
+def test_good_quantile_lists_are_sorted_levels(quantiles: object, parsed: tuple[float, ...]) -> None:
+    parameters = {} if quantiles is None else {"quantiles": quantiles}
+    body = json.dumps({"Inputs": {"data": [{"date": "2020-01-01"}]}, "GlobalParameters": parameters})
+    assert parse_forecast_request(body, max_horizon=14).quantiles == parsed
+
+
+def test_quantile_response_has_automl_keys_and_every_level() -> None:
+    import pandas as pd
+
+    dates = pd.DatetimeIndex(["2020-01-03", "2020-01-02"])
+    table = np.array([[2.5, 3.0, 3.5], [1.5, 2.0, 2.5]])
+    out = forecast_response(dates, np.array([3.0, 2.0]), quantiles=(0.1, 0.5, 0.9), quantile_values=table)
+    assert out == {"Results": {
+        "forecast": [2.0, 3.0],
+        "index": [{"date": "2020-01-02"}, {"date": "2020-01-03"}],
+        "prediction_interval": ["[1.5, 2.5]", "[2.5, 3.5]"],   # AutoML: "[lowest, highest]" per row
+        "quantiles": {"0.1": [1.5, 2.5], "0.5": [2.0, 3.0], "0.9": [2.5, 3.5]},
+    }}

@@ -9,7 +9,9 @@ import pandas as pd
 import pytest
 
 from mlops.forecasting.data import (
+    CALENDAR_FEATURES,
     DAU_COLUMNS,
+    HOLIDAY_FEATURES,
     calendar_features,
     load_series_csv,
     series_sha256,
@@ -105,9 +107,27 @@ def test_short_gaps_are_interpolated_only_when_allowed(tmp_path: Path) -> None:
 def test_calendar_features_are_weekday_season_and_holiday() -> None:
     dates = pd.date_range("2018-12-31", periods=3)
     features = calendar_features(dates)
-    assert features.shape == (3, 12)
+    assert features.shape == (3, CALENDAR_FEATURES) == (3, 15)
     assert features[0, 0] == 1.0 and features[1, 1] == 1.0  # Monday, Tuesday one-hot
-    assert features[:, -1].tolist() == [0.0, 1.0, 0.0]  # New Year's Day
+    assert features[:, HOLIDAY_FEATURES][:, 0].tolist() == [0.0, 1.0, 0.0]  # New Year's Day
+
+
+@pytest.mark.parametrize(("day", "block"), [
+    # holiday, eve of one, day after one, year-end weeks (22 Dec .. 2 Jan)
+    ("2017-11-23", [1, 0, 0, 0]),   # Thanksgiving
+    ("2017-11-22", [0, 1, 0, 0]),
+    ("2017-11-24", [0, 0, 1, 0]),   # Black Friday
+    ("2017-12-21", [0, 0, 0, 0]),
+    ("2017-12-22", [0, 0, 0, 1]),
+    ("2017-12-25", [1, 0, 0, 1]),   # Christmas
+    ("2017-12-31", [0, 1, 0, 1]),
+    ("2018-01-02", [0, 0, 1, 1]),
+    ("2018-01-03", [0, 0, 0, 0]),
+    ("2018-07-04", [1, 0, 0, 0]),
+])
+def test_the_holiday_block_marks_holidays_their_neighbours_and_the_year_end(day: str, block: list[int]) -> None:
+    features = calendar_features(pd.DatetimeIndex([day]))
+    assert features[0, HOLIDAY_FEATURES].tolist() == block
 
 
 def test_the_real_dau_files_load_and_test_continues_train(dau_data: Path) -> None:

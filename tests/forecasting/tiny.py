@@ -12,7 +12,7 @@ TINY_SEED = 1
 
 
 def tiny_config(**overrides: object) -> TrainConfig:
-    values: dict = dict(horizon=14, window=28, epochs=3, channels=8, dilations=(1, 2, 4),
+    values: dict = dict(horizon=14, epochs=3, channels=8, dilations=(1, 2, 4), members=2,
                         validation_days=42, holdout_days=28)
     values.update(overrides)
     return TrainConfig(**values)

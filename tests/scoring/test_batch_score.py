@@ -75,3 +75,26 @@ def test_batch_run_scores_each_csv_and_names_bad_files(tmp_path: Path, batch_cod
     assert f"{inputs / 'no-count.csv'}: missing required column 'count'" in no_count
     assert str(inputs / "gappy.csv") in gappy and "2020-01-01 is followed by 2020-01-03" in gappy
     assert str(inputs / "garbage.csv") in garbage
+
+
+def test_batch_quantile_columns_when_the_deployment_asks(tmp_path: Path, batch_code: Path,
+                                                         azure_model_dir: Path) -> None:
+    inputs = tmp_path / "inputs"
+    inputs.mkdir()
+    continuation = generate_dau(TINY_DAYS + 20, seed=TINY_SEED).iloc[TINY_DAYS:]
+    (inputs / "recent.csv").write_text(to_csv_text(continuation))
+    output = tmp_path / "out.csv"
+    env = {"AZUREML_MODEL_DIR": str(azure_model_dir), "PATH": "/usr/bin:/bin", "MLOPS_BATCH_QUANTILES": "0.9, 0.1"}
+    result = subprocess.run([sys.executable, "-c", DRIVER, str(batch_code), json.dumps([str(inputs / "recent.csv")]),  # noqa: S603
+                             str(output), "[]"], capture_output=True, text=True, timeout=180, cwd=batch_code, env=env)
+    assert result.returncode == 0, result.stderr + result.stdout
+    frame = pd.read_csv(output)
+    assert list(frame.columns) == ["date", "forecast_origin", "predicted", "q0.1", "q0.9", "count", "file"]
+    assert (frame["q0.1"] <= frame["predicted"]).all() and (frame["predicted"] <= frame["q0.9"]).all()
+    assert (frame["q0.1"] < frame["q0.9"]).all()
+
+    env["MLOPS_BATCH_QUANTILES"] = "0.1,1.5"
+    refused = subprocess.run([sys.executable, "-c", DRIVER, str(batch_code), "[]", str(output), "[]"],  # noqa: S603
+                             capture_output=True, text=True, timeout=180, cwd=batch_code, env=env)
+    assert refused.returncode != 0
+    assert "MLOPS_BATCH_QUANTILES='0.1,1.5': level[1] is 1.5; a quantile level must be strictly between 0 and 1" in refused.stderr

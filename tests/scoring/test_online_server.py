@@ -124,6 +124,17 @@ MALFORMED: list[tuple[str, bytes]] = [
     ("nested too deeply", b"[" * 50_000 + b"]" * 50_000),
 ]
 
+BAD_QUANTILES: list[tuple[object, str]] = [
+    ("0.1,0.9", "must be a list"),
+    ([], "is empty"),
+    ([0.1, 1.0], "GlobalParameters.quantiles[1] is 1.0"),
+    ([0, 0.5], "GlobalParameters.quantiles[0] is 0"),
+    ([10, 90], "strictly between 0 and 1"),
+    ([0.1, "0.9"], "GlobalParameters.quantiles[1] must be a number"),
+    ([0.2, 0.2], "repeats the level 0.2"),
+    ([i / 20 for i in range(1, 11)], "the limit is 9"),
+]
+
 
 def test_valid_request_from_the_stored_history(server: Server, scoring_model) -> None:
     status, answer = server.post(_body([{"date": _day(3)}, {"date": _day(1)}, {"date": _day(2)}]))
@@ -132,6 +143,32 @@ def test_valid_request_from_the_stored_history(server: Server, scoring_model) ->
     expected, _ = load_forecaster(scoring_model.out_dir).forecast(
         pd.DataFrame({"date": pd.to_datetime([_day(1), _day(2), _day(3)])}))
     np.testing.assert_allclose(answer["Results"]["forecast"], expected, rtol=1e-4)
+
+
+def test_quantile_request_gets_ordered_quantiles_for_every_date(server: Server, scoring_model) -> None:
+    days = [_day(h) for h in range(1, 15)]
+    body = _body([{"date": d} for d in reversed(days)], GlobalParameters={"quantiles": [0.9, 0.1, 0.5]})
+    status, answer = server.post(body)
+    assert status == 200, server.logs()
+    results = answer["Results"]
+    assert set(results) == {"forecast", "index", "prediction_interval", "quantiles"}
+    assert results["index"] == [{"date": d} for d in days]
+    assert set(results["quantiles"]) == {"0.1", "0.5", "0.9"}
+    table = np.array([results["quantiles"][q] for q in ("0.1", "0.5", "0.9")])
+    assert table.shape == (3, 14)
+    assert (np.diff(table, axis=0) >= 0).all() and (table[2] > table[0]).all()  # ordered, a real band
+    assert results["prediction_interval"] == [f"[{lo}, {hi}]" for lo, hi in zip(table[0], table[2], strict=True)]
+    # the point forecast is the one a request without quantiles gets
+    _, plain = server.post(_body([{"date": d} for d in days]))
+    assert results["forecast"] == plain["Results"]["forecast"]
+    assert all(lo <= f <= hi for lo, f, hi in zip(table[0], results["forecast"], table[2], strict=True))
+
+
+@pytest.mark.parametrize(("quantiles", "message"), BAD_QUANTILES, ids=[f"q{i}" for i in range(len(BAD_QUANTILES))])
+def test_bad_quantile_lists_are_400_with_a_reason(server: Server, quantiles: object, message: str) -> None:
+    status, answer = server.post(_body([{"date": _day(1)}], GlobalParameters={"quantiles": quantiles}))
+    assert status == 400, f"{quantiles!r}: {status} {answer}\n{server.logs()}"
+    assert message in answer["error"], answer
 
 
 @pytest.mark.parametrize(("kind", "body"), MALFORMED, ids=[kind for kind, _ in MALFORMED])
