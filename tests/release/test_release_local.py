@@ -67,12 +67,12 @@ WRAPPERS = {
     "untargeted": ("failing every request that is not header-targeted, i.e. live traffic",
                    "    if not request.headers.get('azureml-model-deployment'):\n"
                    "        return real_score.AMLResponse({'error': 'injected'}, 500, json_str=True)"),
-    # users send more context than the load test's payloads (56 rows with `count`)
-    "long-fails": ("failing every request with more than 60 context rows",
-                   "    if _context_rows(request) > 60:\n"
+    # users send more context than the load test's payloads (56 rows with `count`) and the quality gate's (84)
+    "long-fails": ("failing every request with more than 90 context rows",
+                   "    if _context_rows(request) > 90:\n"
                    "        return real_score.AMLResponse({'error': 'injected'}, 500, json_str=True)"),
-    "long-slow": ("300 ms slower on requests with more than 60 context rows",
-                  "    if _context_rows(request) > 60:\n"
+    "long-slow": ("300 ms slower on requests with more than 90 context rows",
+                  "    if _context_rows(request) > 90:\n"
                   "        time.sleep(0.3)"),
 }
 
@@ -377,7 +377,7 @@ def test_shadow_step_stops_a_candidate_failing_on_users_requests_while_users_see
     steps = [{"mirror": 50, "bake": "4s", "check": "shadow"}, {"traffic": 10}, {"bake": "2s", "check": "health"},
              {"traffic": 100}]
     config = harness.config("shadow", online_code=_wrapper(harness.root, "long-fails"), run_time="3s", steps=steps)
-    with Users(harness, context_days=70) as users:
+    with Users(harness, context_days=100) as users:
         result = _release(harness, config)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "shadow check at step 1" in result.stderr, result.stderr[-3000:]
@@ -399,7 +399,7 @@ def test_candidate_slow_on_users_traffic_fails_a_step_on_its_deployment_metrics(
     config = harness.config("users-slow", online_code=_wrapper(harness.root, "long-slow"), run_time="3s", steps=steps,
                             health={"users": 2, "deployment_metrics": {"min_requests": 5, "max_error_rate": 0.0,
                                                                        "p95_tolerance": 0.5, "p95_slack_ms": 25}})
-    with Users(harness, context_days=70, clients=3) as users:
+    with Users(harness, context_days=100, clients=3) as users:
         result = _release(harness, config)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "health check at step 2" in result.stderr, result.stderr[-3000:]
