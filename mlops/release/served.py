@@ -19,7 +19,8 @@ Two rollout checks use it, with their own limits (``ServedCheck``):
 * error rate (5xx, 408, 429) above ``max_error_rate`` -> Failed;
 * p95 above ``max_p95_ms`` -> Failed;
 * p95 above live's p95 in the *same window* x (1 + ``p95_tolerance``) + ``p95_slack_ms`` -> Failed
-  (skipped when live served fewer than ``min_requests``: reported, not judged).
+  (skipped when either side served fewer than ``min_requests`` or ``MIN_LATENCY_SAMPLES``: reported,
+  not judged).
 """
 
 from __future__ import annotations
@@ -29,6 +30,10 @@ from dataclasses import dataclass
 
 from mlops.release.gates import GateResult, Phase, Verdict
 from mlops.workspace.port import DeploymentMetrics
+
+MIN_LATENCY_SAMPLES = 10
+"""The fewest requests on each side for a p95 comparison: below it a "p95" is the slowest of a
+handful of requests, and one slow request on a busy machine would fail a healthy candidate."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +78,9 @@ def judge_served(check: ServedCheck, candidate: DeploymentMetrics, live: Deploym
         ok = p95 <= check.max_p95_ms
         results.append(GateResult(f"{what}_p95_ms", Phase.PASSED if ok else Phase.FAILED, p95, check.max_p95_ms,
                                   f"{what}: {name} p95 {p95:.4g} ms {'<=' if ok else '>'} {check.max_p95_ms:g} ms"))
-    if check.p95_tolerance is not None and live is not None and enough and not math.isnan(p95):
-        if live.requests >= check.min_requests and not math.isnan(live.p95_ms):
+    comparable = enough and candidate.requests >= MIN_LATENCY_SAMPLES
+    if check.p95_tolerance is not None and live is not None and comparable and not math.isnan(p95):
+        if live.requests >= max(check.min_requests, MIN_LATENCY_SAMPLES) and not math.isnan(live.p95_ms):
             limit = live.p95_ms * (1 + check.p95_tolerance) + check.p95_slack_ms
             ok = p95 <= limit
             results.append(GateResult(

@@ -130,3 +130,19 @@ def test_health_metrics_below_the_minimum_report_latency_but_judge_errors(candid
     assert verdict.phase is phase, verdict.reasons
     assert any(reason in r.reason for r in verdict.results), verdict.results
     assert not any(r.name == "metrics_p95_vs_live" for r in verdict.results)
+
+
+@pytest.mark.parametrize(("candidate_ok", "live_ok", "compared"), [
+    (4, 4, False),    # a "p95" of 4 requests is the slowest of four: never compared, whatever min_requests says
+    (9, 50, False),
+    (50, 9, False),
+    (10, 10, True),
+    (50, 50, True),
+])
+def test_p95_vs_live_needs_enough_requests_on_both_sides(candidate_ok, live_ok, compared):
+    lax = ServedCheck(min_requests=1, p95_tolerance=0.5, p95_slack_ms=25, too_few="report")
+    verdict = judge_served(lax, served(ok=candidate_ok, p95=300.0), served("blue", ok=live_ok, p95=20.0),
+                           what="metrics")
+    failed = {r.name for r in verdict.results if r.phase is Phase.FAILED}
+    assert failed == ({"metrics_p95_vs_live"} if compared else set()), verdict
+    assert (verdict.phase is Phase.FAILED) == compared
