@@ -42,6 +42,10 @@ def write_config(root: Path, *, model: Path | str, run_time: str = "3s", users: 
     gate_data["absolute"]["min_rps"] = 1
     gate_data["quality"]["holdout"] = str(REPO / "load_tests/holdout.csv")
     gate_data["quality"]["origins"] = 4
+    # 2-3 s loads on a shared test machine are not the standard profile the shipped rank-test limits
+    # were tuned for (benchmarks/gate_power.py): tests of other behaviour judge only gross latency
+    # shifts - the slow-candidate tests inject 100 ms and more.
+    gate_data["relative"]["mann_whitney"].update(min_shift_ms=25, min_shift_ratio=0.3)
     for section, values in (gates or {}).items():
         if values is None:
             gate_data.pop(section, None)
