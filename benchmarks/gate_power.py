@@ -40,8 +40,9 @@ from _common import REPO, inference_server  # noqa: E402
 from mlops.config import _gates, _load_profile  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau  # noqa: E402
 from mlops.forecasting.training import train_model  # noqa: E402
-from mlops.release.gates import Gates, LatencyStats, Measurements, Phase, RelativeGates, evaluate  # noqa: E402
+from mlops.release.gates import LatencyStats, Measurements, Phase, evaluate  # noqa: E402
 from mlops.release.quality import build_requests, read_rows  # noqa: E402
+from mlops.settings.gates import Gates, RelativeGates
 
 SCENARIOS = (("A/A 1p", True, 0.0), ("+10% 1p", True, 0.10), ("+25% 1p", True, 0.25),
              ("A/A 2p", False, 0.0), ("+10% 2p", False, 0.10), ("+25% 2p", False, 0.25), ("+50% 2p", False, 0.50))

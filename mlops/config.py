@@ -34,10 +34,10 @@ from typing import Any
 import yaml
 
 from mlops.errors import ConfigError, RuleViolation
-from mlops.release.durations import parse_duration
-from mlops.release.gates import AbsoluteGates, Gates, QualityGates, RelativeGates
-from mlops.release.rollout import HealthCheck, Rollout, ShadowCheck, parse_steps
-from mlops.release.served import ServedCheck
+from mlops.settings.durations import parse_duration
+from mlops.settings.gates import AbsoluteGates, Gates, QualityGates, RelativeGates
+from mlops.settings.rollout import HealthCheck, Rollout, ShadowCheck, parse_steps
+from mlops.settings.served import ServedCheck
 from mlops.workspace.port import (
     AssetRef,
     BatchDeploymentSpec,

@@ -24,8 +24,8 @@ from pathlib import Path
 from mlops.config import LoadProfile
 from mlops.errors import ReleaseFailed
 from mlops.processes import stop_process_group
-from mlops.release.durations import format_duration
 from mlops.release.gates import LatencyStats
+from mlops.settings.durations import format_duration
 from mlops.workspace.port import Progress, no_progress
 
 UNATTRIBUTED = "(unattributed)"

@@ -46,19 +46,17 @@ from mlops.release.record import (
     utc_now,
 )
 from mlops.release.rollout import (
-    BakeStep,
-    HealthCheck,
-    ShadowStep,
-    TrafficStep,
     first_release_steps,
     mirror_plan,
     rollback_plan,
     rollback_refusal,
     traffic_plan,
 )
-from mlops.release.served import ServedCheck, combine, judge_served, metrics_summary
+from mlops.release.served import combine, judge_served, metrics_summary
 from mlops.release.slots import RELEASE_TAG
 from mlops.release.typed_json import from_json
+from mlops.settings.rollout import BakeStep, HealthCheck, ShadowStep, TrafficStep
+from mlops.settings.served import ServedCheck
 from mlops.workspace.port import OnlineDeployment
 
 

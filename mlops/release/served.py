@@ -26,25 +26,14 @@ Two rollout checks use it, with their own limits (``ServedCheck``):
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from mlops.release.gates import GateResult, Phase, Verdict
+from mlops.settings.served import ServedCheck
 from mlops.workspace.port import DeploymentMetrics
 
 MIN_LATENCY_SAMPLES = 10
 """The fewest requests on each side for a p95 comparison: below it a "p95" is the slowest of a
 handful of requests, and one slow request on a busy machine would fail a healthy candidate."""
-
-
-@dataclass(frozen=True)
-class ServedCheck:
-    min_requests: int = 20
-    max_error_rate: float = 0.0
-    max_p95_ms: float | None = None
-    p95_tolerance: float | None = 0.5
-    p95_slack_ms: float = 25.0
-    too_few: str = "inconclusive"
-    """Below ``min_requests``: ``inconclusive``, or ``report`` (latency not judged, errors still are)."""
 
 
 def judge_served(check: ServedCheck, candidate: DeploymentMetrics, live: DeploymentMetrics | None = None, *,

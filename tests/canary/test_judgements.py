@@ -7,8 +7,10 @@ import math
 import pytest
 
 from mlops.release.gates import Phase
-from mlops.release.rollout import ShadowStep, TrafficStep, mirror_plan, parse_steps
-from mlops.release.served import ServedCheck, combine, judge_served, metrics_summary
+from mlops.release.rollout import mirror_plan
+from mlops.release.served import combine, judge_served, metrics_summary
+from mlops.settings.rollout import ShadowStep, TrafficStep, parse_steps
+from mlops.settings.served import ServedCheck
 from mlops.workspace.port import DeploymentMetrics
 
 NAN = math.nan

@@ -10,7 +10,7 @@ import yaml
 from mlops.config import Overrides, load_config, require_model_folder
 from mlops.demo.sample_data import sample_files
 from mlops.errors import ConfigError, NotFoundError
-from mlops.release.rollout import TrafficStep
+from mlops.settings.rollout import TrafficStep
 from mlops.workspace.port import AssetRef
 from tests.conftest import run_cli
 from tests.release.helpers import REPO, fake_model, write_config
@@ -195,13 +195,16 @@ def test_an_azure_style_conda_file_with_conda_packages_loads_via_config(tmp_path
         workspace.get_environment("automl-env", "latest")
 
 
-def test_loading_the_config_imports_no_workspace_adapter() -> None:
-    """The environment spec is read config-side (``mlops.environment_spec``), not by an adapter."""
+def test_loading_the_config_imports_no_workspace_adapter_and_not_the_release() -> None:
+    """The environment spec is read config-side (``mlops.environment_spec``), not by an adapter; the
+    settings types are config-side too (``mlops.settings``): the release reads the config, never the
+    other way round."""
     import subprocess
     import sys
 
     code = ("import sys; from mlops.config import load_config; load_config(sys.argv[1], env={}); "
-            "print(sorted(m for m in sys.modules if m.startswith(('mlops.workspace.local', 'mlops.workspace.azure'))))")
+            "print(sorted(m for m in sys.modules if m.startswith(('mlops.workspace.local', 'mlops.workspace.azure', "
+            "'mlops.release'))))")
     result = subprocess.run([sys.executable, "-c", code, str(REPO / "mlops.yaml")],  # noqa: S603 - this interpreter
                             capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"

@@ -7,17 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from mlops.release.gates import (
-    AbsoluteGates,
-    Gates,
-    LatencyStats,
-    Measurements,
-    Phase,
-    QualityGates,
-    QualityMeasurement,
-    RelativeGates,
-    evaluate,
-)
+from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, evaluate
+from mlops.settings.gates import AbsoluteGates, Gates, QualityGates, RelativeGates
 
 GATES = Gates(
     absolute=AbsoluteGates(p50_ms=100, p95_ms=200, p99_ms=400, max_error_rate=0.01, min_rps=5, min_requests=50),

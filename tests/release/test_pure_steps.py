@@ -13,7 +13,7 @@ from mlops.release.promote import judge_health
 from mlops.release.quality import build_requests, mape, parse_forecast
 from mlops.release.record import Record
 from mlops.release.report import console_report, forecast_svg, markdown_summary
-from mlops.release.rollout import HealthCheck
+from mlops.settings.rollout import HealthCheck
 
 HEALTH = HealthCheck(duration_s=2, users=4, max_error_rate=0.0, max_p95_ms=500, min_requests=20)
 

@@ -4,15 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mlops.release.rollout import (
-    BakeStep,
-    TrafficStep,
-    completed_traffic_steps,
-    first_release_steps,
-    parse_steps,
-    rollback_plan,
-    traffic_plan,
-)
+from mlops.release.rollout import completed_traffic_steps, first_release_steps, rollback_plan, traffic_plan
+from mlops.settings.rollout import BakeStep, TrafficStep, parse_steps
 
 
 def test_parse_steps() -> None:
