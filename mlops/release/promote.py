@@ -303,7 +303,8 @@ def rollback(ctx: ReleaseContext, *, reason: str = "requested", manual: bool = F
     automatic rollback of a first release may return the endpoint to serving nothing, a ``manual``
     one (``mlops rollback``, whose record may be old or crafted) never."""
     candidate, live = ctx.slots()
-    checked_rollback_plan(ctx, candidate, live, manual=manual)  # a refusal takes no lock and changes nothing
+    if ctx.lock_depth == 0:  # not holding the lock yet: a refusal must take none and change nothing
+        checked_rollback_plan(ctx, candidate, live, manual=manual)
     with holding(ctx):
         safe_remove_baseline(ctx, reason=f"rollback: {reason}")
         if candidate in _mirror(ctx) and candidate in _existing(ctx):

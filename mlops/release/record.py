@@ -185,10 +185,6 @@ class TrafficSplit:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _finite(value: float | None) -> float | None:
-    return None if value is None or (isinstance(value, float) and math.isnan(value)) else value
-
-
 def _nan(value: float | None) -> float:
     return math.nan if value is None else float(value)
 
