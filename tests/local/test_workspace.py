@@ -18,7 +18,7 @@ import pytest
 from mlops.environment_spec import load_environment_spec
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, UsageError
 from mlops.workspace.local import LocalWorkspace
-from mlops.workspace.local.registry.environments import VenvCache
+from mlops.workspace.local.registry.environments import VenvCache, default_venv_cache
 from mlops.workspace.port import (
     AssetRef,
     BatchDeploymentSpec,
@@ -329,7 +329,7 @@ def test_a_batch_job_runs_the_default_deployment_and_its_output_downloads(
         host: FakeHost, tmp_path: Path) -> None:
     """On the shipped environment (which holds what Azure requires), in the machine-wide venv
     cache that the local releases share: built once per machine."""
-    ws = LocalWorkspace(tmp_path / "ws", host=host, venv_cache=VenvCache())
+    ws = LocalWorkspace(tmp_path / "ws", host=host, venv_cache=default_venv_cache())
     shipped = ws.ensure_environment(load_environment_spec(REPO / "environments" / "tcn-inference" / "environment.yml"))
     ws.register_model("tcn", write_model(tmp_path / "model"))
     ws.ensure_batch_endpoint(BatchEndpointSpec("tcn-batch"))
