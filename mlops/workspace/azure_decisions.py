@@ -190,9 +190,10 @@ def backoff_delays(attempts: int, *, base: float = 5.0, cap: float = 60.0) -> It
 TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 """The statuses azure-core's own ``RetryPolicy`` treats as transient (``RetryPolicyBase._SAFE_CODES``
 is every code below 506 except these, azure/core/pipeline/policies/_retry.py). azure-core retries
-them inside one call, but not 500/503/504 for a POST (``is_retry``: "POST"/"PATCH" are not
-idempotent) - e.g. a batch endpoint invoke - and gives up after its ``retry_total``; the adapter
-retries them again, on its own, longer, clock."""
+them inside one call for idempotent methods; for a POST or PATCH - e.g. a batch endpoint invoke -
+``_is_method_retryable`` lets through only 500/503/504, so a POST's 408/429/502 is never retried
+there; and it gives up after its ``retry_total``. The adapter retries them all again, on its own,
+longer, clock."""
 
 _NAME_TAKEN = re.compile(r"is not available\. Endpoint names must be unique|already an endpoint with this name|"
                          r"name needs to be unique within a region", re.IGNORECASE)
