@@ -146,30 +146,15 @@ def full_traffic(reported: Mapping[str, int] | None, deployments: Iterable[str])
 # release lock
 
 
-def format_lock(holder: str, acquired_at: str) -> str:
-    return f"{holder}@{acquired_at}"
-
-
 def parse_lock(endpoint_name: str, value: str | None) -> ReleaseLock | None:
-    """The tag value ``holder@time`` -> ``ReleaseLock`` (the holder may itself contain ``@``)."""
+    """The tag value ``holder@time`` -> ``ReleaseLock`` (the holder may itself contain ``@``). Older
+    versions kept the release lock in this endpoint tag; ``azure/lock.py`` still honours one it finds."""
     if not value:
         return None
     holder, sep, acquired_at = value.rpartition("@")
     if not sep:
         return ReleaseLock(endpoint_name, value, "")
     return ReleaseLock(endpoint_name, holder, acquired_at)
-
-
-def lock_conflict(current: ReleaseLock | None, holder: str) -> ConflictError | None:
-    """``None`` when ``holder`` may take (or keep) the lock; else the error to raise."""
-    if current is None or current.holder == holder:
-        return None
-    return ConflictError(
-        f"endpoint {current.endpoint_name!r} is being released by {current.holder!r} since "
-        f"{current.acquired_at or 'an unknown time'}; wait for it to finish, or if that release is dead "
-        f"remove the endpoint tag {RELEASE_LOCK_TAG!r} (az ml online-endpoint update --name "
-        f"{current.endpoint_name} --remove tags.{RELEASE_LOCK_TAG})"
-    )
 
 
 # ---------------------------------------------------------------------------------------------
