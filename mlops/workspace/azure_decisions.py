@@ -198,6 +198,20 @@ FEDERATED_HINT = (
 )
 
 
+ENDPOINT_WRITE_ACTION = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write"
+"""The one RBAC action for an online endpoint's creation, traffic, mirror and tags (Azure ML, "Manage
+access to Azure Machine Learning workspaces"); only the production identity's role holds it."""
+
+
+def endpoint_setup_hint(endpoint_name: str, refusal: str) -> str:
+    """Why a release may not create its endpoint, and the one-time setup command that does."""
+    return (f"online endpoint {endpoint_name} does not exist, and this identity may not create it (HTTP 403 "
+            f"AuthorizationFailed: creating an endpoint needs {ENDPOINT_WRITE_ACTION}, which only the production "
+            f"identity holds). Create it once, as in the README's one-time setup: az ml online-endpoint create -f "
+            f"endpoints/online/endpoint.yml -g <resource group> -w <workspace> (as the production identity or an "
+            f"owner), then re-run the release. Azure said: {refusal}")
+
+
 def translate(kind: ErrorKind, what: str, detail: str, *, status: int | None = None,
               attempts: int = 1) -> Exception:
     """The project exception for an Azure failure of ``what`` (e.g. "create deployment blue on

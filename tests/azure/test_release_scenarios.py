@@ -437,3 +437,20 @@ def test_an_environment_with_conda_packages_and_another_python_is_created_on_azu
     assert env.ref == AssetRef("tcn-inference", "1")
     body = rig.azure.calls_to("environments", "create_or_update")[0].body
     assert "numpy~=1.23.5" in str(body) and "python=3.9" in str(body)
+
+
+def test_an_identity_that_may_not_create_the_endpoint_is_told_the_setup_command(rig: Rig, specs) -> None:
+    """The release identity's role has NotActions onlineEndpoints/write: Azure answers the create with
+    403 AuthorizationFailed, and the release says the endpoint is created once in setup, and how."""
+    from mlops.errors import AuthError
+    from tests.azure.fake_mlclient import http_error
+
+    rig.azure.fail_next["online_endpoints.begin_create_or_update"] = http_error(
+        403, "AuthorizationFailed: The client 'release' does not have authorization to perform action "
+             "'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write'")
+    with pytest.raises(AuthError) as refused:
+        rig.workspace.ensure_online_endpoint(specs.endpoint)
+    message = str(refused.value)
+    assert "online endpoint tcn-forecast does not exist, and this identity may not create it" in message
+    assert "az ml online-endpoint create -f endpoints/online/endpoint.yml" in message
+    assert "AuthorizationFailed" in message and "tcn-forecast" not in rig.azure.online_endpoints

@@ -73,7 +73,10 @@ class OnlineOps(AzureCalls):
             progress(f"creating online endpoint {spec.name} (auth mode {spec.auth_mode})")
             new = ManagedOnlineEndpoint(name=spec.name, auth_mode=spec.auth_mode, description=spec.description or None,
                                         tags=dict(spec.tags))
-            self._write_endpoint(f"create online endpoint {spec.name}", new, progress)
+            try:
+                self._write_endpoint(f"create online endpoint {spec.name}", new, progress)
+            except AuthError as error:  # the release identity: no onlineEndpoints/write, by design
+                raise AuthError(decide.endpoint_setup_hint(spec.name, str(error))) from error
             return self._online_endpoint(self._get_endpoint_entity(spec.name))
         if spec.auth_mode and str(entity.auth_mode).lower() != spec.auth_mode.lower():
             progress(f"note: endpoint {spec.name} uses auth mode {entity.auth_mode}, the spec says {spec.auth_mode}; "
