@@ -224,6 +224,11 @@ def translate(kind: ErrorKind, what: str, detail: str, *, status: int | None = N
             return AuthError(f"{what}: the client-id or tenant-id is wrong (no such application in the "
                              f"tenant): check the AZURE_CLIENT_ID / AZURE_TENANT_ID values. Azure said: {detail}")
         return AuthError(f"{what}: no usable Azure credential: {LOGIN_HINT}. Azure said: {detail}")
+    if kind == "forbidden" and re.search(r"workspaces/onlineEndpoints/(write|delete)\b", detail):
+        return AuthError(f"{what}: permission denied (HTTP 403): only the production identity may change an online "
+                         "endpoint (its creation, traffic, mirror, tags): run it in a job with `environment: "
+                         "production` (promote; rollback.yml for a traffic rollback) or as that identity. "
+                         f"Azure said: {detail}")
     if kind == "forbidden":
         return AuthError(f"{what}: permission denied (HTTP 403): {ROLE_HINT}. Azure said: {detail}")
     if kind == "not_found":
