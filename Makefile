@@ -1,18 +1,29 @@
 # The two commands of the README. Both set up .venv on first use (Python 3.11+; torch 2.13.0, CPU).
 #   make demo   - a full local release: two model versions, blue -> green, batch refresh
 #   make test   - the test suite
-#   make lock   - regenerate requirements/release.txt, the hashed lock the release workflows install
+#   make lock   - regenerate the hashed locks: requirements/release.txt (the release workflows),
+#                 requirements/dev.txt (ci.yml's make test) and requirements/lint.txt (ci.yml's linters)
+#   make test LOCKED=requirements/dev.txt - set up .venv from the hashed dev lock (what ci.yml runs)
 PYTHON ?= python3
 VENV   := .venv
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 .PHONY: setup demo test lint lock clean
 
-$(STAMP): pyproject.toml
+# LOCKED (a hashed lock, e.g. requirements/dev.txt): install exactly that, in pip's hash-checking mode,
+# then the project itself without dependencies or build isolation (its build backend is in the lock).
+# Without it, pip resolves pyproject.toml's [dev] as usual (a laptop, .ci/run).
+LOCKED ?=
+$(STAMP): pyproject.toml $(LOCKED)
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is required, found " + sys.version.split()[0]'
 	$(PYTHON) -m venv $(VENV)
+ifeq ($(LOCKED),)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
+else
+	$(VENV)/bin/python -m pip install --quiet --require-hashes --no-deps --only-binary :all: -r $(LOCKED)
+	$(VENV)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e .
+endif
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -30,10 +41,12 @@ test: $(STAMP)
 # so no machine-local index ends up in the file. tests/workflows/test_lock.py checks it against
 # pyproject.toml offline.
 TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+COMPILE = PIP_CONFIG_FILE=/dev/null PIP_EXTRA_INDEX_URL=$(TORCH_CPU_INDEX) $(VENV)/bin/pip-compile --quiet \
+	  --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 lock: $(STAMP)
-	PIP_CONFIG_FILE=/dev/null PIP_EXTRA_INDEX_URL=$(TORCH_CPU_INDEX) $(VENV)/bin/pip-compile --quiet \
-	  --generate-hashes --allow-unsafe --all-build-deps --strip-extras --no-emit-index-url \
-	  --no-emit-find-links --output-file requirements/release.txt pyproject.toml
+	$(COMPILE) --all-build-deps --output-file requirements/release.txt pyproject.toml
+	$(COMPILE) --all-build-deps --extra dev --output-file requirements/dev.txt pyproject.toml
+	$(COMPILE) --output-file requirements/lint.txt requirements/lint.in
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mlops tests benchmarks load_tests endpoints
