@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
+
 SITE = Path(__file__).parent / "rbac_site"
 
 SCRIPT = textwrap.dedent('''
@@ -50,8 +52,8 @@ def test_the_release_identity_may_not_change_an_endpoint(tmp_path: Path, denied:
         out = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path / "ws")], env=env, capture_output=True,
                              text=True, timeout=120, check=True).stdout
     finally:
-        subprocess.run([sys.executable, "-m", "mlops.cli", "--workspace", f"local:{tmp_path / 'ws'}", "local", "down"],
-                       capture_output=True, timeout=60)
+        down = run_cli("--workspace", f"local:{tmp_path / 'ws'}", "local", "down", timeout=120)
+    assert down.returncode == 0 and not (tmp_path / "ws" / "host.json").exists(), down.stderr
     lines = dict(line.split(": ", 1) for line in out.splitlines())
     assert {k: v.split(":")[0] for k, v in lines.items()} == expected, out
     if denied:
