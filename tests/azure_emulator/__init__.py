@@ -41,6 +41,8 @@ class RunningEmulator(Emulator):
     """An ``Emulator`` with the client-side helpers."""
 
     ca_bundle: Path
+    folder: Path
+    """A temporary folder that lives as long as the emulator (certificates, logs)."""
 
     @property
     def cloud_name(self) -> str:
@@ -101,6 +103,7 @@ def start_emulator(*, install_clock: bool = True, clock: VirtualClock | None = N
         ca = make_ca(Path(folder or tmp))
         emu = RunningEmulator(ca, clock=clock)
         emu.ca_bundle = ca.ca_bundle
+        emu.folder = Path(folder or tmp)
         emu.settings.update(settings or {})
         saved = {name: os.environ.get(name) for name in ("REQUESTS_CA_BUNDLE", "SSL_CERT_FILE")}
         os.environ["REQUESTS_CA_BUNDLE"] = os.environ["SSL_CERT_FILE"] = str(ca.ca_bundle)

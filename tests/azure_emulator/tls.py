@@ -24,8 +24,19 @@ class TestCA:
     ca_bundle: Path
     """PEM file of the CA certificate to trust."""
     server_context: ssl.SSLContext
+    authority: trustme.CA
+    """The CA itself: ``authority.issue_cert("*.blob.localhost", ...)`` gives another loopback server
+    (Azurite) a certificate every client of the emulator already trusts."""
 
     __test__ = False  # not a pytest class
+
+    def issue_pem(self, folder: Path, *hosts: str) -> tuple[Path, Path]:
+        """``(cert chain, private key)`` PEM files for ``hosts`` (e.g. Azurite's ``--cert``/``--key``)."""
+        leaf = self.authority.issue_cert(*hosts)
+        cert, key = Path(folder) / "leaf-cert.pem", Path(folder) / "leaf-key.pem"
+        cert.write_bytes(b"".join(blob.bytes() for blob in leaf.cert_chain_pems))
+        leaf.private_key_pem.write_to_path(str(key))
+        return cert, key
 
 
 def make_ca(folder: Path) -> TestCA:
@@ -35,4 +46,4 @@ def make_ca(folder: Path) -> TestCA:
     ca.cert_pem.write_to_path(str(bundle))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     leaf.configure_cert(context)
-    return TestCA(ca_bundle=bundle, server_context=context)
+    return TestCA(ca_bundle=bundle, server_context=context, authority=ca)
