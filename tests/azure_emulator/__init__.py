@@ -32,7 +32,7 @@ from typing import Any
 from tests.azure_emulator.clock import VirtualClock
 from tests.azure_emulator.routes.identity import DEFAULT_CLIENT_ID, DEFAULT_REQUEST_TOKEN
 from tests.azure_emulator.server import Emulator, Exchange, Workspace
-from tests.azure_emulator.tls import make_ca
+from tests.azure_emulator.tls import TestCA, make_ca
 
 CLOUD_NAME = "MlopsEmulatorCloud"
 
@@ -98,9 +98,12 @@ class RunningEmulator(Emulator):
 
 @contextmanager
 def start_emulator(*, install_clock: bool = True, clock: VirtualClock | None = None,
-                   settings: dict[str, Any] | None = None, folder: Path | None = None) -> Iterator[RunningEmulator]:
+                   settings: dict[str, Any] | None = None, folder: Path | None = None,
+                   ca: TestCA | None = None) -> Iterator[RunningEmulator]:
+    """Start an emulator (see the module docstring). ``ca``: reuse a test CA (e.g. one a
+    session-wide Azurite already has a certificate of)."""
     with tempfile.TemporaryDirectory(prefix="azure-emulator-") as tmp:
-        ca = make_ca(Path(folder or tmp))
+        ca = ca or make_ca(Path(folder or tmp))
         emu = RunningEmulator(ca, clock=clock)
         emu.ca_bundle = ca.ca_bundle
         emu.folder = Path(folder or tmp)
@@ -123,4 +126,40 @@ def start_emulator(*, install_clock: bool = True, clock: VirtualClock | None = N
                     os.environ[name] = value
 
 
-__all__ = ["Emulator", "Exchange", "RunningEmulator", "VirtualClock", "Workspace", "start_emulator"]
+AZURITE_CERT_HOSTS = ("127.0.0.1", "localhost", "*.blob.localhost", "*.blob.core.localhost")
+"""The names Azurite's certificate must cover (see ``storage_suffix``)."""
+
+
+def storage_suffix(azurite: Any) -> str:
+    """``core.localhost:{port}``: the cloud's storage suffix. azure-storage-blob takes the account
+    name of a shared-key (or SAS) client from a host ``{account}.blob.core.{...}`` only
+    (``_shared/base_client.py``: ``parsed_url.netloc.split(f".{service}.core.")``; without ``core.``
+    a key-based datastore fails with "Unable to determine account name for shared key
+    credential."), as every real cloud's suffix has it (``core.windows.net``,
+    ``core.chinacloudapi.cn``). ``*.localhost`` resolves to loopback (RFC 6761; ``azurite.py``)."""
+    return f"core.localhost:{azurite.port}"
+
+
+def use_azurite(emu: RunningEmulator, azurite: Any, *, key_based: bool = True) -> None:
+    """Point the workspace's default datastore at a running Azurite (``tests.azure_emulator.azurite``):
+    its account, the cloud's storage suffix that makes the SDK's ``https://{account}.blob.{suffix}``
+    land there, and the datastore's credentials (``key_based``: ``listSecrets`` answers the account key;
+    else identity-based, ``listSecrets`` is 400 as recorded). Call before ``ml_client()``."""
+    emu.settings.update({"datastore.account": azurite.account_name, "datastore.endpoint": storage_suffix(azurite),
+                         "datastore.credentials": "AccountKey" if key_based else "None",
+                         "datastore.secret": azurite.account_key if key_based else ""})
+    # Azure creates the workspace's blob container with the workspace; here it is made once per emulator
+    from azure.storage.blob import BlobServiceClient
+
+    account_url = f"https://{azurite.account_name}.blob.{storage_suffix(azurite)}"
+    with BlobServiceClient(account_url, credential={"account_name": azurite.account_name,
+                                                    "account_key": azurite.account_key}) as service:
+        service.create_container(blob_container(emu))
+
+
+def blob_container(emu: Emulator) -> str:
+    return f"azureml-blobstore-{emu.workspace.workspace_id}"
+
+
+__all__ = ["Emulator", "Exchange", "RunningEmulator", "TestCA", "VirtualClock", "Workspace", "start_emulator",
+           "use_azurite"]

@@ -38,9 +38,17 @@ class Refusal(Exception):
         self.reply = reply
 
 
-def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Refusal:
-    return Refusal(Reply(status, {"error": {"code": code, "message": message, "details": [],
+def arm_error(status: int, code: str, message: str, headers: dict[str, str] | None = None, *,
+              details: list[dict[str, Any]] | None = None) -> Refusal:
+    return Refusal(Reply(status, {"error": {"code": code, "message": message, "details": list(details or []),
                                             "additionalInfo": []}}, dict(headers or {})))
+
+
+def not_found_detail(code: str, message: str) -> Refusal:
+    """The asset 404 as recorded (``model_archive_restore.jsonl`` line 0): a generic message, the
+    specific code (``ModelNotFound``) in ``details``."""
+    return arm_error(404, "UserError", "The specified resource was not found.",
+                     details=[{"code": code, "message": message, "details": [], "additionalInfo": []}])
 
 
 def user_error(status: int, message: str) -> Refusal:

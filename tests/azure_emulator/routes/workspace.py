@@ -64,7 +64,7 @@ def datastore_body(emu: Any, name: str) -> dict[str, Any]:
         "properties": {
             "datastoreType": "AzureBlob", "isDefault": True, "description": None, "tags": None, "properties": None,
             "accountName": emu.setting("datastore.account", "devstoreaccount1"),
-            "containerName": f"azureml-blobstore-{ws.workspace_id}",
+            "containerName": f"azureml-blobstore-{ws.workspace_id}",  # as recorded
             "endpoint": emu.setting("datastore.endpoint", "core.windows.net"),
             "protocol": emu.setting("datastore.protocol", "https"),
             "credentials": {"credentialsType": emu.setting("datastore.credentials", "None")},
