@@ -126,7 +126,7 @@ class FakeLeaseClient:
 
 
 def lease_storage(service: FakeBlobService) -> Any:
-    """The adapter's ``lock.LeaseStorage`` over this fake (the workspace default datastore's container)."""
+    """The adapter's ``lock.LeaseStorage`` over this fake (workspaceblobstore's container)."""
     from mlops.workspace.azure.lock import LeaseStorage
 
     return LeaseStorage(blob=service.blob, lease=service.lease, account="stfake", container="azureml-blobstore-fake")

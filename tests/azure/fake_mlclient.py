@@ -107,7 +107,7 @@ class FakeAzure:
 
     calls: list[Call] = field(default_factory=list)
     blobs: Any = None
-    """The default datastore's blobs (``fake_blob_lease.FakeBlobService``): where the release lock lives."""
+    """workspaceblobstore's blobs (``fake_blob_lease.FakeBlobService``): where the release lock lives."""
     online_endpoints: dict[str, Any] = field(default_factory=dict)
     online_deployments: dict[tuple[str, str], Any] = field(default_factory=dict)
     batch_endpoints: dict[str, Any] = field(default_factory=dict)

@@ -187,7 +187,7 @@ def test_first_release_pins_everything_and_sends_all_traffic_to_blue(first) -> N
 
     puts = endpoint_puts(azure, 0, mark)
     assert traffic_changes(puts, {}) == [{"blue": 100}], "no live deployment: 100% at once"
-    # the lock is a blob lease in the default datastore, never an endpoint write (the release identity
+    # the lock is a blob lease in workspaceblobstore, never an endpoint write (the release identity
     # holds no onlineEndpoints/write): taken, then released when the release ended
     assert not any(RELEASE_LOCK_TAG in put["tags"] for put in puts)
     lock_ops = [op for op, name in azure.blobs.calls if name == "mlops-release-locks/" + ENDPOINT]

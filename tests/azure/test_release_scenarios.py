@@ -230,7 +230,7 @@ def test_release_lock_names_the_holder_and_survives_traffic_changes(rig: Rig, sp
 
 
 def test_release_lock_on_a_new_endpoint_writes_no_endpoint(rig: Rig, specs) -> None:
-    """The lock is a lease on a blob of the default datastore: taking it creates no endpoint and
+    """The lock is a lease on a blob of workspaceblobstore: taking it creates no endpoint and
     writes none (creating one needs onlineEndpoints/write, the production identity's)."""
     ws, azure = rig.workspace, rig.azure
     assert ws.get_release_lock("tcn-forecast") is None

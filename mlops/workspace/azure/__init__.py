@@ -46,7 +46,7 @@ How it maps the port onto Azure ML, and the traps it avoids:
   (the queries, the ingestion delay and why not platform metrics: ``mlops.workspace.azure_monitor``).
   Without that workspace the metrics are reported incomplete, so no health check can pass on them.
 * **Release lock**: an infinite lease on the blob ``mlops-release-locks/<endpoint>`` of the
-  workspace's default datastore, holder and start in its metadata (``lock``: why a blob and not the
+  workspace's blob store ``workspaceblobstore``, holder and start in its metadata (``lock``: why a blob and not the
   endpoint - the release identity may not write the endpoint - and the lease rules). The storage
   service grants a lease atomically; in GitHub Actions the workflow's ``concurrency`` group is the
   first guard and the lease the second, which also stops a laptop release. An endpoint tag

@@ -1,4 +1,4 @@
-"""The release lock on Azure: an infinite blob lease in the workspace's default datastore.
+"""The release lock on Azure: an infinite blob lease in the workspace's blob store (workspaceblobstore).
 
 Why a blob and not the endpoint (what this replaced): Azure RBAC has one action,
 ``Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write``, for an online endpoint's
@@ -20,8 +20,8 @@ because it uploads code and models to the same datastore:
   operation).
 
 The storage client is built from exactly what the SDK uses for its own uploads
-(``azure.ai.ml._artifacts._artifact_utilities.get_datastore_info``: account URL, container and
-credential of the default datastore), so the lock lives wherever the release's code uploads go.
+(``azure.ai.ml._artifacts._artifact_utilities.get_datastore_info`` on ``workspaceblobstore``: account
+URL, container and credential), so the lock lives wherever the release's code uploads go.
 
 The ARM Tags API (``Microsoft.Resources/tags/write`` with "Tag Contributor") was the other
 candidate: it would keep the lock on a resource without endpoint write, but a tags PUT/PATCH has no
@@ -68,7 +68,7 @@ from mlops.workspace.azure_decisions import RELEASE_LOCK_TAG
 from mlops.workspace.port import ReleaseLock
 
 LOCK_PREFIX = "mlops-release-locks/"
-"""Folder of the lock blobs in the default datastore's container (one blob per online endpoint)."""
+"""Folder of the lock blobs in workspaceblobstore's container (one blob per online endpoint)."""
 
 HOLDER_KEY = "mlops_holder"
 STARTED_KEY = "mlops_started"
@@ -125,7 +125,7 @@ def lease_conflict(current: ReleaseLock, holder: str, *, account: str, container
     return ConflictError(
         f"endpoint {current.endpoint_name!r} is being released by {current.holder!r} since "
         f"{current.acquired_at or 'an unknown time'} (the lease on blob {blob_name(current.endpoint_name)} of "
-        f"the workspace's default datastore); {holder!r} waits for it to finish - or, if that release is dead, "
+        f"the workspace's blob store (workspaceblobstore)); {holder!r} waits for it to finish - or, if that release is dead, "
         f"break the lease: {break_command(current.endpoint_name, account, container)}")
 
 
@@ -256,13 +256,18 @@ class LeaseStorage:
 
 
 def datastore_storage(ml_client: Any) -> LeaseStorage:
-    """The workspace's default datastore, as azure-ai-ml itself resolves it before an upload
-    (``get_datastore_info``: ``datastores.get_default()``, then a SAS from ``_list_secrets`` - or the
-    client's credential for an identity-based datastore)."""
+    """The datastore azure-ai-ml uploads code and models to, ``workspaceblobstore``, resolved as the SDK
+    resolves it for an upload (``get_datastore_info(operations, WORKSPACE_BLOB_STORE)``, as
+    ``CodeOperations`` does - "always use WORKSPACE_BLOB_STORE": the datastore, then a SAS from
+    ``_list_secrets`` - or the client's credential for an identity-based datastore). By name, not
+    ``None``: azure-ai-ml 1.35's ``get_datastore_info(ops, None)`` reaches ``_list_secrets(name=None)``,
+    which fails in the SDK's own URL serializer ("No value for given attribute"; seen on the wire
+    tests' emulator)."""
     from azure.ai.ml._artifacts._artifact_utilities import get_datastore_info
+    from azure.ai.ml.entities._datastore._constants import WORKSPACE_BLOB_STORE
     from azure.storage.blob import BlobLeaseClient, ContainerClient
 
-    info = get_datastore_info(ml_client.datastores, None)
+    info = get_datastore_info(ml_client.datastores, WORKSPACE_BLOB_STORE)
     container = ContainerClient(account_url=info["account_url"], container_name=info["container_name"],
                                 credential=info["credential"])
     return LeaseStorage(blob=container.get_blob_client,
@@ -275,7 +280,7 @@ class LockOps(AzureCalls):
 
     def _release_lock(self) -> BlobReleaseLock:
         storage = self._lock_storage() if self._lock_storage is not None else self._call(
-            "find the workspace's default datastore (for the release lock)", datastore_storage, self._ml)
+            "find the workspace's blob store (workspaceblobstore) (for the release lock)", datastore_storage, self._ml)
         return BlobReleaseLock(blob=lambda endpoint: storage.blob(blob_name(endpoint)), lease=storage.lease,
                                legacy=self._endpoint_tags, translate=self._translate,
                                account=storage.account, container=storage.container)
