@@ -124,9 +124,9 @@ def break_command(endpoint_name: str, account: str, container: str) -> str:
 def lease_conflict(current: ReleaseLock, holder: str, *, account: str, container: str) -> ConflictError:
     return ConflictError(
         f"endpoint {current.endpoint_name!r} is being released by {current.holder!r} since "
-        f"{current.acquired_at or 'an unknown time'} (the lease on blob {blob_name(current.endpoint_name)} of "
-        f"the workspace's blob store (workspaceblobstore)); {holder!r} waits for it to finish - or, if that release is dead, "
-        f"break the lease: {break_command(current.endpoint_name, account, container)}")
+        f"{current.acquired_at or 'an unknown time'} (a lease on blob {blob_name(current.endpoint_name)} in "
+        f"workspaceblobstore); {holder!r} waits for it to finish - or, if that release is dead, break the lease: "
+        f"{break_command(current.endpoint_name, account, container)}")
 
 
 def legacy_conflict(current: ReleaseLock) -> ConflictError:
