@@ -86,7 +86,7 @@ class OnlineOps(AzureCalls):
         merged = {**_tags(entity), **dict(spec.tags)}
         if auth_change or merged != _tags(entity) or (spec.description and spec.description != entity.description):
             # read-modify-write: traffic and mirror are the ones just read. An endpoint without
-            # deployments (e.g. created empty by the release lock) takes the spec's auth mode:
+            # deployments (e.g. created empty by an older version's release lock) takes the spec's auth mode:
             # ``authMode`` is an updatable property (Update=true in the ARM model, az-ps
             # IEndpointPropertiesBase.AuthMode) and no client depends on it yet.
             entity.tags = merged
