@@ -149,30 +149,15 @@ def full_traffic(reported: Mapping[str, int] | None, deployments: Iterable[str])
 # release lock
 
 
-def format_lock(holder: str, acquired_at: str) -> str:
-    return f"{holder}@{acquired_at}"
-
-
 def parse_lock(endpoint_name: str, value: str | None) -> ReleaseLock | None:
-    """The tag value ``holder@time`` -> ``ReleaseLock`` (the holder may itself contain ``@``)."""
+    """The tag value ``holder@time`` -> ``ReleaseLock`` (the holder may itself contain ``@``). Older
+    versions kept the release lock in this endpoint tag; ``azure/lock.py`` still honours one it finds."""
     if not value:
         return None
     holder, sep, acquired_at = value.rpartition("@")
     if not sep:
         return ReleaseLock(endpoint_name, value, "")
     return ReleaseLock(endpoint_name, holder, acquired_at)
-
-
-def lock_conflict(current: ReleaseLock | None, holder: str) -> ConflictError | None:
-    """``None`` when ``holder`` may take (or keep) the lock; else the error to raise."""
-    if current is None or current.holder == holder:
-        return None
-    return ConflictError(
-        f"endpoint {current.endpoint_name!r} is being released by {current.holder!r} since "
-        f"{current.acquired_at or 'an unknown time'}; wait for it to finish, or if that release is dead "
-        f"remove the endpoint tag {RELEASE_LOCK_TAG!r} (az ml online-endpoint update --name "
-        f"{current.endpoint_name} --remove tags.{RELEASE_LOCK_TAG})"
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -241,6 +226,20 @@ FEDERATED_HINT = (
 )
 
 
+ENDPOINT_WRITE_ACTION = "Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write"
+"""The one RBAC action for an online endpoint's creation, traffic, mirror and tags (Azure ML, "Manage
+access to Azure Machine Learning workspaces"); only the production identity's role holds it."""
+
+
+def endpoint_setup_hint(endpoint_name: str, refusal: str) -> str:
+    """Why a release may not create its endpoint, and the one-time setup command that does."""
+    return (f"online endpoint {endpoint_name} does not exist, and this identity may not create it (HTTP 403 "
+            f"AuthorizationFailed: creating an endpoint needs {ENDPOINT_WRITE_ACTION}, which only the production "
+            f"identity holds). Create it once, as in the README's one-time setup: az ml online-endpoint create -f "
+            f"endpoints/online/endpoint.yml -g <resource group> -w <workspace> (as the production identity or an "
+            f"owner), then re-run the release. Azure said: {refusal}")
+
+
 EXPIRED_ASSERTION_HINT = (
     "Microsoft Entra ID refused an expired GitHub OIDC token (AADSTS700024: the client assertion is not "
     "within its valid time range). A GitHub ID token is valid for about 5 minutes; the Azure CLI that "
@@ -265,6 +264,11 @@ def translate(kind: ErrorKind, what: str, detail: str, *, status: int | None = N
             return AuthError(f"{what}: the client-id or tenant-id is wrong (no such application in the "
                              f"tenant): check the AZURE_CLIENT_ID / AZURE_TENANT_ID values. Azure said: {detail}")
         return AuthError(f"{what}: no usable Azure credential: {LOGIN_HINT}. Azure said: {detail}")
+    if kind == "forbidden" and re.search(r"workspaces/onlineEndpoints/(write|delete)\b", detail):
+        return AuthError(f"{what}: permission denied (HTTP 403): only the production identity may change an online "
+                         "endpoint (its creation, traffic, mirror, tags): run it in a job with `environment: "
+                         "production` (promote; rollback.yml for a traffic rollback) or as that identity. "
+                         f"Azure said: {detail}")
     if kind == "forbidden":
         return AuthError(f"{what}: permission denied (HTTP 403): {ROLE_HINT}. Azure said: {detail}")
     if kind == "not_found":

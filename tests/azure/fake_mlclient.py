@@ -118,6 +118,8 @@ class FakeAzure:
     """The service's state, shared by the operation groups, plus the call record and injections."""
 
     calls: list[Call] = field(default_factory=list)
+    blobs: Any = None
+    """workspaceblobstore's blobs (``fake_blob_lease.FakeBlobService``): where the release lock lives."""
     online_endpoints: dict[str, Any] = field(default_factory=dict)
     online_deployments: dict[tuple[str, str], Any] = field(default_factory=dict)
     batch_endpoints: dict[str, Any] = field(default_factory=dict)
@@ -775,14 +777,17 @@ def make_workspace(azure: FakeAzure | None = None, **options: Any) -> Rig:
     """An ``AzureWorkspace`` over a fresh (or given) fake: waits take no time, the credential
     refuses to give tokens, invokes reach ``FakeScoringServer``."""
     from mlops.workspace.azure import AzureWorkspace
+    from tests.azure.fake_blob_lease import FakeBlobService, lease_storage
 
     client = FakeMLClient(azure)
     credential = GuardCredential()
     server = FakeScoringServer(client.azure)
     clock = FakeClock()
     client.azure.clock = clock
+    blobs = FakeBlobService()
+    client.azure.blobs = blobs
     defaults: dict[str, Any] = {"sleep": clock.sleep, "clock": clock, "http_post": server,
-                                "credential": credential}
+                                "credential": credential, "lock_storage": lambda: lease_storage(blobs)}
     defaults.update(options)
     workspace = AzureWorkspace(client, **defaults)  # type: ignore[arg-type]
     return Rig(workspace, client.azure, credential, server, clock)

@@ -67,7 +67,7 @@ def test_a_real_client_without_credentials_fails_with_login_advice(monkeypatch: 
      "repo:<owner>/<repo>:environment:<environment>"),
     (http_error(403, "AuthorizationFailed: The client does not have authorization to perform action "
                      "'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write'"), AuthError,
-     "AzureML Data Scientist"),
+     "only the production identity may change an online endpoint"),
     (http_error(404, "ResourceNotFound"), NotFoundError, "not found in the workspace"),
     (http_error(400, "BadArgument: bad"), RuleViolation, "BadArgument"),
     (http_error(501, "NotImplemented"), WorkspaceError, "HTTP 501"),  # 500 is transient: retried

@@ -177,13 +177,16 @@ def test_invoke_reads_uri_and_key_once_and_again_after_regeneration_or_401(rig: 
                                                                        "Bearer rotated-elsewhere"]
 
 
-def test_an_endpoint_the_lock_created_takes_the_specs_auth_mode(rig: Rig, specs) -> None:
+def test_an_endpoint_created_empty_by_an_older_lock_takes_the_specs_auth_mode(rig: Rig, specs) -> None:
+    """Older versions created a missing endpoint empty (key auth) to hold their lock tag; the lock is a
+    blob lease now and creates nothing, but such an endpoint still takes the spec's auth mode."""
     ws, azure = rig.workspace, rig.azure
-    ws.acquire_release_lock("tcn-forecast", "gh-run-1")  # creates it empty, key auth
-    assert azure.online_endpoints["tcn-forecast"].properties.auth_mode.lower() == "key"
+    ws.acquire_release_lock("tcn-forecast", "gh-run-1")
+    assert "tcn-forecast" not in azure.online_endpoints, "the lock creates no endpoint"
+    ws.ensure_online_endpoint(type(specs.endpoint)(name="tcn-forecast", auth_mode="key"))  # as the old lock did
     spec = type(specs.endpoint)(name="tcn-forecast", auth_mode="aad_token", description="DAU forecast")
     assert ws.ensure_online_endpoint(spec).auth_mode.lower() == "aad_token"
     body = azure.calls_to("online_endpoints", "begin_create_or_update")[-1].body
     assert body["properties"]["authMode"] == "AADToken", "the REST body Azure receives"
-    assert ws.get_release_lock("tcn-forecast").holder == "gh-run-1", "the update keeps the lock tag"
+    assert ws.get_release_lock("tcn-forecast").holder == "gh-run-1", "the endpoint update leaves the lease alone"
 

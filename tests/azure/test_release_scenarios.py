@@ -118,19 +118,20 @@ def test_set_traffic_without_mirror_keeps_the_mirror(rig: Rig, specs) -> None:
 
 
 def test_no_write_other_than_set_traffic_changes_traffic(rig: Rig, specs) -> None:
-    """Endpoint tag updates, locks and deployments all go read-modify-write: every endpoint PUT
-    that is not a traffic update carries exactly the traffic the endpoint had."""
+    """Endpoint tag updates and deployments go read-modify-write: every endpoint PUT that is not a
+    traffic update carries exactly the traffic the endpoint had; the lock writes no endpoint at all."""
     ws, azure = rig.workspace, rig.azure
     model, env = first_release(rig, specs)
+    before = len(endpoint_puts(azure))
     changed = type(specs.endpoint)(name="tcn-forecast", auth_mode="key", description="new text",
                                    tags={"owner": "ml-platform"})
     ws.ensure_online_endpoint(changed)
     ws.acquire_release_lock("tcn-forecast", "laptop-anna")
     ws.create_online_deployment(specs.deployment("green", model, env))
     ws.release_release_lock("tcn-forecast", "laptop-anna")
-    puts = endpoint_puts(azure)
-    assert len(puts) >= 5
-    assert all(body["properties"]["traffic"] == {"blue": 100} for body in puts[-3:])
+    puts = endpoint_puts(azure)[before:]
+    assert len(puts) == 1, "the tag update only: the lock and the deployment write no endpoint"
+    assert all(body["properties"]["traffic"] == {"blue": 100} for body in puts)
     assert azure.traffic("tcn-forecast") == {"blue": 100}
     assert ws.get_online_endpoint("tcn-forecast").tags == {"team": "forecasting", "owner": "ml-platform"}
 
@@ -228,14 +229,16 @@ def test_release_lock_names_the_holder_and_survives_traffic_changes(rig: Rig, sp
     assert azure.traffic("tcn-forecast") == {"blue": 100}
 
 
-def test_release_lock_on_a_new_endpoint_creates_it_empty(rig: Rig, specs) -> None:
+def test_release_lock_on_a_new_endpoint_writes_no_endpoint(rig: Rig, specs) -> None:
+    """The lock is a lease on a blob of workspaceblobstore: taking it creates no endpoint and
+    writes none (creating one needs onlineEndpoints/write, the production identity's)."""
     ws, azure = rig.workspace, rig.azure
     assert ws.get_release_lock("tcn-forecast") is None
-    ws.acquire_release_lock("tcn-forecast", "gh-run-1")
-    ws.ensure_online_endpoint(specs.endpoint)
-    tags = ws.get_online_endpoint("tcn-forecast").tags
-    assert tags["team"] == "forecasting" and tags[RELEASE_LOCK_TAG].startswith("gh-run-1@")
-    assert azure.traffic("tcn-forecast") == {}
+    taken = ws.acquire_release_lock("tcn-forecast", "gh-run-1")
+    assert ws.get_release_lock("tcn-forecast") == taken and taken.holder == "gh-run-1"
+    assert "tcn-forecast" not in azure.online_endpoints and endpoint_puts(azure) == []
+    ws.release_release_lock("tcn-forecast", "gh-run-1")
+    assert ws.get_release_lock("tcn-forecast") is None
 
 
 def test_invoke_sends_key_and_deployment_header_and_regenerated_key_replaces_old(rig: Rig, specs) -> None:
@@ -434,3 +437,20 @@ def test_an_environment_with_conda_packages_and_another_python_is_created_on_azu
     assert env.ref == AssetRef("tcn-inference", "1")
     body = rig.azure.calls_to("environments", "create_or_update")[0].body
     assert "numpy~=1.23.5" in str(body) and "python=3.9" in str(body)
+
+
+def test_an_identity_that_may_not_create_the_endpoint_is_told_the_setup_command(rig: Rig, specs) -> None:
+    """The release identity's role has NotActions onlineEndpoints/write: Azure answers the create with
+    403 AuthorizationFailed, and the release says the endpoint is created once in setup, and how."""
+    from mlops.errors import AuthError
+    from tests.azure.fake_mlclient import http_error
+
+    rig.azure.fail_next["online_endpoints.begin_create_or_update"] = http_error(
+        403, "AuthorizationFailed: The client 'release' does not have authorization to perform action "
+             "'Microsoft.MachineLearningServices/workspaces/onlineEndpoints/write'")
+    with pytest.raises(AuthError) as refused:
+        rig.workspace.ensure_online_endpoint(specs.endpoint)
+    message = str(refused.value)
+    assert "online endpoint tcn-forecast does not exist, and this identity may not create it" in message
+    assert "az ml online-endpoint create -f endpoints/online/endpoint.yml" in message
+    assert "AuthorizationFailed" in message and "tcn-forecast" not in rig.azure.online_endpoints

@@ -44,7 +44,10 @@ Environments with required reviewers (``environment: production``) are approved 
 the job records which environment it ran in, and ``environment_vars`` gives each environment's own
 variables, which win over the repository's for jobs in it (GitHub: an environment variable takes
 precedence over a repository variable of the same name). ``azure/login`` records the client id each
-job logged in with (``JobRun.client_id``), so a test sees which identity did what.
+job logged in with (``JobRun.client_id``), so a test sees which identity did what. With
+``endpoint_writers`` the identities' Azure roles are modelled too: a job logged in as a client
+outside that set (the release identity) gets Azure's 403 AuthorizationFailed for any change of an
+online endpoint - creation, traffic, mirror, tags (``rbac_site/sitecustomize.py``).
 
 ``azure/login`` also plays Entra ID's token exchange when ``federated_credentials`` (client id ->
 the subjects its federated credentials trust) is given: the job's OIDC subject must be one of its
@@ -153,6 +156,10 @@ class Rehearsal:
     repository_id: int = 2002
     immutable_subjects: bool = True
     federated_credentials: dict[str, set[str]] | None = None
+    endpoint_writers: set[str] | None = None
+    """Client ids whose Azure role holds onlineEndpoints/write (the production identity's); a step of
+    a job logged in as any other client runs under ``rbac_site/sitecustomize.py``, which refuses
+    every change of an online endpoint with Azure's 403. ``None``: no RBAC model."""
     jobs: dict[str, JobRun] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -431,6 +438,10 @@ class Rehearsal:
             full_env["PATH"] = os.pathsep.join([*state.extra_path, full_env["PATH"]])
         if state.logged_in:
             full_env["MLOPS_WORKSPACE"] = self.workspace_uri
+            if self.endpoint_writers is not None and state.client_id not in self.endpoint_writers:
+                full_env["MLOPS_REHEARSAL_DENIED_CLIENT"] = state.client_id or ""
+                full_env["PYTHONPATH"] = os.pathsep.join(
+                    p for p in (str(Path(__file__).parent / "rbac_site"), full_env.get("PYTHONPATH", "")) if p)
         full_env["GITHUB_API_URL"] = f"http://127.0.0.1:{self._api.server_address[1]}" if self._api else ""
         cwd = state.workspace / str(step.get("working-directory", "."))
         log_file = state.job_dir / f"step-{index}.log"

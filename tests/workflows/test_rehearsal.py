@@ -65,6 +65,9 @@ FEDERATED_CREDENTIALS = {
 }
 """What the README's one-time setup creates, for a repository with immutable OIDC subjects (every
 new copy): the release identity trusts main, the production identity the production environment."""
+ENDPOINT_WRITERS = {PRODUCTION_CLIENT_ID}
+"""The README's role split: only the production identity's role holds onlineEndpoints/write (the
+release identity's custom role has it in NotActions), so only jobs in `production` change traffic."""
 
 _NOT_CHECKED_OUT = {".git", ".venv", ".mlops", "out", "build", "__pycache__", ".pytest_cache", ".ruff_cache"}
 
@@ -156,6 +159,17 @@ def _committed_model() -> Path:
     return REPO / config["model"]["path"]
 
 
+def _create_the_endpoint_as_setup_does(uri: str) -> None:
+    """The README's one-time setup creates the online endpoint (``az ml online-endpoint create -f
+    endpoints/online/endpoint.yml``, as the production identity or an owner): the release identity
+    may not."""
+    from mlops.config import load_config
+    from mlops.workspace import connect
+
+    config = load_config(REPO / "mlops.yaml")
+    connect(uri).ensure_online_endpoint(config.online.endpoint)
+
+
 @pytest.fixture(scope="module")
 def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     root = tmp_path_factory.mktemp("rehearsal")
@@ -167,6 +181,7 @@ def stage(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
         shutil.copytree(_committed_model(), models[number])
         (models[number] / "NOTES.txt").write_text(f"candidate {number}\n")
     try:
+        _create_the_endpoint_as_setup_does(f"local:{workspace_dir}")
         yield {"root": root, "workspace_dir": workspace_dir, "uri": f"local:{workspace_dir}",
                "model_v2": models[2], "model_v3": models[3]}
     finally:
@@ -217,7 +232,7 @@ def _rehearse(stage: dict[str, Any], workflow: str, *, source: Path | None = Non
         earlier_runs=dict(runs),
         github_runs=dict(stage.setdefault("github_runs", {})),
         **{"called_workflows": {"ci.yml": "success"}, "environment_vars": ENVIRONMENT_VARS,
-           "federated_credentials": FEDERATED_CREDENTIALS, **kwargs},
+           "federated_credentials": FEDERATED_CREDENTIALS, "endpoint_writers": ENDPOINT_WRITERS, **kwargs},
     )
     rehearsal.run()
     runs[run_id] = rehearsal.artifacts

@@ -112,6 +112,32 @@ def test_promote_needs_the_gate_and_runs_in_production() -> None:
     assert others == []
 
 
+def _environment(job: dict[str, Any]) -> str | None:
+    environment = job.get("environment")
+    return environment.get("name") if isinstance(environment, dict) else environment
+
+
+def _runs(job: dict[str, Any], command: str) -> bool:
+    return any(re.search(rf"(^|\s)(exec )?mlops {command}\b", step.get("run", "")) for step in job.get("steps", []))
+
+
+@pytest.mark.parametrize("workflow", ["release.yml", "rollback.yml", "train.yml", "batch-score.yml"])
+def test_only_jobs_in_production_run_the_commands_that_change_traffic(workflow: str) -> None:
+    """The production identity (the `production` environment's AZURE_CLIENT_ID) is the only one whose
+    role holds onlineEndpoints/write. `mlops promote` (shadow mirror, traffic steps) and a manual
+    `mlops rollback` (live's traffic back) change traffic, so they run in `production`. release.yml's
+    own rollback job is the exception by design: it runs as the release identity, removes a candidate
+    at 0% and never needs a traffic write (the rehearsal's RBAC model refuses one)."""
+    for job_id, job in _jobs(workflow).items():
+        changes_traffic = _runs(job, "promote") or (_runs(job, "rollback") and workflow == "rollback.yml")
+        if changes_traffic:
+            assert _environment(job) == "production", f"{workflow} {job_id} changes traffic outside production"
+        elif workflow == "release.yml" and job_id == "rollback":
+            assert _runs(job, "rollback") and _environment(job) is None, job
+        else:
+            assert _environment(job) is None, f"{workflow} {job_id} runs in {_environment(job)} without need"
+
+
 ORDER = ["tests", "prepare", "candidate", "gate", "promote"]
 
 

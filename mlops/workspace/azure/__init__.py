@@ -47,11 +47,12 @@ How it maps the port onto Azure ML, and the traps it avoids:
   ``AmlOnlineEndpointTrafficLog`` table of the Log Analytics workspace ``MLOPS_LOG_ANALYTICS_WORKSPACE_ID``
   (the queries, the ingestion delay and why not platform metrics: ``mlops.workspace.azure_monitor``).
   Without that workspace the metrics are reported incomplete, so no health check can pass on them.
-* **Release lock**: the tag ``mlops.release-lock = holder@time`` on the online endpoint, written
-  read-modify-write and verified by reading it back. Azure ML endpoints expose no etag to the SDK,
-  so two writers within the same second can both believe they won; in GitHub Actions the
-  workflow's ``concurrency`` group is the primary guard and this tag is the second line that also
-  protects against a laptop release. A missing endpoint is created (empty, no deployments) to hold it.
+* **Release lock**: an infinite lease on the blob ``mlops-release-locks/<endpoint>`` of the
+  workspace's blob store ``workspaceblobstore``, holder and start in its metadata (``lock``: why a blob and not the
+  endpoint - the release identity may not write the endpoint - and the lease rules). The storage
+  service grants a lease atomically; in GitHub Actions the workflow's ``concurrency`` group is the
+  first guard and the lease the second, which also stops a laptop release. An endpoint tag
+  ``mlops.release-lock`` left by an older version is honoured read-only.
 """
 
 from mlops.workspace.azure.calls import HttpPost, _urllib_post

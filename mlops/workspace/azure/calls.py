@@ -76,8 +76,12 @@ class AzureCalls:
                  settle_timeout: float = 600.0, poll_interval: float = 5.0, retry_attempts: int = 8,
                  retry_base: float = 5.0, invoke_timeout: float = 90.0, logs_client: Any = None,
                  log_workspace_id: str | None = None, wall_clock: Callable[[], float] = time.time,
-                 ingestion_delay_s: float = azure_monitor.INGESTION_DELAY_S, wait_for_ingestion: bool = True) -> None:
+                 ingestion_delay_s: float = azure_monitor.INGESTION_DELAY_S, wait_for_ingestion: bool = True,
+                 lock_storage: Callable[[], Any] | None = None) -> None:
         self._ml = ml_client
+        self._lock_storage = lock_storage
+        """Where the release lock's blob lives (``lock.LeaseStorage``); ``None``: the workspace's default
+        datastore (``lock.datastore_storage``). Tests give a fake or Azurite."""
         self._logs = logs_client
         """``azure.monitor.query.LogsQueryClient`` (or a fake with its ``query_workspace`` signature)."""
         self._log_workspace_id = log_workspace_id

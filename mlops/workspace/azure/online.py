@@ -73,7 +73,10 @@ class OnlineOps(AzureCalls):
             progress(f"creating online endpoint {spec.name} (auth mode {spec.auth_mode})")
             new = ManagedOnlineEndpoint(name=spec.name, auth_mode=spec.auth_mode, description=spec.description or None,
                                         tags=dict(spec.tags))
-            self._write_endpoint(f"create online endpoint {spec.name}", new, progress)
+            try:
+                self._write_endpoint(f"create online endpoint {spec.name}", new, progress)
+            except AuthError as error:  # the release identity: no onlineEndpoints/write, by design
+                raise AuthError(decide.endpoint_setup_hint(spec.name, str(error))) from error
             return self._online_endpoint(self._get_endpoint_entity(spec.name))
         auth_change = bool(spec.auth_mode) and str(entity.auth_mode).lower() != spec.auth_mode.lower()
         if auth_change and self._deployment_entities(spec.name):
@@ -83,7 +86,7 @@ class OnlineOps(AzureCalls):
         merged = {**_tags(entity), **dict(spec.tags)}
         if auth_change or merged != _tags(entity) or (spec.description and spec.description != entity.description):
             # read-modify-write: traffic and mirror are the ones just read. An endpoint without
-            # deployments (e.g. created empty by the release lock) takes the spec's auth mode:
+            # deployments (e.g. created empty by an older version's release lock) takes the spec's auth mode:
             # ``authMode`` is an updatable property (Update=true in the ARM model, az-ps
             # IEndpointPropertiesBase.AuthMode) and no client depends on it yet.
             entity.tags = merged
