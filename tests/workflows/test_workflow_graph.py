@@ -357,6 +357,22 @@ def test_azure_login_is_oidc_from_repository_variables(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
+def test_jobs_that_log_in_give_mlops_the_ids_for_its_own_federated_credential(name: str) -> None:
+    """azure/login's CLI session cannot get a new GitHub ID token once the first (valid ~5 min) expired
+    (AADSTS700024); with ``AZURE_CLIENT_ID`` and ``AZURE_TENANT_ID`` in the job's environment - beside the
+    ``ACTIONS_ID_TOKEN_REQUEST_*`` variables GitHub sets for ``id-token: write`` - the mlops process builds
+    its own ``ClientAssertionCredential``, which asks GitHub for a fresh ID token per Azure token."""
+    from mlops.workspace.azure.credential import CLIENT_ID_ENV, TENANT_ID_ENV
+
+    for job_id, job in WORKFLOWS[name]["jobs"].items():
+        if logs_in_to_azure(job):
+            env = job.get("env") or {}
+            for variable in (CLIENT_ID_ENV, TENANT_ID_ENV):
+                assert re.fullmatch(rf"\$\{{\{{\s*vars\.{variable}\s*\}}\}}", str(env.get(variable, ""))), \
+                    f"{name}/{job_id}: env {variable} must be ${{{{ vars.{variable} }}}} ({env})"
+
+
+@pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_every_mlops_command_runs_after_the_login(name: str) -> None:
     """Before ``azure/login`` an ``mlops`` command would meet Azure without credentials."""
     for job_id, job in WORKFLOWS[name]["jobs"].items():
