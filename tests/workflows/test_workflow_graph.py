@@ -370,6 +370,9 @@ def test_jobs_that_log_in_give_mlops_the_ids_for_its_own_federated_credential(na
             for variable in (CLIENT_ID_ENV, TENANT_ID_ENV):
                 assert re.fullmatch(rf"\$\{{\{{\s*vars\.{variable}\s*\}}\}}", str(env.get(variable, ""))), \
                     f"{name}/{job_id}: env {variable} must be ${{{{ vars.{variable} }}}} ({env})"
+        for index, step in enumerate(job.get("steps") or []):  # and nothing relies on the CLI's session
+            assert not re.search(r"^\s*(exec\s+)?az\s", str(step.get("run", "")), re.MULTILINE), \
+                f"{name}/{job_id}#{index} runs the Azure CLI, whose token expires after ~5 minutes"
 
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
