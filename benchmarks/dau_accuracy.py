@@ -197,7 +197,7 @@ def main() -> int:
         print(f"  {f'this TCN, {len(runs)} seeds: RMSE':<40}{min(rmses):>8,.0f} - {max(rmses):,.0f}")
     print("  per seed: " + "; ".join(f"{r['seed']}: {r['mape']:.2f}% / {r['rmse']:,.0f}" for r in runs))
     print(f"80% interval (q0.1..q0.9) coverage on test (calibration {TrainConfig().calibration!r}, chosen on "
-          "training data by benchmarks/intervals.py; this is its held-out check): seed 0 {first['coverage']:.1%}, "
+          f"training data by benchmarks/intervals.py; this is its held-out check): seed 0 {first['coverage']:.1%}, "
           f"{len(runs)} seeds {min(r['coverage'] for r in runs):.1%} - {max(r['coverage'] for r in runs):.1%}; "
           f"mean width {first['width']:.1%} of the forecast")
     seconds = [r["seconds"] for r in runs]
