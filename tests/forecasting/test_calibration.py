@@ -70,3 +70,24 @@ def test_an_unknown_method_or_an_empty_choice_is_refused() -> None:
         calibrate(table(oos=0), "out-of-sample")
     with pytest.raises(ValueError, match="do not match"):
         ResidualTable(residuals=np.zeros((3, 5)), out_of_sample=np.zeros(4, dtype=bool))
+
+
+def test_a_trained_model_keeps_exactly_its_unseen_origins(tiny_model, tiny_forecaster) -> None:
+    """Training's ``residual_table``: the out-of-sample origins are the validation tail's and the
+    holdout's (their targets all after the last training target), and ``model.pt`` stores the
+    ``out-of-sample`` method's residuals of them - the same numbers the saved model reproduces."""
+    from mlops.forecasting.data import validate_series
+    from mlops.forecasting.synthetic import generate_dau
+    from mlops.forecasting.training import residual_table
+
+    from .tiny import TINY_DAYS, TINY_SEED, tiny_config
+
+    config = tiny_config()
+    series = validate_series(generate_dau(TINY_DAYS, seed=TINY_SEED))
+    table = residual_table(tiny_forecaster, series, config)
+    unseen = config.validation + config.holdout + 1 - config.horizon  # origins with all 14 horizons
+    assert table.out_of_sample.sum() == unseen
+    assert table.out_of_sample[-unseen:].all() and not table.out_of_sample[:-unseen].any()
+    assert tiny_model.metrics["calibration"] == {**tiny_model.metrics["calibration"], "method": "out-of-sample",
+                                                 "residuals_per_horizon": unseen}
+    np.testing.assert_allclose(tiny_forecaster._residuals, calibrate(table, "out-of-sample"), atol=1e-6)
