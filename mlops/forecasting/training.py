@@ -114,7 +114,9 @@ class TrainConfig:
 
     The first formats' ``recent-730`` (chosen on DAU's test period) under-covers on every series:
     its in-sample residuals are too small. Plain split conformal on the 140 out-of-sample days has
-    the smallest mean miss and is the default."""
+    the smallest mean miss and is the default. Held-out check, once, after the choice: DAU test.csv
+    92.4% for seed 0 (91.2-92.4% over five seeds) - over 80%, as DAU's test year is calmer than the
+    months before it (its pseudo-test year was the other way round, 72.7%)."""
     shuffle_targets: bool = False
     threads: int = 1
 
