@@ -43,10 +43,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def inference_server(model_dir: Path) -> Iterator[str]:
-    """The real ``azmlinfsrv`` serving ``endpoints/online/score.py`` from a staged snapshot; yields its URL."""
+def inference_server(model_dir: Path, code: Path | None = None) -> Iterator[str]:
+    """The real ``azmlinfsrv`` serving ``endpoints/online/score.py`` from a staged snapshot (or from
+    ``code``, a folder laid out like one); yields its URL."""
     with tempfile.TemporaryDirectory(prefix="mlops-bench-") as tmp:
-        code = stage_scoring_code(REPO / "endpoints" / "online", Path(tmp) / "code")
+        code = code or stage_scoring_code(REPO / "endpoints" / "online", Path(tmp) / "code")
         log = Path(tmp) / "azmlinfsrv.log"
         port, health = free_port(), free_port()
         server = Path(sys.executable).parent / "azmlinfsrv"

@@ -4,8 +4,9 @@ Keys (``format`` = ``"mlops-tcn"``, ``format_version`` = 2):
 
 * ``config``   - ``TCNConfig`` as a dict (ints, floats, a list of dilations, the ensemble size)
 * ``state_dict`` - the ensemble's tensors (``members.<k>.<layer>...``)
-* ``calibration`` - ``residuals``: a ``(horizon, n)`` float64 tensor of held-out ``log1p`` residuals,
-  the split-conformal calibration of the quantile forecasts (``intervals``)
+* ``calibration`` - ``residuals``: a ``(horizon, n)`` float64 tensor of ``log1p`` residuals chosen by
+  ``TrainConfig.calibration`` (``calibration``), the split-conformal calibration of the quantile
+  forecasts (``intervals``)
 * ``scaling``  - the target scaling (``data.TargetScaling``)
 * ``context``  - the last days of the training data (``dates`` as ISO strings, ``count`` and
   ``holiday`` tensors): the forecasting context used when a request brings no recent actuals

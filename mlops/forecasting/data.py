@@ -54,32 +54,58 @@ def _federal_holidays(first_year: int, last_year: int) -> pd.DatetimeIndex:
     return USFederalHolidayCalendar().holidays(start=f"{first_year - 1}-12-01", end=f"{last_year + 1}-01-31")
 
 
-def us_federal_holidays(dates: pd.DatetimeIndex | pd.Series) -> np.ndarray:
+def day_numbers(dates: pd.DatetimeIndex | pd.Series | np.ndarray) -> np.ndarray:
+    """Days since 1970-01-01 (int64) of each date, its time of day dropped. The calendar below is
+    computed on these with numpy: pandas' per-call overhead (``DatetimeIndex.normalize`` infers a
+    frequency, ``isin`` builds a hash table) was most of an online forecast's time (issue 11)."""
+    if isinstance(dates, np.ndarray) and dates.dtype.kind == "i":
+        return dates.astype(np.int64, copy=False)
+    values = np.asarray(pd.DatetimeIndex(dates).values if not isinstance(dates, np.ndarray) else dates,
+                        dtype="datetime64[ns]")
+    return values.astype("datetime64[D]").astype(np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _holiday_days(first_year: int, last_year: int) -> np.ndarray:
+    return day_numbers(_federal_holidays(first_year, last_year))
+
+
+def _years(days: np.ndarray) -> np.ndarray:
+    return days.astype("datetime64[D]").astype("datetime64[Y]").astype(np.int64) + 1970
+
+
+def us_federal_holidays(dates: pd.DatetimeIndex | pd.Series | np.ndarray) -> np.ndarray:
     """1.0 where a date is a US federal holiday (observed), else 0.0 - what the DAU file marks.
+    ``dates`` may also be ``day_numbers``.
 
     The calendar of whole years is computed once and cached: pandas' holiday rules are slow, and
     every online request needs the flags of its dates."""
-    index = pd.DatetimeIndex(dates)
-    if len(index) == 0:
+    days = day_numbers(dates)
+    if len(days) == 0:
         return np.zeros(0)
-    holidays = _federal_holidays(int(index.min().year), int(index.max().year))
-    return index.normalize().isin(holidays).astype(np.float64)
+    years = _years(np.array([days.min(), days.max()]))
+    return np.isin(days, _holiday_days(int(years[0]), int(years[1]))).astype(np.float64)
 
 
-def calendar_features(dates: pd.DatetimeIndex | pd.Series, holiday: np.ndarray | None = None) -> np.ndarray:
-    """``(n, CALENDAR_FEATURES)`` float32 features that are known in advance for any date."""
-    index = pd.DatetimeIndex(dates)
-    n = len(index)
+def calendar_features(dates: pd.DatetimeIndex | pd.Series | np.ndarray, holiday: np.ndarray | None = None
+                      ) -> np.ndarray:
+    """``(n, CALENDAR_FEATURES)`` float32 features that are known in advance for any date (``dates``
+    may also be ``day_numbers``)."""
+    days = day_numbers(dates)
+    n = len(days)
+    stamp = days.astype("datetime64[D]")
+    month_start = stamp.astype("datetime64[M]")
     weekday = np.zeros((n, 7), dtype=np.float32)
-    weekday[np.arange(n), index.day_of_week] = 1.0
-    phase = 2.0 * np.pi * (index.day_of_year.to_numpy() - 1) / 365.25
+    weekday[np.arange(n), (days + 3) % 7] = 1.0  # 1970-01-01 was a Thursday; Monday = 0
+    day_of_year = (stamp - stamp.astype("datetime64[Y]").astype("datetime64[D]")).astype(np.int64) + 1
+    phase = 2.0 * np.pi * (day_of_year - 1) / 365.25
     yearly = np.stack([np.sin(phase), np.cos(phase), np.sin(2 * phase), np.cos(2 * phase)], axis=1)
-    flags = us_federal_holidays(index) if holiday is None else np.asarray(holiday, dtype=np.float64)
-    day = pd.Timedelta(days=1)
-    eve = us_federal_holidays(index + day)
-    after = us_federal_holidays(index - day)
+    flags = us_federal_holidays(days) if holiday is None else np.asarray(holiday, dtype=np.float64)
+    eve = us_federal_holidays(days + 1)
+    after = us_federal_holidays(days - 1)
     (first_month, first_day), (last_month, last_day) = YEAR_END
-    month, dom = index.month.to_numpy(), index.day.to_numpy()
+    month = month_start.astype(np.int64) % 12 + 1
+    dom = (stamp - month_start.astype("datetime64[D]")).astype(np.int64) + 1
     year_end = (((month == first_month) & (dom >= first_day)) | ((month == last_month) & (dom <= last_day)))
     block = np.stack([flags, eve, after, year_end.astype(np.float64)], axis=1).astype(np.float32)
     return np.concatenate([weekday, yearly.astype(np.float32), block], axis=1)

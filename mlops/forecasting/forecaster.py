@@ -39,7 +39,14 @@ import pandas as pd
 import torch
 
 from .artifact import MODEL_FILE, check_artifact
-from .data import HOLIDAY_COLUMN, TIME_COLUMN, TargetScaling, calendar_features, us_federal_holidays
+from .data import (
+    HOLIDAY_COLUMN,
+    TIME_COLUMN,
+    TargetScaling,
+    calendar_features,
+    day_numbers,
+    us_federal_holidays,
+)
 from .errors import ForecastInputError, UntrustedModelError
 from .intervals import quantile_forecasts
 from .model import TCN, TCNConfig
@@ -78,12 +85,14 @@ def _parse_dates(frame: pd.DataFrame, column: str, what: str) -> pd.DatetimeInde
         row = int(np.argmax(dates.isna().to_numpy()))
         raise ForecastInputError(f"{what}, row {row + 1}: cannot parse {frame[column].iloc[row]!r} as a date")
     index = pd.DatetimeIndex(dates)
-    if (index != index.normalize()).any():
-        row = int(np.argmax(index != index.normalize()))
+    stamps = index.values
+    days = stamps.astype("datetime64[D]")
+    partial = stamps != days
+    if partial.any():
+        row = int(np.argmax(partial))
         raise ForecastInputError(f"{what}, row {row + 1}: {frame[column].iloc[row]!r} is not a whole day")
-    duplicated = index.duplicated()
-    if duplicated.any():
-        row = int(np.argmax(duplicated))
+    if len(np.unique(days)) != len(days):
+        row = int(np.argmax(index.duplicated()))
         raise ForecastInputError(f"{what}, row {row + 1}: duplicate date {_iso(index[row])}")
     return index
 
@@ -143,6 +152,9 @@ class TCNForecaster:
             "count": np.asarray(context["count"], dtype=np.float64),
             HOLIDAY_COLUMN: np.asarray(context["holiday"], dtype=np.float64),
         }, index=pd.DatetimeIndex(pd.to_datetime(context["dates"])))
+        self._history_days = day_numbers(self._history.index)
+        self._history_counts = self._history["count"].to_numpy()
+        self._history_holiday = self._history[HOLIDAY_COLUMN].to_numpy()
 
     # -- AutoML's attributes -------------------------------------------------------------------
 
@@ -167,18 +179,19 @@ class TCNForecaster:
 
     # -- scoring -------------------------------------------------------------------------------
 
-    def _score(self, dates: pd.DatetimeIndex, counts: np.ndarray, holiday: np.ndarray,
+    def _score(self, days: np.ndarray, counts: np.ndarray, holiday: np.ndarray,
                origins: np.ndarray) -> np.ndarray:
         """Forecast counts ``(len(origins), horizon)`` for origin positions into a contiguous daily
-        series (``counts`` only read up to each origin). Batched: one tensor pass for all origins."""
+        series (``days``: ``data.day_numbers``; ``counts`` only read up to each origin). Batched:
+        one tensor pass for all origins."""
         horizon = self.max_horizon
-        need = int(origins.max()) + horizon + 1 if len(origins) else len(dates)
-        if need > len(dates):
-            extra = pd.date_range(dates[-1] + _DAY, periods=need - len(dates), freq="D")
-            dates = dates.append(extra)
+        need = int(origins.max()) + horizon + 1 if len(origins) else len(days)
+        if need > len(days):
+            extra = days[-1] + 1 + np.arange(need - len(days))
+            days = np.concatenate([days, extra])
             holiday = np.concatenate([holiday, us_federal_holidays(extra)])
             counts = np.concatenate([counts, np.full(len(extra), np.nan)])
-        calendar = calendar_features(dates, holiday)
+        calendar = calendar_features(days, holiday)
         samples = build_samples(np.log1p(counts), calendar, origins, horizon=horizon, scale=self.scaling.scale,
                                 min_origin=self.window - 1)
         with torch.inference_mode():
@@ -196,6 +209,23 @@ class TCNForecaster:
         within ``max_horizon`` days after the origin. Unlike AutoML, actuals older than the
         training data are accepted (a back-test), since the context comes from the request.
         """
+        dates, values, known = self._request(X_pred, y_pred)
+        lead, origin, predicted = self._forecast_rows(X_pred, dates, values, known)
+        future = ~known
+        result = values.copy()
+        result[future] = predicted[lead[future] - 1]
+        origins = np.full(len(dates), np.datetime64("NaT"), dtype="datetime64[ns]")
+        origins[future] = origin.to_datetime64()
+        X_trans = pd.DataFrame({
+            self.time_column_name: dates,
+            self.forecast_origin_column_name: origins,
+            self.forecast_column_name: np.where(known, np.nan, result),
+            "horizon": lead,
+        }, index=X_pred.index)
+        return result, X_trans
+
+    def _request(self, X_pred: pd.DataFrame, y_pred: Any) -> tuple[pd.DatetimeIndex, np.ndarray, np.ndarray]:
+        """``forecast``'s arguments checked: the rows' dates, values (NaN: to forecast), known mask."""
         dates = _parse_dates(X_pred, self.time_column_name, "X_pred")
         n = len(dates)
         if n == 0:
@@ -205,61 +235,66 @@ class TCNForecaster:
         if known.all():
             raise ForecastInputError("nothing to forecast: every row has an actual value "
                                      "(leave the value out, or null, for the dates to forecast)")
-        holiday = _holidays(X_pred, dates)
-        given = pd.DataFrame({"count": values[known], HOLIDAY_COLUMN: holiday[known]}, index=dates[known])
-        origin = given.index.max() if known.any() else self.history_end
-        history = self._history[self._history.index <= origin]
-        history = pd.concat([history[~history.index.isin(given.index)], given]).sort_index()
+        return dates, values, known
 
+    def _forecast_rows(self, X_pred: pd.DataFrame, dates: pd.DatetimeIndex, values: np.ndarray,
+                       known: np.ndarray) -> tuple[np.ndarray, pd.Timestamp, np.ndarray]:
+        """``forecast``'s checks and its one network pass, on day numbers (numpy, no per-request
+        pandas frames: they cost more than the network). Returns each row's horizon (0 for the
+        actuals), the origin, and the ``max_horizon`` forecasts from it."""
+        day = day_numbers(dates)
+        holiday = _holidays(X_pred, dates)
+        end = int(self._history_days[-1])
+        origin_day = int(day[known].max()) if known.any() else end
+        origin = pd.Timestamp(np.datetime64(origin_day, "D"))
         future = np.flatnonzero(~known)
-        lead = (dates[future] - origin).days.to_numpy()
-        early = lead < 1
+        lead = np.zeros(len(day), dtype=np.int64)
+        lead[future] = day[future] - origin_day
+        early = lead[future] < 1
         if early.any():
             i = future[int(np.argmax(early))]
             raise ForecastInputError(
                 f"row {i + 1} ({_iso(dates[i])}) has no value to forecast but is not after the last actual "
                 f"({_iso(origin)}); the model forecasts forward from the latest actual")
-        late = lead > self.max_horizon
+        late = lead[future] > self.max_horizon
         if late.any():
             i = future[int(np.argmax(late))]
             raise ForecastInputError(
-                f"row {i + 1} ({_iso(dates[i])}) is {int(lead[np.argmax(late)])} days after the last actual "
+                f"row {i + 1} ({_iso(dates[i])}) is {int(lead[i])} days after the last actual "
                 f"({_iso(origin)}), beyond the model's horizon of {self.max_horizon} days; send more recent "
                 "actuals as rows with a value")
 
-        span = pd.date_range(origin - (self.window - 1) * _DAY, origin, freq="D")
-        present = span.isin(history.index)
-        run = len(span) if present.all() else len(span) - 1 - int(np.flatnonzero(~present)[-1])
+        window, horizon = self.window, self.max_horizon
+        first = origin_day - window + 1
+        counts = np.full(window + horizon, np.nan)
+        holidays = np.zeros(window + horizon)
+        # the stored history up to the origin, then the request's actuals over it
+        for source_days, source_counts, source_holiday in (
+                (self._history_days, self._history_counts, self._history_holiday),
+                (day[known], values[known], holiday[known])):
+            pos = source_days - first
+            inside = (pos >= 0) & (pos < window)
+            counts[pos[inside]] = source_counts[inside]
+            holidays[pos[inside]] = source_holiday[inside]
+        missing = np.flatnonzero(np.isnan(counts[:window]))
+        run = window if not missing.size else window - 1 - int(missing[-1])
         if run < MIN_CONTEXT_DAYS:
-            need = span[-MIN_CONTEXT_DAYS:]
-            missing = need[~need.isin(history.index)]
+            need = np.arange(window - MIN_CONTEXT_DAYS, window)
+            gaps = need[np.isnan(counts[need])] + first
             raise ForecastInputError(
                 f"the model needs actuals for at least the {MIN_CONTEXT_DAYS} consecutive days up to "
-                f"{_iso(origin)} (ideally {self.window}), but {len(missing)} of those are missing "
-                f"({_iso(missing[0])} .. {_iso(missing[-1])}); its stored history ends "
-                f"{_iso(self.history_end)}, so send the days in between as rows with a value")
-        context = pad_weekly(history.reindex(span[-run:]), self.window - run)
-        future_holiday = pd.Series(holiday[future], index=dates[future])
-        ahead = pd.date_range(origin + _DAY, periods=self.max_horizon, freq="D")
-        ahead_holiday = future_holiday.reindex(ahead).to_numpy()
-        ahead_holiday = np.where(np.isnan(ahead_holiday), us_federal_holidays(ahead), ahead_holiday)
-        all_dates = span.append(ahead)
-        counts = np.concatenate([context["count"].to_numpy(), np.full(len(ahead), np.nan)])
-        holidays = np.concatenate([context[HOLIDAY_COLUMN].to_numpy(), ahead_holiday])
-        predicted = self._score(all_dates, counts, holidays, np.array([self.window - 1]))[0]
-
-        result = values.copy()
-        result[future] = predicted[lead - 1]
-        horizon = np.zeros(n, dtype=np.int64)
-        horizon[future] = lead
-        X_trans = pd.DataFrame({
-            self.time_column_name: dates,
-            self.forecast_origin_column_name: np.full(n, np.datetime64("NaT"), dtype="datetime64[ns]"),
-            self.forecast_column_name: np.where(known, np.nan, result),
-            "horizon": horizon,
-        }, index=X_pred.index)
-        X_trans.loc[X_trans.index[future], self.forecast_origin_column_name] = origin
-        return result, X_trans
+                f"{_iso(origin)} (ideally {window}), but {len(gaps)} of those are missing "
+                f"({_iso(np.datetime64(int(gaps[0]), 'D'))} .. {_iso(np.datetime64(int(gaps[-1]), 'D'))}); its "
+                f"stored history ends {_iso(self.history_end)}, so send the days in between as rows with a value")
+        for i in range(window - run - 1, -1, -1):  # pad_weekly: the earliest known weeks carry back
+            counts[i], holidays[i] = counts[i + 7], 0.0
+        ahead = origin_day + 1 + np.arange(horizon)
+        ahead_holiday = us_federal_holidays(ahead)
+        ahead_holiday[lead[future] - 1] = holiday[future]
+        holidays[window:] = ahead_holiday
+        counts[window:] = np.nan
+        predicted = self._score(first + np.arange(window + horizon), counts, holidays, np.array([window - 1]))[0]
+        return lead, origin, predicted
 
     def quantiles_of(self, predicted: np.ndarray, horizons: np.ndarray, levels: Any) -> np.ndarray:
         """``(n, len(levels))`` quantile forecasts around point forecasts made ``horizons`` days ahead."""
@@ -278,14 +313,24 @@ class TCNForecaster:
                                 ) -> tuple[np.ndarray, pd.DataFrame]:
         """``forecast``'s values and ``forecast_quantiles``' frame from one pass of the network."""
         levels = [float(q) for q in levels]
-        values, X_trans = self.forecast(X_pred, y_pred)
-        future = (X_trans["horizon"] > 0).to_numpy()
-        table = np.full((len(values), len(levels)), np.nan)
-        table[future] = self.quantiles_of(values[future], X_trans["horizon"].to_numpy()[future], levels)
-        out = pd.DataFrame({self.time_column_name: X_trans[self.time_column_name].to_numpy()}, index=X_trans.index)
+        values, table, dates = self.values_and_quantiles(X_pred, y_pred, levels)
+        out = pd.DataFrame({self.time_column_name: dates}, index=X_pred.index)
         for j, level in enumerate(levels):
             out[level] = table[:, j]
         return values, out
+
+    def values_and_quantiles(self, X_pred: pd.DataFrame, y_pred: Any, levels: Sequence[float]
+                             ) -> tuple[np.ndarray, np.ndarray, pd.DatetimeIndex]:
+        """``forecast``'s values, the ``(rows, len(levels))`` quantiles (NaN for the actuals) and the
+        rows' dates: arrays only, for the scoring script (a frame per request costs ~1 ms)."""
+        dates, values, known = self._request(X_pred, y_pred)
+        lead, _, predicted = self._forecast_rows(X_pred, dates, values, known)
+        future = ~known
+        result = values.copy()
+        result[future] = predicted[lead[future] - 1]
+        table = np.full((len(values), len(levels)), np.nan)
+        table[future] = self.quantiles_of(result[future], lead[future], levels)
+        return result, table, dates
 
     def rolling_forecast(self, X: pd.DataFrame, y: Any, step: int = 1) -> pd.DataFrame:
         """Rolling-origin forecasts over ``X`` with its actuals ``y`` (AutoML's semantics, see module doc)."""
@@ -324,7 +369,7 @@ class TCNForecaster:
         horizon = self.max_horizon
         last_k = max(0, -(-(end - horizon - first) // step))
         origins = first + step * np.arange(last_k + 1)
-        predicted = self._score(pd.DatetimeIndex(series.index), series["count"].to_numpy(),
+        predicted = self._score(day_numbers(series.index), series["count"].to_numpy(),
                                 series[HOLIDAY_COLUMN].to_numpy(), origins)
         target = origins[:, None] + np.arange(1, horizon + 1)[None, :]
         keep = target <= end
@@ -348,8 +393,9 @@ def quantile_forecast(model: Any, X_pred: pd.DataFrame, y_pred: Any, levels: Seq
     and makes the point forecast once for both."""
     levels = [float(q) for q in levels]
     if isinstance(model, TCNForecaster):
-        values, frame = model.forecast_with_quantiles(X_pred, y_pred, levels)
-    elif hasattr(model, "forecast_quantiles"):
+        values, table, _ = model.values_and_quantiles(X_pred, y_pred, levels)
+        return values, table
+    if hasattr(model, "forecast_quantiles"):
         values, _ = model.forecast(X_pred, y_pred)
         model.quantiles = levels
         frame = model.forecast_quantiles(X_pred, y_pred)

@@ -1,19 +1,20 @@
 """Quantile forecasts by split-conformal calibration on held-out residuals. Pure numpy, no torch.
 
-Training keeps, for every horizon ``h``, the residuals ``r = log1p(actual) - log1p(forecast)`` of
-the model's rolling forecasts over the last ``TrainConfig.calibration_days`` of its data (the
-validation tail and holdout, which it never trained on, and the days before them, which it did):
-shape ``(horizon, n)``. The ``tau`` quantile forecast at
-horizon ``h`` is the point forecast moved by the ``tau`` quantile of that horizon's residuals::
+Training keeps, for every horizon ``h``, residuals ``r = log1p(actual) - log1p(forecast)`` of the
+model's rolling forecasts, chosen by ``TrainConfig.calibration`` (``calibration``: by default the
+origins of the validation tail and holdout, which the networks never learned from): shape
+``(horizon, n)``. The ``tau`` quantile forecast at horizon ``h`` is the point forecast moved by the
+``tau`` quantile of that horizon's residuals::
 
     q_tau(h) = expm1(log1p(point) + R_h[k]),   R_h sorted ascending,
 
 with the finite-sample conformal rank ``k = ceil((n + 1) tau)`` for ``tau >= 0.5`` and
 ``floor((n + 1) tau)`` below (1-based, clipped to ``1..n``): the upper quantiles round outwards,
 the lower ones too, so the central ``[q_tau, q_{1-tau}]`` interval covers at least ``1 - 2 tau`` of
-future residuals exchangeable with the calibration ones (the in-sample part of them is smaller
-than out-of-sample errors, which narrows the band: measured coverage is in ``TrainConfig``) (Vovk et al., *Algorithmic Learning in a Random World*, split
-conformal; Lei et al. 2018, *Distribution-Free Predictive Inference for Regression*, sec. 2.2).
+future residuals exchangeable with the calibration ones (Vovk et al., *Algorithmic Learning in a
+Random World*, split conformal; Lei et al. 2018, *Distribution-Free Predictive Inference for
+Regression*, sec. 2.2). Residuals of days the networks trained on are smaller than a new day's and
+would narrow the band; ``benchmarks/intervals.py`` measures that on training data.
 Working in log space makes the interval multiplicative - a 3% band is 3% at any level - and keeps
 every quantile non-negative. ``k`` grows with ``tau``, so quantiles are ordered for every date.
 """

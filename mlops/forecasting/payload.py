@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,18 @@ def _reject_constant(name: str) -> float:
     raise PayloadError(f"body is not valid JSON: {name} is not a JSON number")
 
 
-def _parse_date(value: Any, where: str) -> pd.Timestamp:
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _parse_date(value: Any, where: str) -> np.datetime64:
+    """The row's day. ``YYYY-MM-DD`` (what clients send) is read by numpy - ``pd.Timestamp`` per row
+    was a tenth of an online forecast's time (issue 11) -; anything else goes through pandas, which
+    reads other spellings and says what is wrong."""
+    if isinstance(value, str) and _ISO_DAY.fullmatch(value):
+        try:
+            return np.datetime64(value, "D")
+        except ValueError:
+            pass  # e.g. 2018-02-30: pandas' message below
     if value is None:
         raise PayloadError(f"{where}.date is missing (expected a date like \"2018-09-01\")")
     if not isinstance(value, str):
@@ -86,7 +98,7 @@ def _parse_date(value: Any, where: str) -> pd.Timestamp:
         stamp = stamp.tz_convert(None)
     if stamp != stamp.normalize():
         raise PayloadError(f"{where}.date: {value!r} has a time of day; the model forecasts whole days")
-    return stamp
+    return np.datetime64(stamp.to_datetime64(), "D")
 
 
 def _parse_count(value: Any, where: str) -> float:
@@ -164,10 +176,10 @@ def parse_forecast_request(body: bytes | str, *, max_horizon: int | None = None)
     if not isinstance(parameters, dict):
         raise PayloadError("GlobalParameters must be an object")
 
-    dates: list[pd.Timestamp] = []
+    dates: list[np.datetime64] = []
     counts: list[float] = []
     extras: list[dict[str, Any]] = []
-    seen: dict[pd.Timestamp, int] = {}
+    seen: dict[np.datetime64, int] = {}
     for i, row in enumerate(rows):
         where = f"Inputs.data[{i}]"
         if not isinstance(row, dict):
@@ -175,7 +187,7 @@ def parse_forecast_request(body: bytes | str, *, max_horizon: int | None = None)
                                f"got {json.dumps(row)[:80]}")
         stamp = _parse_date(row.get(TIME_COLUMN), where)
         if stamp in seen:
-            raise PayloadError(f"{where}.date {stamp.date().isoformat()} repeats Inputs.data[{seen[stamp]}]")
+            raise PayloadError(f"{where}.date {stamp} repeats Inputs.data[{seen[stamp]}]")
         seen[stamp] = i
         dates.append(stamp)
         counts.append(_parse_count(row.get(TARGET_COLUMN), where))
@@ -192,8 +204,12 @@ def parse_forecast_request(body: bytes | str, *, max_horizon: int | None = None)
     if max_horizon is not None and int(future.sum()) > max_horizon:
         raise PayloadError(f"{int(future.sum())} rows to forecast, but the model forecasts at most "
                            f"{max_horizon} days ahead")
-    X_pred = pd.DataFrame(extras, index=range(len(rows)))
-    X_pred.insert(0, TIME_COLUMN, pd.DatetimeIndex(dates))
+    columns: dict[str, list[Any]] = {}
+    for i, extra in enumerate(extras):  # as pd.DataFrame(extras), without its per-record overhead
+        for key, value in extra.items():
+            columns.setdefault(key, [np.nan] * len(extras))[i] = np.nan if value is None else value
+    X_pred = pd.DataFrame({TIME_COLUMN: np.array(dates, dtype="datetime64[ns]"),
+                           **columns}, index=range(len(rows)))
     return ForecastRequest(X_pred=X_pred, y_pred=y, global_parameters=parameters,
                            quantiles=parse_quantiles(parameters.get("quantiles")))
 

@@ -114,3 +114,23 @@ def test_a_model_file_that_is_not_ours_is_refused(tmp_path: Path) -> None:
     (tmp_path / "model.pt").write_bytes(b"garbage")
     with pytest.raises(ForecastInputError, match="not a readable torch file"):
         load_forecaster(tmp_path)
+
+
+@pytest.mark.parametrize(("members", "dilations", "length"), [(5, (1, 2, 4, 8, 16), 138), (1, (1, 2), 30),
+                                                              (3, (1, 4), 400)])
+def test_scoring_one_sequence_takes_the_batched_matrix_path_with_the_same_encoding(
+        members: int, dilations: tuple[int, ...], length: int) -> None:
+    """``TCN.encode`` of one sequence without autograd uses ``model.member_conv`` (faster on CPU);
+    training's grouped convolutions are the reference."""
+    from mlops.forecasting.model import TCN, TCNConfig
+
+    torch.manual_seed(0)
+    network = TCN(TCNConfig(input_channels=6, future_features=4, horizon=3, channels=8, dilations=dilations,
+                            members=members)).eval()
+    sequence = torch.randn(1, 6, length)
+    reference = network.encode(sequence)  # grad enabled: the grouped conv1d path
+    with torch.inference_mode():
+        fast = network.encode(sequence)
+    assert fast.shape == reference.shape == (1, length, members, 8)
+    torch.testing.assert_close(fast, reference.detach(), rtol=1e-5, atol=1e-5)
+    assert not torch.equal(fast, torch.zeros_like(fast))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mlops.forecasting.payload import MAX_BODY_BYTES, PayloadError, forecast_response, parse_forecast_request
@@ -124,3 +125,20 @@ def test_quantile_response_has_automl_keys_and_every_level() -> None:
         "prediction_interval": ["[1.5, 2.5]", "[2.5, 3.5]"],   # AutoML: "[lowest, highest]" per row
         "quantiles": {"0.1": [1.5, 2.5], "0.5": [2.0, 3.0], "0.9": [2.5, 3.5]},
     }}
+
+
+@pytest.mark.parametrize("spelling", ["2018-09-01", "2018/09/01", "2018-09-01T00:00:00", "20180901"])
+def test_iso_days_take_numpy_and_other_spellings_pandas_with_the_same_day(spelling: str) -> None:
+    request = parse_forecast_request(json.dumps({"Inputs": {"data": [{"date": "2018-08-31", "count": 3},
+                                                                      {"date": spelling}]}}))
+    assert list(request.X_pred["date"]) == [pd.Timestamp("2018-08-31"), pd.Timestamp("2018-09-01")]
+    assert request.X_pred["date"].dtype == "datetime64[ns]"
+
+
+@pytest.mark.parametrize(("value", "message"), [
+    ("2018-02-30", "cannot parse '2018-02-30' as a date"),
+    ("2018-13-01", "cannot parse '2018-13-01' as a date"),
+])
+def test_an_impossible_iso_day_is_a_400_naming_the_row(value: str, message: str) -> None:
+    with pytest.raises(PayloadError, match=f"Inputs.data\\[0\\].date: {message}"):
+        parse_forecast_request(json.dumps({"Inputs": {"data": [{"date": value}]}}))

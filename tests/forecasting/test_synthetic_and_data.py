@@ -139,3 +139,27 @@ def test_the_real_dau_files_load_and_test_continues_train(dau_data: Path) -> Non
     assert test["date"].iloc[0] - train["date"].iloc[-1] == pd.Timedelta(days=1)
     with pytest.raises(ForecastInputError, match="without gaps"):
         load_series_csv(dau_data / "train.csv")  # strict by default
+
+
+@pytest.mark.parametrize(("start", "days"), [("1968-12-25", 800), ("1999-12-20", 40), ("2016-02-27", 400),
+                                             ("2011-01-01", 3000)])
+def test_the_numpy_calendar_matches_pandas_own_accessors(start: str, days: int) -> None:
+    """``calendar_features`` works on day numbers (numpy) for speed; pandas' date accessors and its
+    holiday calendar are the reference (leap years, days before 1970, the year-end weeks)."""
+    from pandas.tseries.holiday import USFederalHolidayCalendar
+
+    from mlops.forecasting.data import day_numbers
+
+    dates = pd.date_range(start, periods=days, freq="D")
+    features = calendar_features(dates)
+    np.testing.assert_array_equal(features, calendar_features(day_numbers(dates)))
+    np.testing.assert_array_equal(np.argmax(features[:, :7], axis=1), dates.day_of_week)
+    phase = 2 * np.pi * (dates.day_of_year.to_numpy() - 1) / 365.25
+    np.testing.assert_allclose(features[:, 7:9], np.stack([np.sin(phase), np.cos(phase)], axis=1), atol=1e-6)
+    holidays = USFederalHolidayCalendar().holidays(start=dates[0] - pd.Timedelta(days=2),
+                                                   end=dates[-1] + pd.Timedelta(days=2))
+    np.testing.assert_array_equal(features[:, 11], dates.isin(holidays))
+    np.testing.assert_array_equal(features[:, 12], (dates + pd.Timedelta(days=1)).isin(holidays))
+    np.testing.assert_array_equal(features[:, 13], (dates - pd.Timedelta(days=1)).isin(holidays))
+    year_end = ((dates.month == 12) & (dates.day >= 22)) | ((dates.month == 1) & (dates.day <= 2))
+    np.testing.assert_array_equal(features[:, 14], year_end)
