@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from mlops.config import _gates
 from tests.conftest import REPO
@@ -73,3 +75,22 @@ def test_drift_in_time_is_what_the_gate_faces_and_what_the_model_keeps(gate_powe
     steady = _run(gate_power, 70, lambda name, s: list(100 * (1 + 0.05 * noise.standard_normal(20))))
     failed = gate_power.release_power(gates, [steady], 10, 60, 5, 100, rng, "gate")
     assert failed["A/A"] == 0 and failed["+25%"] == 100
+
+
+def test_the_slowed_aa_candidate_is_the_real_score_py_sleeping_first(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("aa_releases", REPO / "benchmarks" / "aa_releases.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    shutil.copytree(REPO / "endpoints", tmp_path / "endpoints")
+    shutil.copy(REPO / "mlops.yaml", tmp_path / "mlops.yaml")
+    same = module._candidate_config(tmp_path, "aa", 0.0)
+    slow = module._candidate_config(tmp_path, "slow", 0.004)
+    real = (REPO / "endpoints/online/score.py").read_text()
+    assert (tmp_path / "score-aa/score.py").read_text().startswith(real)  # the same code, a new hash
+    slowed = (tmp_path / "score-slow/score.py").read_text()
+    compile(slowed, "score.py", "exec")
+    assert module.RUN_HEAD + "    import time\n    time.sleep(0.004)\n    return _real_run(request)" in slowed
+    assert slowed.count("@rawhttp") == real.count("@rawhttp")  # the server still sees one raw-HTTP run()
+    for config, folder in ((same, "score-aa"), (slow, "score-slow")):
+        deployment = tmp_path / yaml.safe_load(config.read_text())["online"]["deployment"]
+        assert yaml.safe_load(deployment.read_text())["code_configuration"]["code"] == str(tmp_path / folder)
