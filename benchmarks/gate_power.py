@@ -17,18 +17,36 @@ the baseline from the other's (which is which drawn per trial); slowed pairs add
 trials for each scenario and profile, with the gates' relative settings, for the shipped gates and
 for ``--tuned`` settings side by side.
 
+Why that is not enough (measured, issue 12): in a real load test the latencies of identical
+deployments are not independent draws. Three single-worker processes share 2 cores with the router
+and locust, and which process gets the CPU drifts over seconds: per-second medians of identical
+deployments in one locust run differ by 10-30% for several seconds at a time, the start of a run
+(the first ~5 s: fresh processes) is slowest for whichever is coldest, and over a whole 60 s run two
+identical fresh deployments still differ by a few per cent, an older process by ~10%. Resampling
+requests one by one averages all of that away. So ``--releases`` judges real A/A runs instead:
+the ``loadtest-samples.csv`` of real releases whose candidate, fresh baseline and live deployment
+serve the same model (``benchmarks/aa_releases.py`` makes them). Each trial draws one release and
+one ordered pair of its deployments (candidate, baseline), and rebuilds a run of the profile's
+length from the part of that release a real run of the profile judges (after its warm-up) by a
+*paired moving-block bootstrap*: blocks of ``--block`` seconds drawn with replacement, the same
+seconds for both sides - as the same locust run loads them - so the drift between processes, the
+correlation in time and each pair's own bias all stay in. Printed beside the resampled figures.
+
 Usage:  python benchmarks/gate_power.py [--samples 3000] [--trials 400] [--model DIR]
+        python benchmarks/gate_power.py --samples-from POOLS.npz --releases RUN/loadtest-samples.csv ...
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import math
 import os
 import sys
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +58,8 @@ from _common import REPO, inference_server  # noqa: E402
 from mlops.config import _gates, _load_profile  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau  # noqa: E402
 from mlops.forecasting.training import train_model  # noqa: E402
-from mlops.release.gates import LatencyStats, Measurements, Phase, evaluate  # noqa: E402
+from mlops.release.gates import REFERENCE_RUN_S, LatencyStats, Measurements, Phase, evaluate  # noqa: E402
+from mlops.release.loadtest import attribute, parse_samples  # noqa: E402
 from mlops.release.quality import build_requests, read_rows  # noqa: E402
 from mlops.settings.gates import Gates, RelativeGates
 
@@ -100,6 +119,90 @@ def power(gates: Gates, pool_a: np.ndarray, pool_b: np.ndarray, per_side: int, s
     return failed
 
 
+RELEASE_SCENARIOS = (("A/A", 0.0), ("+10%", 0.10), ("+25%", 0.25), ("+50%", 0.50))
+
+
+@dataclass(frozen=True)
+class ReleaseRun:
+    """One real load test: per deployment, the latencies of its successful requests by whole second
+    since the run's first sample."""
+
+    name: str
+    seconds: dict[str, dict[int, list[float]]]
+    candidate: str = ""
+    """The release's candidate (first target in its record), when the record is beside the samples."""
+
+    def pairs(self, which: str = "all") -> list[tuple[str, str]]:
+        """Ordered (candidate, baseline) pairs of its deployments (all serve the same model): ``gate``
+        the one the gate compares - the candidate with the fresh baseline, both fresh processes; ``all``
+        every ordered pair, the long-running live deployment too (harsher: an older process)."""
+        if which == "gate" and self.candidate and "baseline" in self.seconds:
+            return [(self.candidate, "baseline")]
+        names = sorted(self.seconds)
+        return [(a, b) for a in names for b in names if a != b]
+
+
+def read_release(path: Path) -> ReleaseRun:
+    """A ``loadtest-samples.csv`` as ``mlops.release.loadtest`` writes it (the locustfile's lines)."""
+    samples = parse_samples(path.read_text().splitlines())
+    if not samples:
+        raise SystemExit(f"{path}: no samples")
+    start = min(sample.time for sample in samples)
+    seconds: dict[str, dict[int, list[float]]] = {}
+    for sample in samples:
+        if sample.ok:
+            seconds.setdefault(attribute(sample), {}).setdefault(int(sample.time - start), []).append(
+                sample.latency_ms)
+    record = path.parent.with_suffix(".json")  # <records>/<release id>.json beside <release id>/
+    candidate = ""
+    if record.is_file():
+        targets = (json.loads(record.read_text()).get("loadtest") or {}).get("targets") or []
+        candidate = targets[0] if targets else ""
+    return ReleaseRun(path.parent.name or str(path), seconds, candidate)
+
+
+def block_run(run: ReleaseRun, pair: tuple[str, str], first_s: int, length_s: int, block_s: int,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(candidate, baseline) latencies of a run of ``length_s`` seconds rebuilt from seconds
+    ``[first_s, first_s + length_s)`` of ``run`` by a paired moving-block bootstrap: blocks of
+    ``block_s`` consecutive seconds, drawn with replacement, the same seconds for both sides."""
+    candidate, baseline = run.seconds[pair[0]], run.seconds[pair[1]]
+    last = max(max(candidate), max(baseline)) + 1
+    span = range(first_s, min(first_s + length_s, last))
+    if len(span) < 1:
+        raise SystemExit(f"{run.name}: shorter than {first_s + 1} s")
+    block = max(1, min(block_s, len(span)))
+    starts = np.arange(span.start, span.stop - block + 1)
+    cand: list[float] = []
+    base: list[float] = []
+    for _ in range(-(-len(span) // block)):
+        first = int(rng.choice(starts))
+        for second in range(first, first + block):
+            cand += candidate.get(second, [])
+            base += baseline.get(second, [])
+    return np.array(cand), np.array(base)
+
+
+def release_power(gates: Gates, runs: list[ReleaseRun], warmup_s: float, run_time_s: float, block_s: int,
+                  trials: int, rng: np.random.Generator, which: str = "all", legacy: bool = False) -> dict[str, int]:
+    """Failed verdicts per ``RELEASE_SCENARIOS`` entry over ``trials`` runs rebuilt from real releases.
+    ``legacy``: judged as before the run-length rule (``gates.REFERENCE_RUN_S``): each run's stats say
+    it lasted the reference length, so the material shift is the configured one whatever the profile."""
+    judged_s = max(run_time_s, REFERENCE_RUN_S) if legacy else run_time_s
+    pairs = [(run, pair) for run in runs for pair in run.pairs(which)]
+    failed: dict[str, int] = {}
+    for label, slowdown in RELEASE_SCENARIOS:
+        count = 0
+        for _ in range(trials):
+            run, pair = pairs[int(rng.integers(len(pairs)))]
+            candidate, baseline = block_run(run, pair, math.ceil(warmup_s), int(run_time_s), block_s, rng)
+            candidate = candidate + slowdown * float(np.median(baseline))
+            verdict = evaluate(gates, Measurements(_stats(candidate, judged_s), _stats(baseline, judged_s)))
+            count += verdict.phase is Phase.FAILED
+        failed[label] = count
+    return failed
+
+
 def _describe(relative: RelativeGates) -> str:
     return (f"p95_tolerance {relative.p95_tolerance:g} + {relative.p95_slack_ms:g} ms, mann_whitney alpha "
             f"{relative.mann_whitney_alpha:g}, min_shift max({relative.min_shift_ms:g} ms, "
@@ -108,13 +211,20 @@ def _describe(relative: RelativeGates) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--samples", type=int, default=3000, help="latency samples collected per server")
+    parser.add_argument("--samples", type=int, default=3000, help="latency samples collected per server "
+                        "(0: judge --releases only)")
     parser.add_argument("--trials", type=int, default=400, help="resampled gate runs per scenario and profile")
     parser.add_argument("--concurrency", type=int, default=4, help="load workers, half on each server")
     parser.add_argument("--model", type=Path, help="a folder with model.pt (default: train a tiny one now)")
     parser.add_argument("--gates", type=Path, default=REPO / "load_tests" / "gates.yml")
-    parser.add_argument("--tuned", default="", help="relative settings to compare, e.g. "
-                        "'min_shift_ms=2,min_shift_ratio=0.2' (default: none)")
+    parser.add_argument("--tuned", action="append", default=[], help="relative settings to compare, e.g. "
+                        "'before:min_shift_ms=25,min_shift_ratio=0.3' (an optional label, then settings; "
+                        "repeatable; default: none)")
+    parser.add_argument("--releases", type=Path, nargs="*", default=[], help="loadtest-samples.csv files of real "
+                        "A/A releases (benchmarks/aa_releases.py) to judge by paired block resampling")
+    parser.add_argument("--pairs", choices=("gate", "all"), default="all", help="gate: only each release's "
+                        "candidate vs its fresh baseline; all: every ordered pair of its deployments (default)")
+    parser.add_argument("--block", type=int, default=5, help="seconds per resampled block of a real release")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--save-samples", type=Path, help="write the collected pools here (.npz)")
     parser.add_argument("--samples-from", type=Path, help="judge pools saved by --save-samples (collect nothing)")
@@ -122,9 +232,11 @@ def main(argv: list[str] | None = None) -> int:
 
     shipped = _gates(args.gates, REPO)
     variants = [("shipped", shipped)]
-    if args.tuned:
-        overrides = {key: float(value) for key, value in (pair.split("=") for pair in args.tuned.split(","))}
-        variants.append(("tuned", replace(shipped, relative=replace(shipped.relative, **overrides))))
+    for index, tuned in enumerate(args.tuned, 1):
+        label, _, settings = tuned.rpartition(":")
+        overrides = {key: float(value) for key, value in (pair.split("=") for pair in settings.split(","))}
+        variants.append((label or (f"tuned{index}" if len(args.tuned) > 1 else "tuned"),
+                         replace(shipped, relative=replace(shipped.relative, **overrides))))
     profile_file = REPO / "load_tests" / "profile.yml"
     profiles = {name: _load_profile(profile_file, name, REPO) for name in ("fast", "standard")}
     context = profiles["standard"].context_days
@@ -132,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
     bodies = [r.body for r in build_requests(read_rows(REPO / "load_tests" / "holdout.csv"), origins=50,
                                              context_days=context, horizon=horizon)]
     load_before = os.getloadavg()[0]
+    if args.samples == 0 and not args.samples_from:  # real releases only
+        print(f"{os.cpu_count()} CPUs, load average {load_before:.2f}")
+        _report_releases(args, variants, profiles)
+        return 0
     if args.samples_from:
         saved = np.load(args.samples_from)
         _report(args, variants, profiles, saved["a"], saved["b"], float(saved["rate"]), "pools from "
@@ -186,7 +302,33 @@ def _report(args: argparse.Namespace, variants: list[tuple[str, Gates]], profile
         print(f"  {label}: {_describe(gates.relative)}")
     print("\n1p: both sides resampled from one process (sampling noise only); 2p: candidate and baseline from two "
           "identical processes (what a real gate faces); slowdowns add x median of the baseline's pool")
+    if args.releases:
+        _report_releases(args, variants, profiles)
     print("targets (standard profile): A/A false failures <= 1%, +25% caught >= 95%")
+
+
+def _report_releases(args: argparse.Namespace, variants: list[tuple[str, Gates]], profiles: dict) -> None:
+    runs = [read_release(path) for path in args.releases]
+    pairs = sum(len(run.pairs(args.pairs)) for run in runs)
+    print(f"\nreal A/A releases: {len(runs)} load tests, {pairs} ordered (candidate, baseline) pairs of identical "
+          f"deployments ({args.pairs}); runs rebuilt from {args.block} s blocks, the same seconds on both sides")
+    for run in runs:
+        medians = "  ".join(f"{name} {np.median([v for values in seconds.values() for v in values]):.1f}"
+                            for name, seconds in sorted(run.seconds.items()))
+        print(f"  {run.name}: median ms {medians}")
+    rng = np.random.default_rng(args.seed)
+    print(f"failed verdicts / trials ({args.trials} rebuilt gate runs per cell)")
+    print(f"{'gates':<8} {'profile':<9} " + " ".join(f"{label:>12}" for label, _ in RELEASE_SCENARIOS))
+    for label, gates in variants:
+        for profile_name, profile in profiles.items():
+            failed = release_power(gates, runs, profile.warmup_s, profile.run_time_s, args.block, args.trials, rng,
+                                   args.pairs, legacy=label.startswith("before"))
+            cells = " ".join(f"{failed[name]:>5}/{args.trials:<3} {failed[name] / args.trials:>3.0%}"
+                             for name, _ in RELEASE_SCENARIOS)
+            print(f"{label:<8} {profile_name:<9} {cells}")
+        print(f"  {label}: {_describe(gates.relative)}")
+    print("the fast rows judge seconds [warm-up, warm-up + 8 s) of standard-profile releases (9 users, not 6); "
+          "'before*' variants are judged without the run-length rule (as the gate was before it)")
 
 
 if __name__ == "__main__":

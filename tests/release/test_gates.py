@@ -95,3 +95,44 @@ def test_failed_holdout_requests_fail_the_quality_gate() -> None:
     verdict = evaluate(GATES, Measurements(stats(), None, QualityMeasurement(0.1, None, 20, candidate_failures=1)))
     assert verdict.phase is Phase.FAILED
     assert phase_of(verdict, "quality_requests") is Phase.FAILED
+
+
+@pytest.mark.parametrize(("ratio", "seconds", "expected"), [
+    (0.125, 60.0, 0.125),               # the reference: the standard profile's 60 s
+    (0.125, 58.0, 0.125),               # a 60 s run's measured span (first to last sample)
+    (0.125, 120.0, 0.125),              # never tighter than configured
+    (0.125, 30.0, 0.25),                # half the time: twice the ratio
+    (0.125, 8.0, 0.9375),               # the fast profile: gross slowdowns only
+    (0.125, 0.0, 0.125),                # length unknown (no rps): as configured
+    (0.0, 3.0, 0.0),                    # no ratio configured stays none
+])
+def test_the_material_shift_ratio_grows_for_shorter_runs(ratio, seconds, expected) -> None:
+    from mlops.release.gates import material_ratio
+
+    assert material_ratio(ratio, seconds) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize(("seconds", "shift_ms", "expected"), [
+    (60.0, 16.0, Phase.FAILED),   # +16% of a 100 ms median over 60 s: material at 12.5%
+    (60.0, 10.0, Phase.PASSED),   # +10%: not material
+    (8.0, 16.0, Phase.PASSED),    # the same +16% over 8 s: within the drift an 8 s run shows
+    (8.0, 50.0, Phase.PASSED),    # +50% too (the limit is 94% for 8 s)
+    (8.0, 120.0, Phase.FAILED),
+])
+def test_the_rank_test_judges_a_short_run_by_a_larger_shift(seconds, shift_ms, expected) -> None:
+    gates = Gates(relative=RelativeGates(mann_whitney_alpha=0.01, min_shift_ms=2, min_shift_ratio=0.125))
+    candidate = stats(100 + shift_ms, n=3000, seconds=seconds, seed=1, spread=10)
+    baseline = stats(100, n=3000, seconds=seconds, seed=2, spread=10)
+    result = next(r for r in evaluate(gates, Measurements(candidate, baseline)).results if r.name == "mann_whitney")
+    assert result.phase is expected, result.reason
+    assert ("for a 8 s run" in result.reason) == (seconds == 8.0)
+
+
+def test_the_reference_run_is_the_standard_profiles() -> None:
+    from pathlib import Path
+
+    from mlops.config import _load_profile
+    from mlops.release.gates import REFERENCE_RUN_S
+
+    repo = Path(__file__).resolve().parents[2]
+    assert _load_profile(repo / "load_tests/profile.yml", "standard", repo).run_time_s == REFERENCE_RUN_S
