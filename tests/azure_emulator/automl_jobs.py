@@ -20,6 +20,14 @@ def children(emu: Any, name: str) -> list[dict[str, Any]] | None:
     return None if job is None else job["children"](emu)
 
 
+def run(emu: Any, run_id: str) -> dict[str, Any] | None:
+    for job in _jobs(emu).values():
+        found = job["run"](emu, run_id)
+        if found is not None:
+            return found
+    return None
+
+
 def run_metadata(emu: Any, run_id: str) -> dict[str, Any] | None:
     for job in _jobs(emu).values():
         meta = job["run_metadata"](emu, run_id)

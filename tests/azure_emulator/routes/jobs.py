@@ -7,6 +7,7 @@ resolution - the calls ``jobs.get``, ``jobs.list(parent_job_name=...)`` and ``jo
   (``tests.azure_emulator.automl_jobs``); else ``404 UserError``.
 * ``GET /history/v1.0{WS}/runs/{id}/children`` (the data plane) -
   ``{"value": [Run], "continuationToken": null}``.
+* ``GET /history/v1.0{WS}/runs/{id}`` - one run (a pipeline child step, an AutoML trial).
 * ``POST /history/v1.0{WS}/rundata`` - ``{"runMetadata": {..., "outputs": {name: {assetId, type}}}}``.
 * ``POST /data/v1.0{WS}/dataversion/batchGetResolvedUris`` - ``{"values": {assetId: {uri, type}}}``.
 
@@ -62,6 +63,21 @@ def run_children(call: Call) -> Reply:
     children = automl_jobs.children(emu, name)
     if children is not None:
         return Reply(200, {"value": children, "continuationToken": None})
+    raise user_error(404, f"Run {name} not found.")
+
+
+@route("GET", "/history/v1.0{WS}/runs/{run}")
+def get_run(call: Call) -> Reply:
+    """What ``jobs.get`` falls back to for a pipeline's child step (``PipelineChildJobError`` ->
+    ``_runs_operations.get_run``)."""
+    check_workspace(call)
+    emu, name = call.emulator, call.params["run"]
+    job = batch_jobs.find(emu, name)
+    if job is not None and job.child == name:
+        return Reply(200, batch_jobs.child_run(emu, job))
+    run = automl_jobs.run(emu, name)
+    if run is not None:
+        return Reply(200, run)
     raise user_error(404, f"Run {name} not found.")
 
 
