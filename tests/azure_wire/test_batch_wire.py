@@ -148,6 +148,9 @@ def _release_config(tmp_path: Path):
     return load_config(path, env={}, overrides=Overrides(model=str(MODEL)))
 
 
+@pytest.mark.xfail(strict=True, reason="issue 13 'Batch environment': environments/tcn-inference/conda.yml has no "
+                   "azureml-core and no batch environment is configured yet (not in azfix's commits as of "
+                   "2b7695f); remove this mark with the fix")
 def test_defect_the_shipped_batch_environment_runs_a_batch_job(emulator: RunningEmulator, tmp_path) -> None:
     """Issue 13, "Batch environment": the release's pinned environment (the spec in ``environments/``)
     must carry azureml-core or the first real batch job fails. Fails on today's main."""
@@ -187,6 +190,9 @@ def test_batch_refresh_creates_smokes_sets_the_default_read_modify_write_and_kee
         emulator: RunningEmulator, tmp_path) -> None:
     """The release's batch refresh on the real client: v1 becomes the default, then v2 after its
     smoke job, the endpoint's other properties survive the default switch, and keep=2 holds."""
+    # short cluster and job times: the release's smoke wait polls every 0.5 s (one jobs.get each)
+    emulator.settings.update({"batch.deployment_seconds": 60.0, "batch.job_queue_seconds": 10.0,
+                              "batch.job_run_seconds": 5.0})
     config = _release_config(tmp_path)
     ws = adapter(emulator)
     env = ws.ensure_environment(environment(tmp_path, CONDA_WITH_CORE)).ref
