@@ -147,7 +147,10 @@ def use_azurite(emu: RunningEmulator, azurite: Any, *, key_based: bool = True) -
     else identity-based, ``listSecrets`` is 400 as recorded). Call before ``ml_client()``."""
     emu.settings.update({"datastore.account": azurite.account_name, "datastore.endpoint": storage_suffix(azurite),
                          "datastore.credentials": "AccountKey" if key_based else "None",
-                         "datastore.secret": azurite.account_key if key_based else ""})
+                         "datastore.secret": azurite.account_key if key_based else "",
+                         # what the service side itself holds of its storage account (SAS for code uploads)
+                         "storage.account_url": f"https://{azurite.account_name}.blob.{storage_suffix(azurite)}",
+                         "storage.account_key": azurite.account_key})
     # Azure creates the workspace's blob container with the workspace; here it is made once per emulator
     from azure.storage.blob import BlobServiceClient
 

@@ -172,6 +172,9 @@ class Emulator:
                     self.operations.settle()
                     if audience is not None:
                         call.claims = self.check_bearer(headers.get("authorization", ""), audience)
+                    if route.locked:
+                        reply = route.handler(call)
+                if not route.locked:
                     reply = route.handler(call)
             except Refusal as refusal:
                 reply = refusal.reply
