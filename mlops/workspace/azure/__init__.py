@@ -7,7 +7,8 @@ live in ``mlops.workspace.azure_decisions`` and the Azure Monitor queries in ``m
 does the I/O and translates every SDK exception into ``mlops.errors`` at the boundary (``calls._call``),
 with the fix in the message. Its modules, by operation group:
 
-* ``client``: the workspace target, the credential, ``MLClient``; ``AzureWorkspace`` composes the groups;
+* ``client``: the workspace target, ``MLClient``; ``AzureWorkspace`` composes the groups;
+* ``credential``: which credential signs in (GitHub OIDC in Actions, else ``DefaultAzureCredential``);
 * ``calls``: the boundary (``_call``, ``_lro``, retries, waits, error translation);
 * ``assets``: models, AutoML jobs (import of the best trial), environments;
 * ``online``: online endpoints, deployments, traffic, keys, invoke, metrics, logs;
@@ -17,9 +18,10 @@ with the fix in the message. Its modules, by operation group:
 How it maps the port onto Azure ML, and the traps it avoids:
 
 * **Workspace** from ``azureml://subscriptions/<id>/resourceGroups/<rg>/workspaces/<name>`` or
-  ``AZURE_SUBSCRIPTION_ID`` / ``AZURE_RESOURCE_GROUP`` / ``AZUREML_WORKSPACE``; the credential is
-  ``DefaultAzureCredential`` (``azure/login`` OIDC in Actions, ``az login`` on a laptop, managed
-  identity). Nothing touches the network until the first operation.
+  ``AZURE_SUBSCRIPTION_ID`` / ``AZURE_RESOURCE_GROUP`` / ``AZUREML_WORKSPACE``; the credential
+  (``credential``) is ``ClientAssertionCredential`` with a fresh GitHub ID token per token request in
+  Actions (OIDC), else ``DefaultAzureCredential`` (``az login`` on a laptop, managed identity).
+  Nothing touches the network until the first operation.
 * **Models** are registered with an explicit next version and the tag ``mlops.content_hash``; the
   same bytes return the existing version. ``register_model_from_job`` takes the best trial of an
   AutoML job by its primary metric and registers its ``outputs/model.pt`` (or ``model.pkl``),

@@ -1,4 +1,12 @@
-"""Models, AutoML jobs and environments: versioned assets, content-addressed by ``mlops.content_hash``."""
+"""Models, AutoML jobs and environments: versioned assets, content-addressed by ``mlops.content_hash``.
+
+Choosing the next version lists *all* versions: ``models.list`` / ``environments.list`` default to
+``list_view_type=ListViewType.ACTIVE_ONLY`` (azure-ai-ml 1.35, ``ModelOperations.list`` and
+``EnvironmentOperations.list``), so an archived version is invisible there - the SDK team's
+recording ``test_model_archive_restore_version`` shows the list without it while ``GET`` still reads
+it - and its number would be chosen again. A version that exists anyway (a race) is reported as
+such: ``AssetPathException`` for a model (its files differ), HTTP 409 for an environment.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.constants import AssetTypes, ListViewType
 from azure.ai.ml.entities import (
     Environment as AzEnvironment,
 )
@@ -56,7 +64,8 @@ class AssetOps(AzureCalls):
         if not path.exists():
             raise UsageError(f"model path {path} does not exist")
         digest = content_hash(path)
-        versions = self._list(f"list versions of model {name}", self._ml.models.list, name=name)
+        versions = self._list(f"list versions of model {name}", self._ml.models.list, name=name,
+                              list_view_type=ListViewType.ALL)
         found = decide.version_with_hash(((str(m.version), _tags(m)) for m in versions), digest)
         if found is not None:
             progress(f"model {name}:{found} already holds these files (sha256 {digest[:12]}); nothing registered")
@@ -215,7 +224,7 @@ class AssetOps(AzureCalls):
         digest = spec.content_hash()
         for attempt in (1, 2):
             versions = self._list(f"list versions of environment {spec.name}", self._ml.environments.list,
-                                  name=spec.name)
+                                  name=spec.name, list_view_type=ListViewType.ALL)
             found = decide.version_with_hash(((str(e.version), _tags(e)) for e in versions), digest)
             if found is not None:
                 progress(f"environment {spec.name}:{found} matches the spec (sha256 {digest[:12]}); reused")
@@ -227,9 +236,11 @@ class AssetOps(AzureCalls):
             try:
                 created = self._call(f"create environment {spec.name}:{version}",
                                      self._ml.environments.create_or_update, entity, progress=progress, retry=False)
-            except ConflictError:
-                if attempt == 2:
-                    raise
+            except ConflictError as exc:
+                if attempt == 2:  # still taken though every version, archived ones included, was seen
+                    azure_said = exc.__cause__ if exc.__cause__ is not None else exc
+                    raise decide.translate("version_exists", f"create environment {spec.name}:{version}",
+                                           str(getattr(azure_said, "message", None) or azure_said)) from exc
                 continue  # someone created that version meanwhile: look again
             progress(f"environment {spec.name}:{version} created; Azure builds its image when a deployment "
                      "first uses it (several minutes), and every later deployment reuses the pinned version")

@@ -106,8 +106,9 @@ class BatchOps(AzureCalls):
             name=spec.name, endpoint_name=spec.endpoint_name,
             model=decide.asset_reference(spec.model), environment=decide.asset_reference(spec.environment),
             code_configuration=CodeConfiguration(code=str(spec.code_path), scoring_script=spec.scoring_script),
-            compute=spec.compute, tags=dict(spec.tags) or None,
+            compute=spec.compute, tags=dict(spec.tags) or None, description=spec.description or None,
             settings=ModelBatchDeploymentSettings(
+                logging_level=spec.logging_level or None,
                 mini_batch_size=spec.mini_batch_size, instance_count=spec.instance_count,
                 max_concurrency_per_instance=spec.max_concurrency_per_instance,
                 output_action=spec.output_action, output_file_name=spec.output_file_name,
@@ -120,12 +121,30 @@ class BatchOps(AzureCalls):
         progress(f"{what} (model {spec.model}, environment {spec.environment}, compute {spec.compute})")
         self._lro(what, lambda: self._ml.batch_deployments.begin_create_or_update(entity), progress=progress,
                   failed=lambda reason: DeploymentFailedError(f"{what} failed: {reason}"))
-        created = self._call(f"get batch deployment {spec.name}", self._ml.batch_deployments.get, name=spec.name,
-                             endpoint_name=spec.endpoint_name)
-        result = self._batch_deployment(created)
-        if result.state != "Succeeded":
-            raise DeploymentFailedError(f"{what}: provisioning state {result.state}")
-        return result
+        return self._wait_batch_deployment_ready(spec.endpoint_name, spec.name, what, progress)
+
+    def _wait_batch_deployment_ready(self, endpoint_name: str, name: str, what: str,
+                                     progress: Progress) -> BatchDeployment:
+        """Until the deployment *reports* ``provisioning_state: Succeeded``: a batch deployment is not
+        ready the moment its creation is accepted (issue 13; Microsoft's MLOps template scripts poll
+        ``provisioning_state`` every 30 s until ``Succeeded`` before they use a batch endpoint or
+        deployment, and ``az ml batch-deployment show --query provisioning_state`` before updating
+        one); an invoke before that fails. ``Failed``/``Canceled`` end the wait with the reason."""
+        deadline = self._clock() + self._lro_timeout
+        while True:
+            result = self._batch_deployment(self._call(f"get batch deployment {name}", self._ml.batch_deployments.get,
+                                                       name=name, endpoint_name=endpoint_name))
+            if result.state == "Succeeded":
+                return result
+            if result.state == "Failed":
+                raise DeploymentFailedError(f"{what}: provisioning state {result.state}; see the deployment in "
+                                            f"Azure ML studio (az ml batch-deployment show --endpoint-name "
+                                            f"{endpoint_name} --name {name})")
+            if self._clock() >= deadline:
+                raise WorkspaceError(f"{what}: still {result.state} after {self._lro_timeout:.0f}s; check it in "
+                                     "Azure ML studio and re-run (it is idempotent)")
+            progress(f"{what}: provisioning state {result.state}; waiting for Succeeded")
+            self._sleep(self._poll_interval)
 
     def delete_batch_deployment(self, endpoint_name: str, name: str, *, progress: Progress = no_progress) -> None:
         rules.check_batch_deployment_deletion(endpoint_name, name, _batch_default(self._get_batch_entity(endpoint_name)))
@@ -188,6 +207,12 @@ class BatchOps(AzureCalls):
                         status=status, error=error)
 
     def download_batch_output(self, job_name: str, dest: Path) -> Path:
+        """The job's output file - the deployment's ``output_file_name`` (``predictions.csv`` by
+        default), that file and no other - from the ``score`` output. A batch job is a pipeline
+        job: azure-ai-ml looks in its child ("batchscoring") only when the job is *not* tagged
+        ``azureml.jobtype: azureml.pipelinejob`` (``JobOperations.download`` and
+        ``_get_batch_job_scoring_output_uri``), so the parent can hand back no file while the
+        child holds it: then each child's ``score`` output is downloaded in turn."""
         job = self.get_batch_job(job_name)
         if job.status is not JobStatus.COMPLETED:
             raise WorkspaceError(f"batch job {job_name} is {job.status}: its output exists once it is Completed")
@@ -197,18 +222,27 @@ class BatchOps(AzureCalls):
                                            name=job.deployment_name, endpoint_name=job.endpoint_name)
             # ``get`` returns a BatchDeployment, whose output_file_name is a top-level attribute
             output_name = str(getattr(deployment, "output_file_name", "") or "")
+        wanted = output_name or "predictions.csv"
         dest = Path(dest)
         dest.mkdir(parents=True, exist_ok=True)
+        found: list[str] = []
         with tempfile.TemporaryDirectory(prefix="mlops-batch-") as tmp:
-            self._call(f"download output of batch job {job_name}", self._ml.jobs.download, job_name,
-                       download_path=tmp, output_name=BATCH_OUTPUT_NAME)
-            files = sorted(p for p in Path(tmp).rglob("*") if p.is_file())
-            wanted = [p for p in files if p.name == (output_name or "predictions.csv")] or files
-            if not wanted:
-                raise NotFoundError(f"batch job {job_name} has no '{BATCH_OUTPUT_NAME}' output file")
-            target = dest / wanted[0].name
-            shutil.copy2(wanted[0], target)
-        return target
+            sources = [job_name] + [child.name for child in self._list(
+                f"list steps of batch job {job_name}", self._ml.jobs.list, parent_job_name=job_name) if child]
+            for index, source in enumerate(sources):
+                where = Path(tmp) / str(index)
+                self._call(f"download output of batch job {source}", self._ml.jobs.download, source,
+                           download_path=str(where), output_name=BATCH_OUTPUT_NAME)
+                files = sorted(p for p in where.rglob("*") if p.is_file())
+                found.extend(f"{source}: {p.relative_to(where).as_posix()}" for p in files)
+                match = next((p for p in files if p.name == wanted), None)
+                if match is not None:
+                    target = dest / match.name
+                    shutil.copy2(match, target)
+                    return target
+        raise NotFoundError(f"batch job {job_name} has no output file {wanted!r} in its '{BATCH_OUTPUT_NAME}' output "
+                            f"(nor in its steps'); found: {', '.join(found) or 'no files'}. See 'mlops batch logs "
+                            f"{job_name}': the scoring script's run() must return rows for output_action append_row")
 
     def get_batch_job_logs(self, job_name: str, *, lines: int = 100) -> str:
         """The tails of the scoring step's logs (``logs/job_error.txt``, ``job_result.txt``, the

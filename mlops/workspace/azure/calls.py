@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from azure.ai.ml import MLClient
-from azure.ai.ml.exceptions import MlException, ValidationException
+from azure.ai.ml.exceptions import AssetPathException, MlException, ValidationException
 from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
@@ -97,6 +97,9 @@ class AzureCalls:
         self._retry_base = retry_base
         self._invoke_timeout = invoke_timeout
         self._batch_jobs: dict[str, tuple[str, str]] = {}
+        self._invoke_targets: dict[str, tuple[str, str, str]] = {}
+        """Endpoint -> (scoring URI, auth mode, key) for ``invoke``: read once, not three ARM calls a
+        request; forgotten when the key is regenerated, the endpoint deleted, or a request gets 401."""
 
     # the boundary ----------------------------------------------------------------------------
     def _translate(self, what: str, exc: BaseException, attempts: int = 1) -> MlopsError:
@@ -114,6 +117,11 @@ class AzureCalls:
                                     status=status, attempts=attempts)
         if isinstance(exc, (ServiceRequestError, ServiceResponseError)):
             return decide.translate("network", what, str(exc))
+        if isinstance(exc, AssetPathException):
+            # azure-ai-ml raises it when the service answers a version PUT with "(UserError) Asset paths
+            # cannot be updated." (``ModelOperations.create_or_update``; ``ASSET_PATH_ERROR`` in
+            # azure/ai/ml/_artifacts/_constants.py): that version exists with other files.
+            return decide.translate("version_exists", what, str(exc))
         if isinstance(exc, ValidationException):
             return decide.translate("invalid", what, str(exc))
         if isinstance(exc, MlException):
@@ -122,8 +130,9 @@ class AzureCalls:
 
     def _call(self, what: str, fn: Callable[..., T], *args: Any, progress: Progress = no_progress,
               retry: bool = True, **kwargs: Any) -> T:
-        """Run one SDK call; retry 409/429 with backoff (unless ``retry`` is off: creating an asset
-        version that exists is a lasting conflict, not a busy resource); translate every SDK error."""
+        """Run one SDK call; retry 409 "in progress" and the transient statuses with backoff
+        (``azure_decisions.is_retryable_status``) unless ``retry`` is off: creating an asset version
+        that exists is a lasting conflict, not a busy resource; translate every SDK error."""
         delays = decide.backoff_delays(self._retry_attempts if retry else 1, base=self._retry_base)
         attempt = 0
         while True:
@@ -132,11 +141,12 @@ class AzureCalls:
                 return fn(*args, **kwargs)
             except HttpResponseError as exc:
                 status = 409 if isinstance(exc, ResourceExistsError) else exc.status_code
-                delay = next(delays, None) if decide.is_retryable_status(status) else None
+                retryable = decide.is_retryable_status(status, str(exc.message or exc))
+                delay = next(delays, None) if retryable else None
                 if delay is None:
                     raise self._translate(what, exc, attempts=attempt) from exc
-                progress(f"{what}: Azure reports HTTP {status} (operation in progress or throttled); "
-                         f"retrying in {delay:.0f}s")
+                reason = "operation in progress" if status == 409 else "throttled" if status == 429 else "transient"
+                progress(f"{what}: Azure reports HTTP {status} ({reason}); retrying in {delay:.0f}s")
                 self._sleep(delay)
             except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError, MlException) as exc:
                 raise self._translate(what, exc, attempts=attempt) from exc

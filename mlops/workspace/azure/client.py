@@ -14,6 +14,7 @@ from mlops.errors import (
 from mlops.workspace import AzureTarget, azure_monitor
 from mlops.workspace.azure.assets import AssetOps
 from mlops.workspace.azure.batch import BatchOps
+from mlops.workspace.azure.credential import make_credential
 from mlops.workspace.azure.lock import LockOps
 from mlops.workspace.azure.online import OnlineOps
 
@@ -42,12 +43,11 @@ class AzureWorkspace(AssetOps, OnlineOps, BatchOps, LockOps):
     # construction ----------------------------------------------------------------------------
     @classmethod
     def from_target(cls, target: AzureTarget | None = None, **options: Any) -> AzureWorkspace:
-        """An adapter for ``target`` (or the ``AZURE_*`` variables) with ``DefaultAzureCredential``.
+        """An adapter for ``target`` (or the ``AZURE_*`` variables) with ``credential.make_credential``
+        (a fresh GitHub OIDC token each time one is needed in Actions, else ``DefaultAzureCredential``).
         No token is requested here: the credential is asked on the first operation."""
-        from azure.identity import DefaultAzureCredential
-
         target = target or target_from_environment()
-        credential = DefaultAzureCredential()
+        credential = options.pop("credential", None) or make_credential()
         client = MLClient(credential, subscription_id=target.subscription_id,
                           resource_group_name=target.resource_group, workspace_name=target.workspace)
         uri = (f"azureml://subscriptions/{target.subscription_id}/resourceGroups/{target.resource_group}"

@@ -75,19 +75,31 @@ class OnlineOps(AzureCalls):
                                         tags=dict(spec.tags))
             self._write_endpoint(f"create online endpoint {spec.name}", new, progress)
             return self._online_endpoint(self._get_endpoint_entity(spec.name))
-        if spec.auth_mode and str(entity.auth_mode).lower() != spec.auth_mode.lower():
+        auth_change = bool(spec.auth_mode) and str(entity.auth_mode).lower() != spec.auth_mode.lower()
+        if auth_change and self._deployment_entities(spec.name):
             progress(f"note: endpoint {spec.name} uses auth mode {entity.auth_mode}, the spec says {spec.auth_mode}; "
-                     "left unchanged")
+                     "left unchanged (it serves deployments: its clients use the current mode)")
+            auth_change = False
         merged = {**_tags(entity), **dict(spec.tags)}
-        if merged != _tags(entity) or (spec.description and spec.description != entity.description):
-            entity.tags = merged  # read-modify-write: traffic and mirror are the ones just read
+        if auth_change or merged != _tags(entity) or (spec.description and spec.description != entity.description):
+            # read-modify-write: traffic and mirror are the ones just read. An endpoint without
+            # deployments (e.g. created empty by the release lock) takes the spec's auth mode:
+            # ``authMode`` is an updatable property (Update=true in the ARM model, az-ps
+            # IEndpointPropertiesBase.AuthMode) and no client depends on it yet.
+            entity.tags = merged
             entity.description = spec.description or entity.description
-            self._write_endpoint(f"update tags of online endpoint {spec.name}", entity, progress)
+            if auth_change:
+                progress(f"endpoint {spec.name}: auth mode {entity.auth_mode} -> {spec.auth_mode} (as the spec says; "
+                         "it has no deployments yet)")
+                entity.auth_mode = spec.auth_mode
+            self._write_endpoint(f"update online endpoint {spec.name}", entity, progress)
+            self._invoke_targets.pop(spec.name, None)
             return self._online_endpoint(self._get_endpoint_entity(spec.name))
         return self._online_endpoint(entity)
 
     def delete_online_endpoint(self, name: str, *, progress: Progress = no_progress) -> None:
         progress(f"deleting online endpoint {name}")
+        self._invoke_targets.pop(name, None)
         self._lro(f"delete online endpoint {name}", lambda: self._ml.online_endpoints.begin_delete(name=name),
                   progress=progress)
 
@@ -207,6 +219,7 @@ class OnlineOps(AzureCalls):
     def regenerate_key(self, endpoint_name: str, which: Literal["primary", "secondary"]) -> EndpointKeys:
         if which not in ("primary", "secondary"):
             raise UsageError(f"key must be 'primary' or 'secondary', got {which!r}")
+        self._invoke_targets.pop(endpoint_name, None)
         self._lro(f"regenerate the {which} key of online endpoint {endpoint_name}",
                   lambda: self._ml.online_endpoints.begin_regenerate_keys(name=endpoint_name, key_type=which))
         return self.get_keys(endpoint_name)
@@ -220,16 +233,32 @@ class OnlineOps(AzureCalls):
                           name=endpoint_name)
         return getattr(keys, "primary_key", None) or getattr(keys, "access_token", "")
 
+    def _invoke_target(self, endpoint_name: str) -> tuple[str, str, str]:
+        """(scoring URI, auth mode, key or "") of ``endpoint_name``, cached (``_invoke_targets``).
+        aad_token endpoints cache no key: the credential caches and refreshes its own token."""
+        cached = self._invoke_targets.get(endpoint_name)
+        if cached is None:
+            entity = self._get_endpoint_entity(endpoint_name)
+            auth_mode = str(entity.auth_mode or "key")
+            key = "" if auth_mode.lower() == "aad_token" else self._bearer(endpoint_name, auth_mode)
+            cached = self._invoke_targets[endpoint_name] = (str(entity.scoring_uri), auth_mode, key)
+        return cached
+
     def invoke(self, endpoint_name: str, body: bytes, *, deployment_name: str | None = None) -> bytes:
-        entity = self._get_endpoint_entity(endpoint_name)
-        headers = {"Content-Type": "application/json",
-                   "Authorization": f"Bearer {self._bearer(endpoint_name, str(entity.auth_mode or 'key'))}"}
-        if deployment_name:
-            headers["azureml-model-deployment"] = deployment_name
-        try:
-            status, payload = self._http_post(entity.scoring_uri, body, headers, self._invoke_timeout)
-        except OSError as exc:
-            raise WorkspaceError(f"invoke online endpoint {endpoint_name}: cannot reach {entity.scoring_uri}: {exc}") from exc
+        for attempt in (1, 2):
+            scoring_uri, auth_mode, key = self._invoke_target(endpoint_name)
+            headers = {"Content-Type": "application/json",
+                       "Authorization": f"Bearer {key or self._bearer(endpoint_name, auth_mode)}"}
+            if deployment_name:
+                headers["azureml-model-deployment"] = deployment_name
+            try:
+                status, payload = self._http_post(scoring_uri, body, headers, self._invoke_timeout)
+            except OSError as exc:
+                raise WorkspaceError(f"invoke online endpoint {endpoint_name}: cannot reach {scoring_uri}: {exc}") from exc
+            if status == 401 and attempt == 1:  # the key may have been regenerated elsewhere: read it again
+                self._invoke_targets.pop(endpoint_name, None)
+                continue
+            break
         if status >= 400:
             text = payload.decode("utf-8", "replace")[:2000]
             target = f" (deployment {deployment_name})" if deployment_name else ""
