@@ -148,8 +148,6 @@ def put_endpoint(call: Call) -> Reply:
     auth = AUTH_MODES.get(str(props.get("authMode", "Key")).lower())
     if auth is None:
         raise user_error(400, f"authMode '{props.get('authMode')}' is not one of Key, AMLToken, AADToken.")
-    if existing is not None and auth != existing["live"]["authMode"]:
-        raise user_error(400, "The auth mode of an existing endpoint cannot be changed.")
     traffic = {k: v for k, v in (props.get("traffic") or {}).items()}
     mirror = {k: v for k, v in (props.get("mirrorTraffic") or {}).items()}
     problem = online_rules.traffic_problem(traffic, mirror, {d["name"] for d in deployments(emu, name).values()})
