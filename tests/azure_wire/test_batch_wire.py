@@ -73,26 +73,31 @@ def test_deployment_is_not_ready_at_once_and_the_adapter_waits_for_it(emulator: 
     assert len(polls) >= 2 and polls[-1].status == 200
 
 
-def test_invoke_before_the_deployment_is_ready_is_refused(emulator: RunningEmulator, tmp_path) -> None:
-    """The SDK itself (no adapter): a deployment still Creating takes no job."""
+def test_invoke_before_the_deployment_is_ready_is_refused(emulator: RunningEmulator, tmp_path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """The SDK itself (no adapter): a deployment still Creating takes no job. The PUT is the SDK's
+    own (``batch_deployments.begin_create_or_update``) with ``polling=False``: a polling thread's
+    virtual sleeps would otherwise finish the operation before the invoke."""
     from azure.ai.ml import Input
+    from azure.ai.ml.entities import CodeConfiguration, ModelBatchDeployment
     from azure.core.exceptions import HttpResponseError
 
-    ws, model, env = deploy(emulator, tmp_path)
+    _, model, env = deploy(emulator, tmp_path)
     client = emulator.ml_client()
+    operations = client.batch_deployments
     spec = deployment_spec(tmp_path, "tcn-v2", model.ref, env.ref)
-    from azure.ai.ml.entities import CodeConfiguration, ModelBatchDeployment
-
-    poller = client.batch_deployments.begin_create_or_update(ModelBatchDeployment(
-        name="tcn-v2", endpoint_name=ENDPOINT, model=f"azureml:{model.ref.name}:{model.ref.version}",
-        environment=f"azureml:{env.ref.name}:{env.ref.version}", compute="cpu-cluster",
-        code_configuration=CodeConfiguration(code=str(spec.code_path), scoring_script="score.py")))
-    assert client.batch_deployments.get("tcn-v2", ENDPOINT).provisioning_state in ("Creating", "Updating")
+    with monkeypatch.context() as patch:
+        patch.setattr(operations, "_init_kwargs", {**operations._init_kwargs, "polling": False})
+        operations.begin_create_or_update(ModelBatchDeployment(
+            name="tcn-v2", endpoint_name=ENDPOINT, model=f"azureml:{model.ref.name}:{model.ref.version}",
+            environment=f"azureml:{env.ref.name}:{env.ref.version}", compute="cpu-cluster",
+            code_configuration=CodeConfiguration(code=str(spec.code_path), scoring_script="score.py")))
+    assert operations.get("tcn-v2", ENDPOINT).provisioning_state == "Creating"
     with pytest.raises(HttpResponseError, match="not ready to take jobs"):
         client.batch_endpoints.invoke(endpoint_name=ENDPOINT, deployment_name="tcn-v2",
                                       input=Input(type="uri_folder", path=str(SMOKE)))
-    poller.result()
-    assert client.batch_deployments.get("tcn-v2", ENDPOINT).provisioning_state == "Succeeded"
+    emulator.clock.advance(emulator.setting("batch.deployment_seconds", 300.0))
+    assert operations.get("tcn-v2", ENDPOINT).provisioning_state == "Succeeded"
 
 
 def test_smoke_job_runs_on_the_virtual_clock_and_scores_the_uploaded_input(emulator: RunningEmulator,
