@@ -148,6 +148,19 @@ def test_an_environment_without_azureml_core_fails_the_job_with_azures_reason(em
         ws.download_batch_output(job.name, tmp_path / "out")
 
 
+def test_defect_a_transient_502_on_the_invoke_is_retried(emulator: RunningEmulator, tmp_path) -> None:
+    """Issue 13, "only 409/429 are retried". azure-core's ``RetryPolicy`` retries a POST only on
+    500/503/504 (``_is_method_retryable``, azure/core/pipeline/policies/_retry.py) - a 503 never
+    reaches the adapter - but not on 502 (or 408/429), so the adapter must. Fails on today's main
+    (the 502 ends the smoke job's invoke)."""
+    ws, _, _ = deploy(emulator, tmp_path)
+    emulator.settings["batch.invoke_failures"] = [502]
+    job = ws.invoke_batch(ENDPOINT, SMOKE, deployment_name="tcn-v1")
+    invokes = emulator.requests_to(f"/_batch/{ENDPOINT}/jobs", "POST")
+    assert [e.status for e in invokes] == [502, 200]
+    assert batch_jobs.find(emulator, job.name) is not None
+
+
 def _release_config(tmp_path: Path):
     path = write_config(tmp_path / "config", model=MODEL)
     return load_config(path, env={}, overrides=Overrides(model=str(MODEL)))
