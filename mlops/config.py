@@ -116,6 +116,10 @@ class OnlineConfig:
     rollout_file: Path
 
 
+BATCH_JOB_TIMEOUT_S = 1800.0
+"""Default ``batch.job_timeout``: how long the smoke job may take from its invoke (see ``load_config``)."""
+
+
 @dataclass(frozen=True)
 class BatchConfig:
     refresh: bool
@@ -211,6 +215,8 @@ class Config:
             environment_variables={**_str_mapping(data, "environment_variables", where),
                                    **dict(environment_variables or {})},
             tags={**_str_mapping(data, "tags", where), **(tags or {})},
+            description=str(data.get("description", "") or ""),
+            logging_level=str(data.get("logging_level", "info") or "info"),
         )
 
 
@@ -309,7 +315,10 @@ def load_config(path: str | Path | None = None, *, overrides: Overrides | None =
         smoke_input=_path(batch_raw, "smoke_input", base, where, prefix="batch.", must_exist=True),
         min_output_rows=_int(batch_raw, "min_output_rows", where, default=1, minimum=1, prefix="batch."),
         keep=_int(batch_raw, "keep", where, default=2, minimum=1, prefix="batch."),
-        job_timeout_s=_duration(batch_raw, "job_timeout", where, default=600.0, prefix="batch."),
+        # 30 min: on Azure the smoke job's clock starts at the invoke, before an AmlCompute cluster at
+        # min_instances 0 has allocated a node, pulled the (multi-GB) image and mounted the input -
+        # minutes each; the recorded sessions show 7 min for an online deployment's containers alone.
+        job_timeout_s=_duration(batch_raw, "job_timeout", where, default=BATCH_JOB_TIMEOUT_S, prefix="batch."),
     )
 
     load_raw = _mapping(raw, "load_test", where)

@@ -3,7 +3,7 @@
 * ``local:`` or ``local:PATH`` - the embedded workspace under ``PATH`` (default ``.mlops`` in the
   current folder): ``mlops.workspace.local``.
 * ``azureml://subscriptions/<id>/resourceGroups/<rg>/workspaces/<name>`` - Azure ML:
-  ``mlops.workspace.azure`` (the only module that imports the Azure SDK clients).
+  ``mlops.workspace.azure`` (the only package that imports the Azure SDK clients).
 """
 
 from __future__ import annotations

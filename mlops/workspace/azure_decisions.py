@@ -81,6 +81,9 @@ def version_with_hash(tagged: Iterable[tuple[str, Mapping[str, str] | None]], co
 _DEPLOYMENT_STATES: dict[str, DeploymentState] = {
     "creating": "Creating",
     "updating": "Updating",
+    # ``Scaling`` (azure-ai-ml's ``DeploymentProvisioningState.SCALING``): the instance count of a
+    # deployment that exists is changing - it keeps serving, an operation is in progress: Updating.
+    "scaling": "Updating",
     "succeeded": "Succeeded",
     "failed": "Failed",
     "canceled": "Failed",
@@ -184,15 +187,39 @@ def backoff_delays(attempts: int, *, base: float = 5.0, cap: float = 60.0) -> It
         yield min(cap, base * (2**attempt))
 
 
-def is_retryable_status(status: int | None) -> bool:
-    """409 (another operation in progress on the resource) and 429 (throttled) are transient."""
-    return status in (409, 429)
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+"""The statuses azure-core's own ``RetryPolicy`` treats as transient (``RetryPolicyBase._SAFE_CODES``
+is every code below 506 except these, azure/core/pipeline/policies/_retry.py). azure-core retries
+them inside one call, but not 500/503/504 for a POST (``is_retry``: "POST"/"PATCH" are not
+idempotent) - e.g. a batch endpoint invoke - and gives up after its ``retry_total``; the adapter
+retries them again, on its own, longer, clock."""
+
+_NAME_TAKEN = re.compile(r"is not available\. Endpoint names must be unique|already an endpoint with this name|"
+                         r"name needs to be unique within a region", re.IGNORECASE)
+
+
+def endpoint_name_taken(detail: str) -> bool:
+    """Azure's answer when an endpoint name is taken in the region (endpoint names are a region's
+    DNS names, not the workspace's): "(UserError) The specified endpoint name 'x' is not available.
+    Endpoint names must be unique within the region." (ansible-collections/azure PR #2231, 2026) or,
+    older, "There is already an endpoint with this name, Endpoint name needs to be unique within a
+    region" (Azure/azureml-examples PR #1931, Azure/mlops-project-template issue #29). Lasting: no retry helps."""
+    return bool(_NAME_TAKEN.search(detail or ""))
+
+
+def is_retryable_status(status: int | None, detail: str = "") -> bool:
+    """409 (another operation in progress on the resource) and the transient statuses
+    (``TRANSIENT_STATUSES``). A 409 that says the endpoint *name is taken* is lasting, never retried."""
+    if status == 409:
+        return not endpoint_name_taken(detail)
+    return status in TRANSIENT_STATUSES
 
 
 # ---------------------------------------------------------------------------------------------
 # error translation
 
-ErrorKind = Literal["auth", "credential", "forbidden", "not_found", "conflict", "invalid", "network", "other"]
+ErrorKind = Literal["auth", "credential", "forbidden", "not_found", "conflict", "invalid", "network", "other",
+                    "version_exists"]
 
 ROLE_HINT = (
     "assign the role 'AzureML Data Scientist' on the workspace to the identity that runs this "
@@ -213,12 +240,24 @@ FEDERATED_HINT = (
 )
 
 
+EXPIRED_ASSERTION_HINT = (
+    "Microsoft Entra ID refused an expired GitHub OIDC token (AADSTS700024: the client assertion is not "
+    "within its valid time range). A GitHub ID token is valid for about 5 minutes; the Azure CLI that "
+    "azure/login leaves behind cannot fetch a new one, so a token first asked for later in a long job "
+    "fails. Fix: run mlops in the job with AZURE_CLIENT_ID and AZURE_TENANT_ID set and 'permissions: "
+    "id-token: write' (GitHub then sets ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN): mlops asks GitHub for a "
+    "fresh token whenever Entra ID needs one (ClientAssertionCredential); re-run the job"
+)
+
+
 def translate(kind: ErrorKind, what: str, detail: str, *, status: int | None = None,
               attempts: int = 1) -> Exception:
     """The project exception for an Azure failure of ``what`` (e.g. "create deployment blue on
     endpoint tcn"), with the fix in the message. ``detail`` is Azure's own message."""
     detail = " ".join(detail.split())[:2000]
     if kind in ("auth", "credential"):
+        if "AADSTS700024" in detail:
+            return AuthError(f"{what}: {EXPIRED_ASSERTION_HINT}. Azure said: {detail}")
         if "AADSTS70021" in detail or "federated identity" in detail.lower():
             return AuthError(f"{what}: Azure refused the GitHub OIDC token: {FEDERATED_HINT}. Azure said: {detail}")
         if "AADSTS700016" in detail or "AADSTS90002" in detail:
@@ -229,6 +268,16 @@ def translate(kind: ErrorKind, what: str, detail: str, *, status: int | None = N
         return AuthError(f"{what}: permission denied (HTTP 403): {ROLE_HINT}. Azure said: {detail}")
     if kind == "not_found":
         return NotFoundError(f"{what}: not found in the workspace. Azure said: {detail}")
+    if kind == "version_exists":
+        return ConflictError(f"{what}: that version already exists with other content (asset versions are "
+                             "immutable; an archived version still holds its number). Nothing was changed; "
+                             "re-run (the next free version is chosen from all versions, archived ones "
+                             f"included) or restore/inspect it in Azure ML studio. Azure said: {detail}")
+    if kind in ("conflict", "invalid") and endpoint_name_taken(detail):
+        return ConflictError(f"{what}: the endpoint name is taken in this Azure region (endpoint names are "
+                             "unique per region, across all workspaces and subscriptions); choose another "
+                             "name in endpoints/*/endpoint.yml (or MLOPS_*_ENDPOINT). Not retried: waiting "
+                             f"does not free it. Azure said: {detail}")
     if kind == "conflict":
         reason = "throttled (HTTP 429)" if status == 429 else "another operation is in progress (HTTP 409)"
         return ConflictError(f"{what}: {reason}; gave up after {attempts} attempt(s); retry when the other "

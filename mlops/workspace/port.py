@@ -400,6 +400,9 @@ class BatchDeploymentSpec:
     output_file_name: str = "predictions.csv"
     environment_variables: Mapping[str, str] = field(default_factory=dict)
     tags: Mapping[str, str] = field(default_factory=dict)
+    description: str = ""
+    logging_level: str = "info"
+    """The batch scoring run's log level (``logging_level`` of the YAML: debug, info, warning, ...)."""
 
 
 # ---------------------------------------------------------------------------------------------

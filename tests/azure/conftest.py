@@ -85,7 +85,8 @@ class Specs:
 def specs(tmp_path: Path) -> Specs:
     conda = tmp_path / "conda.yml"
     conda.write_text("name: tcn-inference\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - pip\n"
-                     "  - pip:\n      - azureml-inference-server-http==1.4.0\n      - torch==2.13.0\n")
+                     "  - pip:\n      - azureml-inference-server-http==1.4.0\n      - torch==2.13.0\n"
+                     "      - azureml-core==1.61.0.post4\n      - azureml-dataset-runtime[fuse]==1.62.0.post1\n")
     code = tmp_path / "code"
     code.mkdir()
     (code / "score.py").write_text("def init():\n    pass\n\ndef run(raw):\n    return raw\n")

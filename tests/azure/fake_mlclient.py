@@ -16,7 +16,16 @@ What makes it a model of Azure ML rather than a mock:
 * Server-side rules: traffic only for existing deployments, summing to 0 or 100; mirror at most
   50% on one deployment without live traffic; a deployment with traffic cannot be deleted; a new
   deployment takes no traffic; referenced models/environments must exist; asset versions are
-  immutable (same version, other content -> 409).
+  immutable (a model version PUT with other files -> the SDK's ``AssetPathException``, an
+  environment version -> 409); version lists hide archived versions unless asked for
+  ``ListViewType.ALL`` (the SDK's default is ``ACTIVE_ONLY``; the recording
+  ``test_model_archive_restore_version`` shows the archived version gone from the list, readable by
+  GET); a batch deployment reports ``Creating`` for a while after its creation is accepted, and
+  refuses jobs until ``Succeeded``; a batch job whose environment lacks ``azureml-core`` or
+  ``azureml-dataset-runtime[fuse]`` fails (Azure's docs: "Such environment needs to include the
+  packages azureml-core and azureml-dataset-runtime[fuse], which are required by batch endpoints",
+  how-to-use-batch-model-deployments); the ``score`` output lives on the batch job's child step,
+  not on the pipeline parent (``JobOperations._get_batch_job_scoring_output_uri``).
 * Injectable trouble: 409 "operation in progress" for the next N calls of a method, deployments
   whose container crashes (with logs), an endpoint that reports a traffic change only after N
   reads, a credential error on the next call.
@@ -36,13 +45,16 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+from azure.ai.ml._artifacts._constants import CHANGED_ASSET_PATH_MSG, CHANGED_ASSET_PATH_MSG_NO_PERSONAL_DATA
 from azure.ai.ml._restclient.arm_ml_service import models as rest_models
+from azure.ai.ml.constants import ListViewType
 from azure.ai.ml.entities import BatchEndpoint, Environment, Model
 from azure.ai.ml.entities._deployment.batch_deployment import BatchDeployment
 from azure.ai.ml.entities._deployment.online_deployment import OnlineDeployment
 from azure.ai.ml.entities._endpoint.online_endpoint import EndpointAuthKeys, OnlineEndpoint
 from azure.ai.ml.entities._inputs_outputs import Input
 from azure.ai.ml.entities._job.automl.tabular.forecasting_job import ForecastingJob
+from azure.ai.ml.exceptions import AssetPathException, ErrorCategory, ErrorTarget
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
@@ -137,10 +149,19 @@ class FakeAzure:
     scoring_uri: Callable[[str], str] | None = None
     """Endpoint name -> scoring URI; default ``https://<name>.<region>.inference.ml.azure.com/score``.
     Point it at a loopback router to run load tests through the adapter."""
+    archived: set[tuple[str, str, str]] = field(default_factory=set)
+    """``("models" | "environments", name, version)`` archived: hidden from default lists, readable by get."""
+    batch_ready_after: int = 2
+    """A new batch deployment reports ``Creating`` for this many ``get`` calls before ``Succeeded``."""
+    batch_failing_provisioning: set[str] = field(default_factory=set)
+    """Batch deployment names whose provisioning ends ``Failed`` (after ``batch_ready_after`` reads)."""
+    batch_invoke_errors: list[Exception] = field(default_factory=list)
+    """Raised, in order, by the next batch ``invoke`` calls (e.g. a transient 503)."""
     lro_waits: int = 0
     """Long-running operations stay unfinished for this many ``wait`` calls (each advances ``clock``)."""
     clock: Any = None
     _stale: dict[str, tuple[Any, int]] = field(default_factory=dict)
+    _batch_pending: dict[tuple[str, str], int] = field(default_factory=dict)
     _job_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     # recording -------------------------------------------------------------------------------
@@ -414,34 +435,55 @@ class FakeBatchEndpointOperations(_Group):
         deployment = deployment_name or (rest_default.deployment_name if rest_default else None)
         if not deployment or (endpoint_name, deployment) not in azure.batch_deployments:
             raise http_error(400, f"BadRequest: no deployment {deployment} on batch endpoint {endpoint_name}")
+        if azure.batch_invoke_errors:
+            raise azure.batch_invoke_errors.pop(0)
+        rest_deployment = azure.batch_deployments[(endpoint_name, deployment)]
+        state = rest_deployment.properties.provisioning_state
+        if state != "Succeeded":
+            raise http_error(400, f"BadRequest: batch deployment {deployment} is in provisioning state {state}; "
+                                  "jobs can be submitted once it is Succeeded")
         name = f"batchjob-{next(azure._job_counter)}"
-        output = azure.batch_deployments[(endpoint_name, deployment)].properties.output_file_name or "predictions.csv"
+        output = rest_deployment.properties.output_file_name or "predictions.csv"
+        env_id = str(rest_deployment.properties.environment_id or "")
+        environment = azure.environments.get(_ref(env_id)) if env_id else None
+        missing = _missing_batch_packages(environment) if environment is not None else []
         if azure.batch_scorer is not None:
             content = azure.batch_scorer(endpoint_name, deployment, Path(given.path))
         else:
             files = sorted(p for p in Path(given.path).rglob("*") if p.is_file())
             content = ("file,deployment,digest\n" + "".join(
                 f"{p.name},{deployment},{hashlib.sha256(p.read_bytes()).hexdigest()[:8]}\n" for p in files)).encode()
-        azure.add_job(name, status=azure.batch_job_status,
+        status = "Failed" if missing else azure.batch_job_status
+        error = (f"The batch deployment's environment lacks {', '.join(missing)}: Azure ML batch deployments need "
+                 "azureml-core and azureml-dataset-runtime[fuse] in the environment\n" if missing
+                 else "" if status == "Completed" else "run() raised ValueError: bad file\n")
+        # the parent is a pipeline job (tagged so): its own ``score`` output holds no file; the step's does
+        azure.add_job(name, status=status,
                       properties={"azureml.endpointname": endpoint_name, "azureml.deploymentname": deployment},
                       tags={"azureml.batchrun": "true", "azureml.deploymentname": deployment,
-                            "azureml.jobtype": "azureml.pipelinejob"},
-                      outputs={"score": {output: content}})
+                            "azureml.jobtype": "azureml.pipelinejob"})
         step = f"{name}-batchscoring"
-        azure.add_job(step, status=azure.batch_job_status, parent=name,
-                      files={"logs/job_result.txt": b"processed all mini-batches\n",
-                             "logs/job_error.txt": b"" if azure.batch_job_status == "Completed"
-                             else b"run() raised ValueError: bad file\n"})
+        azure.add_job(step, status=status, parent=name,
+                      files={"logs/job_result.txt": b"processed all mini-batches\n" if not missing else b"",
+                             "logs/job_error.txt": error.encode()},
+                      outputs={"score": {output: content, "job_metadata.json": b"{}"}} if status == "Completed"
+                      else None)
         return SimpleNamespace(name=name, status="Preparing", id=f"{_ARM}/batchEndpoints/{endpoint_name}/jobs/{name}")
 
 
 class FakeBatchDeploymentOperations(_Group):
     group = "batch_deployments"
 
-    def _get(self, name: str, endpoint_name: str) -> BatchDeployment:
+    def _get(self, name: str, endpoint_name: str, *, advance: bool = True) -> BatchDeployment:
         key = (endpoint_name, name)
         if key not in self._azure.batch_deployments:
             raise http_error(404, f"ResourceNotFound: batch deployment {name} not found on {endpoint_name}")
+        pending = self._azure._batch_pending.get(key, 0)
+        if advance and pending > 0:  # not ready at once: Creating for a few reads, then its final state
+            self._azure._batch_pending[key] = pending - 1
+            if pending == 1:
+                final = "Failed" if name in self._azure.batch_failing_provisioning else "Succeeded"
+                self._azure.batch_deployments[key].properties.provisioning_state = final
         entity = BatchDeployment._from_rest_object(_fresh(self._azure.batch_deployments[key]))
         entity.endpoint_name = endpoint_name
         return entity
@@ -464,9 +506,10 @@ class FakeBatchDeploymentOperations(_Group):
                 raise http_error(400, f"BadArgument: {ref} not found")
         rest.name = deployment.name
         rest.id = f"{_ARM}/batchEndpoints/{deployment.endpoint_name}/deployments/{deployment.name}"
-        rest.properties.provisioning_state = "Succeeded"
+        rest.properties.provisioning_state = "Creating" if azure.batch_ready_after > 0 else "Succeeded"
         azure.batch_deployments[(deployment.endpoint_name, deployment.name)] = rest
-        return FakePoller(self._get(deployment.name, deployment.endpoint_name), azure=self._azure)
+        azure._batch_pending[(deployment.endpoint_name, deployment.name)] = azure.batch_ready_after
+        return FakePoller(self._get(deployment.name, deployment.endpoint_name, advance=False), azure=self._azure)
 
     def begin_delete(self, name: str, endpoint_name: str) -> FakePoller:
         azure = self._azure
@@ -481,6 +524,29 @@ def _asset_versions(registry: dict[tuple[str, str], Any], name: str) -> list[str
     return [v for (n, v) in registry if n == name]
 
 
+def _listed(azure: FakeAzure, group: str, name: str, version: str, list_view_type: Any) -> bool:
+    """``listViewType`` as the service applies it (the SDK sends ``ActiveOnly`` by default)."""
+    archived = (group, name, version) in azure.archived
+    view = ListViewType(list_view_type) if list_view_type is not None else ListViewType.ACTIVE_ONLY
+    if view == ListViewType.ALL:
+        return True
+    return archived if view == ListViewType.ARCHIVED_ONLY else not archived
+
+
+REQUIRED_BATCH_PACKAGES = ("azureml-core", "azureml-dataset-runtime")
+"""Packages a custom-script batch deployment's environment must hold (Azure's docs, see the module docstring)."""
+
+
+def _missing_batch_packages(environment: Any) -> list[str]:
+    conda = getattr(environment, "conda_file", None) or {}
+    pip: list[str] = []
+    for dependency in (conda.get("dependencies") or []) if isinstance(conda, dict) else []:
+        if isinstance(dependency, dict):
+            pip.extend(str(item) for item in dependency.get("pip") or [])
+    names = {entry.split("[")[0].split("=")[0].split("<")[0].split(">")[0].strip().lower() for entry in pip}
+    return [package for package in REQUIRED_BATCH_PACKAGES if package not in names]
+
+
 class FakeModelOperations(_Group):
     group = "models"
 
@@ -493,8 +559,10 @@ class FakeModelOperations(_Group):
             raise http_error(404, f"ResourceNotFound: model {name}:{version} not found")
         return copy.deepcopy(registry[(name, version)])
 
-    def list(self, name: str | None = None, stage: str | None = None, *, list_view_type: Any = None) -> list[Model]:
-        return [copy.deepcopy(m) for (n, _), m in self._azure.models.items() if name in (None, n)]
+    def list(self, name: str | None = None, stage: str | None = None, *,
+             list_view_type: Any = ListViewType.ACTIVE_ONLY) -> list[Model]:
+        return [copy.deepcopy(m) for (n, v), m in self._azure.models.items() if name in (None, n)
+                and _listed(self._azure, "models", n, v, list_view_type)]
 
     def create_or_update(self, model: Model) -> Model:
         body = model._to_rest_object().as_dict()
@@ -502,7 +570,11 @@ class FakeModelOperations(_Group):
         registry = self._azure.models
         version = str(model.version or (max(map(int, _asset_versions(registry, model.name)), default=0) + 1))
         if (model.name, version) in registry:
-            raise http_error(409, f"Conflict: model {model.name}:{version} already exists with other content")
+            # The service answers "(UserError) Asset paths cannot be updated." (400) and azure-ai-ml
+            # raises AssetPathException from it (ModelOperations.create_or_update, ASSET_PATH_ERROR).
+            raise AssetPathException(message=CHANGED_ASSET_PATH_MSG.format(name=model.name, version=version),
+                                     no_personal_data_message=CHANGED_ASSET_PATH_MSG_NO_PERSONAL_DATA,
+                                     target=ErrorTarget.MODEL, error_category=ErrorCategory.USER_ERROR)
         stored = copy.deepcopy(model)
         stored.version = version
         stored.path = (f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}/workspaces/"
@@ -538,8 +610,9 @@ class FakeEnvironmentOperations(_Group):
             raise http_error(404, f"ResourceNotFound: environment {name}:{version} not found")
         return copy.deepcopy(registry[(name, version)])
 
-    def list(self, name: str | None = None, *, list_view_type: Any = None) -> list[Environment]:
-        return [copy.deepcopy(e) for (n, _), e in self._azure.environments.items() if name in (None, n)]
+    def list(self, name: str | None = None, *, list_view_type: Any = ListViewType.ACTIVE_ONLY) -> list[Environment]:
+        return [copy.deepcopy(e) for (n, v), e in self._azure.environments.items() if name in (None, n)
+                and _listed(self._azure, "environments", n, v, list_view_type)]
 
     def create_or_update(self, environment: Environment) -> Environment:
         body = environment._to_rest_object().as_dict()

@@ -70,7 +70,7 @@ def test_a_real_client_without_credentials_fails_with_login_advice(monkeypatch: 
      "AzureML Data Scientist"),
     (http_error(404, "ResourceNotFound"), NotFoundError, "not found in the workspace"),
     (http_error(400, "BadArgument: bad"), RuleViolation, "BadArgument"),
-    (http_error(500, "InternalServerError"), WorkspaceError, "HTTP 500"),
+    (http_error(501, "NotImplemented"), WorkspaceError, "HTTP 501"),  # 500 is transient: retried
     (ServiceRequestError("Failed to resolve 'management.azure.com'"), WorkspaceError, "cannot reach Azure ML"),
     (ValidationException(message="name is invalid", no_personal_data_message="invalid",
                          target=ErrorTarget.ONLINE_ENDPOINT), RuleViolation, "name is invalid"),

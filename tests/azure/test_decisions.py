@@ -37,6 +37,7 @@ def test_version_with_hash_picks_the_first_matching_version() -> None:
 @pytest.mark.parametrize(("azure", "port"), [
     ("Succeeded", "Succeeded"), ("Failed", "Failed"), ("Canceled", "Failed"), ("Creating", "Creating"),
     ("Updating", "Updating"), ("Deleting", "Deleting"), (None, "Creating"),
+    ("Scaling", "Updating"),  # an existing deployment changing its instance count: it serves meanwhile
 ])
 def test_deployment_state(azure: str | None, port: str) -> None:
     assert d.deployment_state(azure) == port
@@ -95,12 +96,31 @@ def test_backoff_is_exponential_and_capped() -> None:
     ("invalid", "BadRequest: traffic must sum to 100", 400, RuleViolation, "nothing was changed"),
     ("network", "Name or service not known", None, WorkspaceError, "cannot reach"),
     ("other", "InternalServerError", 500, WorkspaceError, "HTTP 500"),
+    ("auth", "AADSTS700024: Client assertion is not within its valid time range. Current time: "
+             "2026-12-01T10:07:00Z, assertion valid from 2026-12-01T10:00:00Z, expiry time of assertion "
+             "2026-12-01T10:05:00Z", 401, AuthError, "fresh token whenever Entra ID needs one"),
+    ("version_exists", "(UserError) Asset paths cannot be updated.", None, ConflictError, "already exists"),
+    ("conflict", "(UserError) The specified endpoint name 'tcn' is not available. Endpoint names must be unique "
+                 "within the region.", 409, ConflictError, "name is taken"),
+    ("invalid", "There is already an endpoint with this name, Endpoint name needs to be unique within a region",
+     400, ConflictError, "name is taken"),
 ])
 def test_translate_names_the_fix(kind, detail, status, cls, needle) -> None:
     error = d.translate(kind, "update traffic of online endpoint tcn", detail, status=status)
     assert type(error) is cls
     assert needle in str(error) and "update traffic of online endpoint tcn" in str(error)
     assert detail.split(":")[0] in str(error), "Azure's own words are kept"
+
+
+@pytest.mark.parametrize(("status", "detail", "retryable"), [
+    (409, "There is an operation in progress for this resource", True),
+    (409, "(UserError) The specified endpoint name 'tcn' is not available. Endpoint names must be unique within "
+          "the region.", False),
+    (429, "", True), (408, "", True), (500, "", True), (502, "", True), (503, "", True), (504, "", True),
+    (400, "", False), (401, "", False), (403, "", False), (404, "", False), (501, "", False), (None, "", False),
+])
+def test_retryable_statuses_are_azure_cores_transient_ones_and_in_progress(status, detail, retryable) -> None:
+    assert d.is_retryable_status(status, detail) is retryable
 
 
 @pytest.mark.parametrize(("status", "kind"), [(401, "auth"), (403, "forbidden"), (404, "not_found"), (409, "conflict"),
