@@ -178,6 +178,10 @@ def test_a_failing_batch_smoke_stops_the_release_before_traffic_moves(setup) -> 
     assert record.batch_prep.state == "removed" and "no module named azureml" in record.batch_prep.error
     assert len(workspace.traffic_history) == history and _serving(workspace) == online == {"green": 100}
     assert _batch(workspace) == before
+    from mlops.release.report import console_report, markdown_summary
+
+    assert "batch prep   tcn-v6 removed beside the online release" in console_report(record)
+    assert "Batch deployment `tcn-v6` prepared beside the online release: **removed**" in markdown_summary(record)
 
 
 @pytest.mark.slow
