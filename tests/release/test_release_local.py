@@ -544,6 +544,11 @@ def test_step_commands_one_per_job_pass_state_through_the_record(demo, tmp_path:
     registered = json.loads(step("register", "--json").stdout)
     assert registered["model"] == "tcn-dau:2" and registered["model_version"] == "2"
     assert step("environment").stdout.strip() == "tcn-inference:1"
+    # the batch-prepare job's command (beside deploy, loadtest and gate): the default stays until batch-refresh
+    prepared = json.loads(step("batch-prepare", "--json").stdout)["result"]
+    assert (prepared["deployment"], prepared["state"]) == ("tcn-v2", "ready"), prepared
+    default_before = harness.batch()[0]
+    assert default_before != "tcn-v2"
     assert step("deploy").stdout.strip() == "green"
     step("loadtest")
     assert json.loads(step("gate", "--json").stdout)["verdict"] == "Passed"
