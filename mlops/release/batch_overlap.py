@@ -14,9 +14,11 @@ Rules (each one a function below):
   endpoint's first deployment is its default at once in the local workspace), and re-creating the
   current default in place would change what the default runs before the online verdict; both are
   refreshed after the promotion, in sequence, as before.
-* **Before traffic moves** (``await_ready``): the promotion waits for the preparation; a failed
-  creation or smoke job fails the release *before any traffic moves* - the online candidate is
-  removed and the batch default kept, so online and batch never serve different releases because
+* **Before traffic moves** (``await_ready``, called by the promotion before each traffic change
+  through ``ReleaseContext.before_traffic``): the first traffic change waits for the preparation (a
+  shadow step before it moves no traffic, so it overlaps too); a failed creation or smoke job fails
+  the release *before any traffic moves* - the promotion is rolled back, the candidate removed and
+  the batch default kept, so online and batch never serve different releases because
   of a batch failure. (Decided so: the model, environment and batch code are released together; a
   smoke failure after the promotion would leave online on the new model and batch on the old.)
 * **Removal** (``remove_prepared``, ``removal_decision`` pure): a release that does not succeed -
@@ -255,9 +257,9 @@ def await_ready(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef, 
         ctx.progress(f"batch: the preparation of {prep.deployment} was interrupted - preparing it again")
         prep = prepare_now(ctx, model=model, environment=environment, code_hash=code_hash)
     if prep is not None and prep.state is BatchPrepState.FAILED:
-        raise ReleaseFailed(f"batch deployment {prep.deployment} failed while it was prepared beside the online "
-                            f"release: {prep.error}; the release stops before traffic moves to the online candidate, "
-                            f"and the batch default {prep.default_before} is unchanged")
+        raise ReleaseFailed(f"batch deployment {prep.deployment}, prepared beside the online release, failed - the "
+                            "release stops before traffic moves to the online candidate, and the batch default "
+                            f"{prep.default_before} is unchanged: {prep.error}")
     return prep
 
 

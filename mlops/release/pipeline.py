@@ -427,17 +427,19 @@ def _gated(ctx: ReleaseContext) -> Verdict:
 
 @_settles_batch
 def step_promote(ctx: ReleaseContext) -> Promotion:
-    """The stepwise traffic shift. A batch deployment prepared beside it must be ready first: a failed
-    preparation stops the release here, before traffic moves (``batch_overlap``)."""
+    """The stepwise traffic shift. A batch deployment prepared beside it must be ready before the first
+    traffic change (a shadow step before it still overlaps the preparation): a failed preparation
+    rolls the promotion back before any traffic moves (``batch_overlap``)."""
     with holding(ctx):
         try:
-            if not ctx.record.promotion.finished:
-                _batch_ready_or_roll_back(ctx)
+            ctx.before_traffic = lambda: batch_overlap.await_ready(ctx, **_batch_args(ctx))
             promotion = promote(ctx)
         except ReleaseFailed as error:
             if not ctx.record.finished:
                 ctx.record.finish(ReleaseStatus.ROLLED_BACK, error=str(error))
             raise
+        finally:
+            ctx.before_traffic = None
         if ctx.config.batch.refresh and not ctx.record.step_done("batch"):
             ctx.record.set_status(ReleaseStatus.PROMOTED)
         else:
@@ -447,18 +449,6 @@ def step_promote(ctx: ReleaseContext) -> Promotion:
 
 def _batch_args(ctx: ReleaseContext) -> dict[str, Any]:
     return {"model": ctx.model_ref(), "environment": ctx.environment_ref(), "code_hash": _batch_code_hash(ctx)}
-
-
-def _batch_ready_or_roll_back(ctx: ReleaseContext) -> None:
-    """Wait for the batch deployment prepared beside the online release; a failed one rolls the online
-    candidate back (still at 0%) and raises ``ReleaseFailed``."""
-    try:
-        batch_overlap.await_ready(ctx, **_batch_args(ctx))
-    except ReleaseFailed as error:
-        if ctx.record.slots.candidate and ctx.record.rollback is None:
-            rollback(ctx, reason=str(error).splitlines()[0])
-        ctx.record.finish(ReleaseStatus.ROLLED_BACK if ctx.record.rollback else ReleaseStatus.FAILED, error=str(error))
-        raise
 
 
 def step_batch_prepare(ctx: ReleaseContext) -> BatchPrepared | None:

@@ -199,6 +199,8 @@ def promote(ctx: ReleaseContext) -> Promotion:
                     started = time.monotonic()
                     item = PromotionStep(index=index + 1, step=step.describe(), started_at=utc_now())
                     if isinstance(step, TrafficStep):
+                        if ctx.before_traffic is not None:
+                            ctx.before_traffic()  # the batch deployment prepared beside it must be ready
                         percent = step.percent
                         plan = traffic_plan(_traffic(ctx), live, candidate, step.percent)
                         ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)
