@@ -124,6 +124,7 @@ class Preparation:
         self.result: BatchResult | None = None
         self.error: BaseException | None = None
         self.seconds = 0.0
+        self.finished_at = ""
 
     def _sleep(self, seconds: float) -> None:
         if self._base_sleep is time.sleep:
@@ -143,6 +144,7 @@ class Preparation:
             self.error = error
         finally:
             self.seconds = round(time.monotonic() - started, 3)
+            self.finished_at = utc_now()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self.run, name="batch-prepare", daemon=True)
@@ -174,7 +176,7 @@ def record_outcome(record: Record, preparation: Preparation) -> BatchPrepared:
     assert prep is not None, "a preparation runs only after its record section is written"
     entry = _entry(record)
     prep.seconds = entry.seconds = round(prep.seconds + preparation.seconds, 3)
-    entry.finished_at = utc_now()
+    entry.finished_at = preparation.finished_at or utc_now()  # when it ended, not when it was joined
     if preparation.error is None:
         prep.state, prep.result, prep.error = BatchPrepState.READY, preparation.result, None
         entry.state = StepState.DONE

@@ -196,11 +196,11 @@ def promote(ctx: ReleaseContext) -> Promotion:
             try:
                 for index in range(promotion.done, len(steps)):
                     step = steps[index]
+                    if isinstance(step, TrafficStep) and ctx.before_traffic is not None:
+                        ctx.before_traffic()  # the batch deployment prepared beside it must be ready
                     started = time.monotonic()
                     item = PromotionStep(index=index + 1, step=step.describe(), started_at=utc_now())
                     if isinstance(step, TrafficStep):
-                        if ctx.before_traffic is not None:
-                            ctx.before_traffic()  # the batch deployment prepared beside it must be ready
                         percent = step.percent
                         plan = traffic_plan(_traffic(ctx), live, candidate, step.percent)
                         ctx.workspace.set_traffic(ctx.endpoint, plan, progress=ctx.progress)

@@ -85,12 +85,16 @@ class Recording(FakeWorkspace):
 
 
 
+STEPS = [{"traffic": 50}, {"bake": "2s", "check": "health"}, {"traffic": 100}]
+"""Half the traffic for 2 s at the health check: enough requests for the candidate on a busy machine."""
+
+
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("overlap")
     workspace = Recording()
     models = {name: fake_model(root / "models" / name, name) for name in ("v1", "v2", "v3", "v4", "v5", "v6")}
-    config_path = write_config(root / "config", model=models["v1"], run_time="2s")
+    config_path = write_config(root / "config", model=models["v1"], run_time="2s", steps=STEPS)
     first = run_release(load_config(config_path, env={}), workspace)
     assert first.status == "succeeded"
     # a first batch release has no default to keep: it ran after the promotion, in sequence
@@ -150,13 +154,14 @@ def test_a_failed_release_removes_the_prepared_batch_deployment_and_keeps_the_de
 @pytest.mark.slow
 def test_an_inconclusive_gate_removes_the_prepared_batch_deployment(setup) -> None:
     _root, workspace, models, config_path = setup
-    write_config(config_path.parent, model=models["v1"], run_time="2s", gates={"absolute": {"min_requests": 10**6}})
+    write_config(config_path.parent, model=models["v1"], run_time="2s", steps=STEPS,
+                 gates={"absolute": {"min_requests": 10**6}})
     before = _batch(workspace)
     try:
         with pytest.raises(Inconclusive):
             run_release(_config(config_path, models["v5"]), workspace)
     finally:
-        write_config(config_path.parent, model=models["v1"], run_time="2s")
+        write_config(config_path.parent, model=models["v1"], run_time="2s", steps=STEPS)
     record = Record.load(config_path.parent / "releases/current.json")
     assert record.status == "inconclusive" and record.batch_prep.state == "removed"
     assert _batch(workspace) == before

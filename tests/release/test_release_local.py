@@ -229,7 +229,10 @@ def test_demo_leaves_v2_at_100_with_the_batch_default_on_the_same_model_and_envi
     prep = record.batch_prep
     assert prep is not None and prep.state == "default" and prep.default_before == "tcn-v1", prep
     assert prep.result.smoke_rows >= 10 and record.batch.default_after == "tcn-v2"
-    assert record.steps["batch_prepare"].finished_at <= record.promotion.steps[0].started_at
+    steps = record.steps
+    assert steps["batch_prepare"].started_at <= steps["deploy"].started_at  # begun before the candidate
+    first_traffic = next(s for s in record.promotion.steps if s.traffic)
+    assert steps["batch_prepare"].finished_at <= first_traffic.started_at
     assert record.steps["batch"].started_at >= record.steps["promote"].finished_at
 
 
