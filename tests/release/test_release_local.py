@@ -386,7 +386,8 @@ def test_a_release_killed_while_its_batch_deployment_is_prepared_is_consistent_o
     record = Record.load(record_path)
     assert record.status == "inconclusive"
     _prepared_batch_removed(harness, record, batch_before)
-    _green_untouched(harness)
+    traffic = harness.endpoint()["traffic"]  # Inconclusive leaves the candidate at 0% to be judged again
+    assert traffic.get("green") == 100 and traffic.get("blue", 0) == 0, traffic
 
 
 def test_a_release_killed_while_its_baseline_exists_removes_it_on_resume(demo, processes) -> None:
