@@ -1,5 +1,5 @@
 """CLI commands of the release: ``register``, ``environment``, ``deploy``, ``loadtest``, ``gate``,
-``promote``, ``rollback``, ``batch-refresh``, ``release``, ``report`` and ``demo``.
+``promote``, ``rollback``, ``batch-prepare``, ``batch-refresh``, ``release``, ``report`` and ``demo``.
 
 Each step command is idempotent and usable alone; state passes through the release record
 (``--record PATH``, env ``MLOPS_RECORD``, default ``<records>/current.json`` from mlops.yaml, i.e.
@@ -37,6 +37,12 @@ def _common(parser: argparse.ArgumentParser, *, model: bool = False, profile: bo
     if profile:
         parser.add_argument("--profile", metavar="NAME",
                             help="rollout/load profile from rollout.yml and profile.yml (env MLOPS_PROFILE)")
+
+
+def _prepared(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--prepared", metavar="PATH",
+                        help="the record of the same release written by `mlops batch-prepare` (another GitHub job): "
+                             "its prepared batch deployment is taken over")
 
 
 def _load(args: argparse.Namespace):
@@ -169,6 +175,20 @@ def _promote(args: argparse.Namespace) -> int:
     return _run_step(args, step_promote, create=False, summary=True, text=text)
 
 
+def _adopting(args: argparse.Namespace, step: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``step``, after taking the batch preparation from ``--prepared`` (the ``batch-prepare`` job's record)."""
+    if not getattr(args, "prepared", None):
+        return step
+
+    def adopted(ctx):  # noqa: ANN001, ANN202
+        from mlops.release.batch_overlap import adopt_prepared
+        from mlops.release.record import Record
+
+        adopt_prepared(ctx.record, Record.load(Path(args.prepared)), source=args.prepared)
+        return step(ctx)
+    return adopted
+
+
 def _rollback(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import step_rollback
 
@@ -176,13 +196,27 @@ def _rollback(args: argparse.Namespace) -> int:
         after = result.get("traffic_after") or {}
         return "rolled back: " + (" ".join(f"{k}={v}%" for k, v in sorted(after.items())) or "nothing to do")
 
-    return _run_step(args, lambda ctx: step_rollback(ctx, reason=args.reason), create=False, summary=True, text=text)
+    return _run_step(args, _adopting(args, lambda ctx: step_rollback(ctx, reason=args.reason)), create=False,
+                     summary=True, text=text)
+
+
+def _batch_prepare(args: argparse.Namespace) -> int:
+    from mlops.release.pipeline import step_batch_prepare
+
+    def text(ctx, prep) -> str:
+        if prep is None:
+            return "nothing prepared: `mlops batch-refresh` refreshes the batch endpoint after the promotion"
+        result = prep.result
+        return (f"prepared {prep.deployment} ({prep.state}); smoke job {result.smoke_job if result else '-'}: "
+                f"{result.smoke_rows if result else 0} rows; default still {prep.default_before}")
+
+    return _run_step(args, step_batch_prepare, create=True, summary=False, text=text)
 
 
 def _batch_refresh(args: argparse.Namespace) -> int:
     from mlops.release.pipeline import step_batch
 
-    return _run_step(args, step_batch, create=True, summary=True,
+    return _run_step(args, _adopting(args, step_batch), create=True, summary=True,
                      text=lambda ctx, r: f"batch default: {r.default_after} ({r.model}, {r.environment})")
 
 
@@ -291,11 +325,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                          example="mlops rollback --reason 'bad forecasts'", handler=_rollback, json_output=True)
     _common(parser)
     parser.add_argument("--reason", default="requested", help="why (kept in the record)")
+    _prepared(parser)
+
+    parser = add_command(subparsers, "batch-prepare", help="create the release's batch deployment and run its smoke "
+                         "job beside the online release; the default is untouched (batch-refresh sets it)",
+                         example="mlops batch-prepare --record release-batch/record.json", handler=_batch_prepare,
+                         json_output=True)
+    _common(parser, model=True)
 
     parser = add_command(subparsers, "batch-refresh", help="new batch deployment on the release's model and "
-                         "environment, smoke job, then make it the default", example="mlops batch-refresh",
-                         handler=_batch_refresh, json_output=True)
+                         "environment, smoke job, then make it the default (a prepared one: only the default)",
+                         example="mlops batch-refresh\nmlops batch-refresh --record release/record.json "
+                         "--prepared release-batch/record.json", handler=_batch_refresh, json_output=True)
     _common(parser, model=True)
+    _prepared(parser)
 
     parser = add_command(
         subparsers, "release", help="register, environment, deploy, loadtest, gate, promote, batch-refresh in order "

@@ -1,5 +1,7 @@
-"""Batch refresh: a new batch deployment on the release's pinned model and environment, smoke-scored,
-then made the endpoint default; older deployments beyond ``batch.keep`` are removed.
+"""Batch refresh: a new batch deployment on the release's pinned model and environment, smoke-scored
+(``prepare_batch``), then made the endpoint default (``make_default``); older deployments beyond
+``batch.keep`` are removed. The two halves may run apart: ``mlops.release.batch_overlap`` prepares
+the deployment while the online candidate is judged and promoted.
 
 The deployment is named after the model version (``tcn-v3``), so a re-run finds it instead of
 creating another. The smoke job scores ``batch.smoke_input`` with the *new* deployment (named
@@ -98,10 +100,20 @@ def prune_plan(names: Sequence[str], *, default: str | None, keep: int, prefix: 
 
 def batch_refresh(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef, code_hash: str,
                   release_tag: tuple[str, str]) -> BatchResult:
-    """Refresh the batch endpoint; returns the summary stored in the record.
+    """Refresh the batch endpoint in one go (``prepare_batch`` then ``make_default``); returns the
+    summary stored in the record."""
+    return make_default(ctx, prepare_batch(ctx, model=model, environment=environment, code_hash=code_hash,
+                                           release_tag=release_tag))
+
+
+def prepare_batch(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef, code_hash: str,
+                  release_tag: tuple[str, str]) -> BatchResult:
+    """Create the release's batch deployment (unless it already runs this model, environment and
+    batch code) and smoke-score it, naming it explicitly: the endpoint's default is untouched.
 
     The deployment carries the batch scoring code's hash (``mlops.code_hash``), so a change of the
-    batch code alone makes a new deployment even with the same model and environment."""
+    batch code alone makes a new deployment even with the same model and environment. Writes nothing
+    to the record (``mlops.release.batch_overlap`` runs it in a thread beside the online release)."""
     config, workspace, progress = ctx.config, ctx.workspace, ctx.progress
     spec_endpoint = config.batch.endpoint
     workspace.ensure_batch_endpoint(spec_endpoint, progress=progress)
@@ -114,23 +126,31 @@ def batch_refresh(ctx: ReleaseContext, *, model: AssetRef, environment: AssetRef
     same = _same(current, model, environment, code_hash)
     if endpoint is not None and endpoint.default_deployment == name and same:
         progress(f"batch: {name} is already the default on {model} / {environment}")
-        summary.changed, summary.default_after = False, name
-    else:
-        if not same or current is None or current.state != "Succeeded":
-            code = stage_code(config.batch.code_dir, ctx.artifacts / "code" / "batch")
-            spec = config.batch_deployment_spec(model, environment, code,
-                                                tags={CODE_HASH_TAG: code_hash, release_tag[0]: release_tag[1]},
-                                                environment_variables=ctx.deployment_variables())
-            progress(f"batch: creating deployment {name} ({model}, {environment})")
-            workspace.create_batch_deployment(spec, progress=progress)
-        _smoke(ctx, name, summary)
-        workspace.set_batch_default(spec_endpoint.name, name)
-        progress(f"batch: {name} is now the default of {spec_endpoint.name}")
+        summary.default_after = name
+        return summary
+    if not same or current is None or current.state != "Succeeded":
+        code = stage_code(config.batch.code_dir, ctx.artifacts / "code" / "batch")
+        spec = config.batch_deployment_spec(model, environment, code,
+                                            tags={CODE_HASH_TAG: code_hash, release_tag[0]: release_tag[1]},
+                                            environment_variables=ctx.deployment_variables())
+        progress(f"batch: creating deployment {name} ({model}, {environment})")
+        workspace.create_batch_deployment(spec, progress=progress)
+    _smoke(ctx, name, summary)
+    return summary
+
+
+def make_default(ctx: ReleaseContext, summary: BatchResult) -> BatchResult:
+    """Make the prepared (smoke-scored) deployment the default, then remove ours beyond ``batch.keep``."""
+    config, workspace, progress = ctx.config, ctx.workspace, ctx.progress
+    endpoint, name = summary.endpoint, summary.deployment
+    if summary.default_after != name:
+        workspace.set_batch_default(endpoint, name)
+        progress(f"batch: {name} is now the default of {endpoint}")
         summary.changed, summary.default_after = True, name
-    names = [d.name for d in workspace.list_batch_deployments(spec_endpoint.name)]
+    names = [d.name for d in workspace.list_batch_deployments(endpoint)]
     removed = prune_plan(names, default=name, keep=config.batch.keep, prefix=config.batch.deployment_prefix)
     for old in removed:
-        workspace.delete_batch_deployment(spec_endpoint.name, old, progress=progress)
+        workspace.delete_batch_deployment(endpoint, old, progress=progress)
         progress(f"batch: removed the old deployment {old}")
     summary.removed = removed
     return summary

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mlops.config import Config
 from mlops.errors import UsageError
@@ -23,6 +24,12 @@ class ReleaseContext:
     sleep: Callable[[float], None] = field(default=time.sleep)
     lock_depth: int = 0
     """How many ``lock.holding`` blocks are open in this process (the lock is taken by the first)."""
+    before_traffic: Callable[[], None] | None = None
+    """Called by the promotion before each traffic change (``mlops.release.batch_overlap``: the first
+    one waits for the batch deployment prepared beside it; raising rolls the promotion back)."""
+    batch_preparation: Any = None
+    """The batch deployment's preparation running beside the online release in this process
+    (``mlops.release.batch_overlap.Preparation``); what survives the process is in the record."""
 
     @property
     def holder(self) -> str:

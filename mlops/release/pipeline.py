@@ -1,5 +1,10 @@
 """The release, step by step: register -> environment -> deploy -> loadtest -> gate -> promote -> batch.
 
+The batch deployment is prepared (created, smoke-scored) *beside* deploy, loadtest, gate and the
+promotion - a thread in ``run_release``, the ``batch-prepare`` job in Actions - and only made the
+default by the ``batch`` step after the promotion; a release that does not succeed removes it
+(``mlops.release.batch_overlap``).
+
 Each ``step_*`` function is idempotent and usable alone (the CLI's step commands and the GitHub
 jobs call them one at a time); the state between them is the release record. ``run_release`` calls
 them in order, and is what a re-run after a crash calls: finished steps are skipped, an interrupted
@@ -20,7 +25,9 @@ from __future__ import annotations
 import math
 import shutil
 from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
+from typing import Any, TypeVar
 
 from mlops.config import Config, require_model_folder
 from mlops.errors import (
@@ -31,6 +38,7 @@ from mlops.errors import (
     ReleaseFailed,
     UsageError,
 )
+from mlops.release import batch_overlap
 from mlops.release.baseline import (
     BASELINE_SLOT,
     archived_code_dir,
@@ -40,7 +48,7 @@ from mlops.release.baseline import (
     remove_baseline,
     safe_remove_baseline,
 )
-from mlops.release.batch import batch_refresh
+from mlops.release.batch import make_default, prepare_batch
 from mlops.release.context import ReleaseContext
 from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, Verdict, evaluate
 from mlops.release.loadtest import run_load
@@ -50,6 +58,8 @@ from mlops.release.promote import checked_rollback_plan, promote, rollback
 from mlops.release.quality import build_requests, read_rows, score_deployment
 from mlops.release.record import (
     BaselineSlot,
+    BatchPrepared,
+    BatchPrepState,
     BatchResult,
     EnvironmentPin,
     LoadTestResult,
@@ -76,6 +86,19 @@ from mlops.workspace.automl import (
 from mlops.workspace.port import Progress, Workspace, no_progress
 
 CURRENT = "current.json"
+_Step = TypeVar("_Step", bound=Callable[..., Any])
+
+
+def _settles_batch(step: _Step) -> _Step:
+    """The step, then: if it ended the release without success, the batch deployment prepared beside
+    the online release is removed (``batch_overlap.settle``) - on every exit path, exceptions included."""
+    @wraps(step)
+    def wrapper(ctx: ReleaseContext, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return step(ctx, *args, **kwargs)
+        finally:
+            batch_overlap.settle(ctx)
+    return wrapper  # type: ignore[return-value]
 
 
 def default_record_path(config: Config) -> Path:
@@ -226,6 +249,7 @@ def _decide_serving(ctx: ReleaseContext) -> bool:
     return True
 
 
+@_settles_batch
 def step_deploy(ctx: ReleaseContext) -> Slots:
     """Put the candidate into the free slot at 0% traffic (or find it there already)."""
     config, workspace, record = ctx.config, ctx.workspace, ctx.record
@@ -360,6 +384,7 @@ def measurements(record: Record) -> Measurements:
         if quality else None)
 
 
+@_settles_batch
 def step_gate(ctx: ReleaseContext) -> Verdict:
     """Judge the load test. Failed -> rollback + ``ReleaseFailed``; Inconclusive -> ``Inconclusive``
     (nothing promoted; the candidate stays at 0%)."""
@@ -400,13 +425,21 @@ def _gated(ctx: ReleaseContext) -> Verdict:
     return step_gate(ctx)
 
 
+@_settles_batch
 def step_promote(ctx: ReleaseContext) -> Promotion:
+    """The stepwise traffic shift. A batch deployment prepared beside it must be ready before the first
+    traffic change (a shadow step before it still overlaps the preparation): a failed preparation
+    rolls the promotion back before any traffic moves (``batch_overlap``)."""
     with holding(ctx):
         try:
+            ctx.before_traffic = lambda: batch_overlap.await_ready(ctx, **_batch_args(ctx))
             promotion = promote(ctx)
         except ReleaseFailed as error:
-            ctx.record.finish(ReleaseStatus.ROLLED_BACK, error=str(error))
+            if not ctx.record.finished:
+                ctx.record.finish(ReleaseStatus.ROLLED_BACK, error=str(error))
             raise
+        finally:
+            ctx.before_traffic = None
         if ctx.config.batch.refresh and not ctx.record.step_done("batch"):
             ctx.record.set_status(ReleaseStatus.PROMOTED)
         else:
@@ -414,22 +447,57 @@ def step_promote(ctx: ReleaseContext) -> Promotion:
     return promotion
 
 
-def step_batch(ctx: ReleaseContext) -> BatchResult:
+def _batch_args(ctx: ReleaseContext) -> dict[str, Any]:
+    return {"model": ctx.model_ref(), "environment": ctx.environment_ref(), "code_hash": _batch_code_hash(ctx)}
+
+
+def step_batch_prepare(ctx: ReleaseContext) -> BatchPrepared | None:
+    """Create and smoke-score the release's batch deployment without making it the default (``mlops
+    batch-prepare``: beside the online release; ``mlops batch-refresh`` makes it the default after the
+    promotion). ``None`` when there is nothing to prepare beside it (see ``batch_overlap.overlap_refusal``)."""
     _ensure_prepared(ctx)
     record = ctx.record
+    if not ctx.config.batch.refresh:
+        ctx.progress("batch: the batch refresh is off - nothing to prepare")
+        return None
+    prep = record.batch_prep
+    if prep is not None and prep.state in (BatchPrepState.READY, BatchPrepState.DEFAULT):
+        ctx.progress(f"batch: {prep.deployment} is prepared already ({prep.state})")
+        return prep
+    if _batch_current(ctx):
+        ctx.progress("batch: the batch default already runs this release - nothing to prepare")
+        return None
+    prep = batch_overlap.prepare_now(ctx, **_batch_args(ctx))
+    if prep is not None and prep.state is BatchPrepState.FAILED:
+        raise ReleaseFailed(f"batch deployment {prep.deployment} failed its preparation: {prep.error}; the batch "
+                            f"default {prep.default_before} is unchanged (the release's rollback removes it)")
+    return prep
+
+
+def step_batch(ctx: ReleaseContext) -> BatchResult:
+    """Make the release's batch deployment the default: the one prepared beside the online release
+    when there is one (ready), else prepared now, in sequence."""
+    _ensure_prepared(ctx)
+    record = ctx.record
+    args = _batch_args(ctx)
+    batch_overlap.await_ready(ctx, **args)
     with record.step("batch") as entry:
-        summary = batch_refresh(ctx, model=ctx.model_ref(), environment=ctx.environment_ref(),
-                                code_hash=_batch_code_hash(ctx), release_tag=(RELEASE_TAG, record.release_id))
+        summary = batch_overlap.ready_result(record) or prepare_batch(
+            ctx, release_tag=(RELEASE_TAG, record.release_id), **args)
+        summary = make_default(ctx, summary)
         entry.deployment = summary.deployment
         record.batch = summary
+        batch_overlap.mark_default(record)
     if record.status in (ReleaseStatus.PROMOTED, ReleaseStatus.RUNNING):
         record.finish(ReleaseStatus.SUCCEEDED)
     return summary
 
 
+@_settles_batch
 def step_rollback(ctx: ReleaseContext, *, reason: str = "requested") -> dict[str, object]:
     if not ctx.record.slots.candidate:
-        ctx.progress("rollback: this release deployed nothing - nothing to roll back")
+        batch_overlap.remove_prepared(ctx, reason=f"rollback: {reason}")
+        ctx.progress("rollback: this release deployed no online candidate - nothing to roll back online")
         return {"reason": reason, "candidate": "none"}
     candidate, live = ctx.slots()
     checked_rollback_plan(ctx, candidate, live, manual=True)  # a refused rollback takes no lock
@@ -490,11 +558,13 @@ def _prepare(ctx: ReleaseContext, resuming: bool) -> None:
 
 
 def _pause(ctx: ReleaseContext, message: str) -> Record:
+    batch_overlap.join(ctx)  # the process ends here: the preparation's outcome goes into the record first
     ctx.record.set_status(ReleaseStatus.AWAITING_PROMOTION)
     ctx.progress(message)
     return ctx.record
 
 
+@_settles_batch
 def _fail(ctx: ReleaseContext, error: MlopsError) -> None:
     """Never leave a failed candidate behind: a failure before the traffic shift completed removes it
     (``promote`` rolls back by itself once traffic moves). The record ends failed or rolled back."""
@@ -533,12 +603,18 @@ def run_release(config: Config, workspace: Workspace, record_path: Path | None =
         raise
     with holding(ctx):
         try:
+            if not _batch_current(ctx):
+                batch_overlap.begin(ctx, **_batch_args(ctx))  # beside deploy, load test, gate and promotion
             return _release_steps(ctx, until, confirm)
         except Inconclusive:
             raise
         except MlopsError as error:
             _fail(ctx, error)
             raise
+        finally:
+            batch_overlap.settle(ctx)
+            if ctx.batch_preparation is not None:  # interrupted (a signal, a crash): the record says
+                ctx.batch_preparation.cancel()     # "preparing"; a resumed release prepares again
 
 
 def _release_steps(ctx: ReleaseContext, until: str | None, confirm: Callable[[str], bool] | None) -> Record:

@@ -196,6 +196,8 @@ def promote(ctx: ReleaseContext) -> Promotion:
             try:
                 for index in range(promotion.done, len(steps)):
                     step = steps[index]
+                    if isinstance(step, TrafficStep) and ctx.before_traffic is not None:
+                        ctx.before_traffic()  # the batch deployment prepared beside it must be ready
                     started = time.monotonic()
                     item = PromotionStep(index=index + 1, step=step.describe(), started_at=utc_now())
                     if isinstance(step, TrafficStep):

@@ -152,6 +152,11 @@ def console_report(record: Record) -> str:
     if batch:
         lines.append(f"  batch        {batch.endpoint} default {batch.default_before or '-'} -> "
                      f"{batch.default_after or '-'}" + (f", smoke {batch.smoke_rows} rows" if batch.smoke_rows else ""))
+    prep = record.batch_prep
+    if prep:
+        lines.append(f"  batch prep   {prep.deployment} {prep.state} beside the online release ({prep.seconds:.1f}s)"
+                     + (f": {prep.removed_because}" if prep.removed_because else "")
+                     + (f" - {prep.error.splitlines()[0]}" if prep.error else ""))
     rollback = record.rollback
     if rollback:
         lines.append(f"  rollback     {rollback.reason} -> traffic {_traffic(rollback.traffic_after)}, "
@@ -234,6 +239,11 @@ def markdown_summary(record: Record) -> str:
                 f"`{batch.default_after or '-'}`", ""]
         if batch.smoke_rows:
             out += [f"Smoke job `{batch.smoke_job}`: {batch.smoke_rows} rows checked.", ""]
+    prep = record.batch_prep
+    if prep:
+        out += [f"Batch deployment `{prep.deployment}` prepared beside the online release: **{prep.state}** "
+                f"({prep.seconds:.1f} s)" + (f", {_cell(prep.removed_because)}" if prep.removed_because else "")
+                + (f" - {_cell(prep.error.splitlines()[0])}" if prep.error else "") + ".", ""]
     if record.rollback:
         rollback = record.rollback
         out += [f"### Rolled back: {_cell(rollback.reason)}",

@@ -57,6 +57,16 @@ class RunningEmulator(Emulator):
                 "storage_endpoint": self.setting("datastore.endpoint", "core.windows.net"),
                 "registry_discovery_endpoint": self.base_url + "/"}
 
+    @property
+    def cloud_metadata_url(self) -> str:
+        """``ARM_CLOUD_METADATA_URL`` for the SDK (``routes/cloud.py``)."""
+        return f"{self.base_url}/metadata/endpoints?api-version=2019-05-01"
+
+    def sdk_environment(self) -> dict[str, str]:
+        """The variables that point an *unchanged* ``MLClient`` and azure-identity credential at this
+        emulator, as a sovereign cloud is configured (``routes/cloud.py``)."""
+        return {"ARM_CLOUD_METADATA_URL": self.cloud_metadata_url, "AZURE_AUTHORITY_HOST": self.authority}
+
     def client_kwargs(self) -> dict[str, Any]:
         return {"cloud": self.cloud_name, "cloud_metadata": self.cloud_metadata}
 
@@ -85,7 +95,7 @@ class RunningEmulator(Emulator):
                 "ACTIONS_ID_TOKEN_REQUEST_TOKEN": DEFAULT_REQUEST_TOKEN, "GITHUB_ACTIONS": "true",
                 "AZURE_CLIENT_ID": DEFAULT_CLIENT_ID, "AZURE_TENANT_ID": ws.tenant_id,
                 "AZURE_SUBSCRIPTION_ID": ws.subscription_id, "AZURE_RESOURCE_GROUP": ws.resource_group,
-                "AZUREML_WORKSPACE": ws.name, "AZURE_AUTHORITY_HOST": self.authority}
+                "AZUREML_WORKSPACE": ws.name, **self.sdk_environment()}
 
     def ml_client(self, credential: Any = None, **kwargs: Any) -> Any:
         from azure.ai.ml import MLClient
@@ -147,7 +157,10 @@ def use_azurite(emu: RunningEmulator, azurite: Any, *, key_based: bool = True) -
     else identity-based, ``listSecrets`` is 400 as recorded). Call before ``ml_client()``."""
     emu.settings.update({"datastore.account": azurite.account_name, "datastore.endpoint": storage_suffix(azurite),
                          "datastore.credentials": "AccountKey" if key_based else "None",
-                         "datastore.secret": azurite.account_key if key_based else ""})
+                         "datastore.secret": azurite.account_key if key_based else "",
+                         # what the service side itself holds of its storage account (SAS for code uploads)
+                         "storage.account_url": f"https://{azurite.account_name}.blob.{storage_suffix(azurite)}",
+                         "storage.account_key": azurite.account_key})
     # Azure creates the workspace's blob container with the workspace; here it is made once per emulator
     from azure.storage.blob import BlobServiceClient
 

@@ -1,11 +1,16 @@
 """Batch scoring jobs as Azure ML runs them, on the virtual clock, scored for real.
 
-A batch invoke creates a **parent** job (what ``jobs.get(name)`` returns: tags ``azureml.batchrun:
-true``, the endpoint and deployment in its properties) and one **child** step, ``batchscoring``,
-that holds the named output ``score`` (azure-ai-ml 1.35 ``_job_operations.download``: a job tagged
-``azureml.batchrun == "true"`` whose ``azureml.jobtype`` is not a pipeline run is a batch job, and its
-output is "the 'score' output of the child job", found through run history's children and
-``rundata``). States: ``NotStarted`` (the cluster scales from 0 and pulls the image:
+A batch invoke creates a **parent** pipeline job and one **child** step, ``batchscoring``, that
+holds the named output ``score``. The parent's shape is a real invoke's answer (the sample output
+of the Ansible collection azure.azcollection's ``azure_rm_mlbatchendpoint_invoke`` module: name
+``pipelinejob-{guid}``, tags ``azureml.batchrun: true``, ``azureml.deploymentname``, ``azureml.jobtype:
+azureml.pipelinejob``; properties ``azureml.endpointname``, ``azureml.deploymentname``, ``runSource:
+BatchDeployment``, ``azureml.runsource: azureml.PipelineRun``). Because of that ``jobtype``,
+azure-ai-ml 1.35's ``JobOperations.download`` does *not* take its batch path (which looks in the
+child: ``_get_batch_job_scoring_output_uri``) and asks the parent for ``output_name`` itself; the
+parent holds no ``score`` output (``rundata`` lists none), so ``jobs.download(parent,
+output_name="score")`` downloads nothing - the output is only in the child (issue 13: "a batch
+parent job can hold no files while its child does"). States: ``NotStarted`` (the cluster scales from 0 and pulls the image:
 ``batch.job_queue_seconds``, default 180 s) -> ``Running`` (``batch.job_run_seconds``, 60 s) ->
 ``Completed`` / ``Failed``.
 
@@ -85,7 +90,7 @@ def submit(emu: Any, endpoint: str, deployment: str, deployment_body: dict[str, 
     data = properties.get("inputData") or {}
     entry = next(iter(data.values()), {}) if isinstance(data, dict) else {}
     uri = str(entry.get("uri") or entry.get("path") or "") if isinstance(entry, dict) else ""
-    name = f"batchjob-{uuid.uuid4()}"
+    name = f"pipelinejob-{uuid.uuid4()}"
     job = BatchJobRecord(name=name, child=f"{name}_{CHILD_NAME}", endpoint=endpoint, deployment=deployment,
                          deployment_props=dict(deployment_body.get("properties") or {}), input_uri=uri,
                          submitted=emu.clock.now(), queue_seconds=float(emu.setting("batch.job_queue_seconds", 180.0)),
@@ -220,8 +225,18 @@ def invoke_answer(emu: Any, job: BatchJobRecord) -> dict[str, Any]:
             "name": job.name, "type": "Microsoft.MachineLearningServices/workspaces/batchEndpoints/jobs",
             "properties": {"status": status(emu, job), "inputData": {}, "outputFileName":
                            job.deployment_props.get("outputFileName"), "interactionEndpoints": {},
-                           "properties": {"azureml.deploymentname": job.deployment,
-                                          "azureml.endpointname": job.endpoint}}}
+                           "tags": tags(job), "properties": parent_properties(job)}}
+
+
+def tags(job: BatchJobRecord) -> dict[str, str]:
+    return {"azureml.batchrun": "true", "azureml.deploymentname": job.deployment,
+            "azureml.jobtype": "azureml.pipelinejob"}
+
+
+def parent_properties(job: BatchJobRecord) -> dict[str, str]:
+    return {"azureml.deploymentname": job.deployment, "azureml.endpointname": job.endpoint,
+            "azureml.runLineageType": "batchDeployment", "azureml.runsource": "azureml.PipelineRun",
+            "runSource": "BatchDeployment", "runType": "HTTP", "azureml.defaultDataStoreName": "workspaceblobstore"}
 
 
 def arm_job(emu: Any, job: BatchJobRecord) -> dict[str, Any]:
@@ -233,10 +248,8 @@ def arm_job(emu: Any, job: BatchJobRecord) -> dict[str, Any]:
             "properties": {"jobType": "Pipeline", "status": current, "experimentName": job.experiment,
                            "displayName": job.name, "isArchived": False, "jobs": {}, "inputs": {}, "outputs": {},
                            "settings": {},
-                           "tags": {"azureml.batchrun": "true", "azureml.jobtype": "azureml.batchjob",
-                                    "azureml.deploymentname": job.deployment, "azureml.endpointname": job.endpoint},
-                           "properties": {"azureml.deploymentname": job.deployment,
-                                          "azureml.endpointname": job.endpoint,
+                           "tags": tags(job),
+                           "properties": {**parent_properties(job),
                                           **({"azureml.error": job.error} if current == "Failed" else {})}},
             "systemData": {"createdAt": emu.clock.iso(job.submitted)}}
 

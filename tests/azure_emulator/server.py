@@ -141,7 +141,8 @@ class Emulator:
         server.daemon_threads = True
         server.socket = self.ca.server_context.wrap_socket(server.socket, server_side=True)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="azure-emulator", daemon=True)
+        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name="azure-emulator", daemon=True)
         self._thread.start()
         return self
 
@@ -172,6 +173,9 @@ class Emulator:
                     self.operations.settle()
                     if audience is not None:
                         call.claims = self.check_bearer(headers.get("authorization", ""), audience)
+                    if route.locked:
+                        reply = route.handler(call)
+                if not route.locked:
                     reply = route.handler(call)
             except Refusal as refusal:
                 reply = refusal.reply
@@ -222,6 +226,9 @@ class Emulator:
 def _handler_class(emulator: Emulator) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
+        """Headers and body go out in two writes: with Nagle's algorithm and the client's delayed ACK
+        every keep-alive request would wait ~40 ms for the second one."""
 
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - http.server's signature
             log.debug("%s " + format, self.address_string(), *args)

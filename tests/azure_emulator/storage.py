@@ -72,8 +72,8 @@ class BlobStore:
 
 def for_emulator(emu: Any) -> BlobStore | None:
     """The workspace's default datastore as the emulator's settings describe it (``use_azurite``):
-    the account, ``datastore.endpoint`` = ``core.localhost:{port}`` (Azurite's port) and the key -
-    Azurite's well-known one when the datastore is identity-based (the service holds the keys)."""
+    the account, ``datastore.endpoint`` = ``core.localhost:{port}`` (Azurite's port) and the account
+    key ``storage.account_key`` (the service holds the keys whatever the datastore's credentials)."""
     from tests.azure_emulator.azurite import ACCOUNT_KEY
 
     suffix = str(emu.setting("datastore.endpoint", ""))
@@ -81,7 +81,6 @@ def for_emulator(emu: Any) -> BlobStore | None:
     if not port.isdigit():
         return None
     account = str(emu.setting("datastore.account", "devstoreaccount1"))
-    key = str(emu.setting("datastore.secret", "")) if emu.setting("datastore.credentials", "None") == "AccountKey" \
-        else ACCOUNT_KEY
+    key = str(emu.setting("storage.account_key", "") or ACCOUNT_KEY)
     return BlobStore(account_url=f"https://127.0.0.1:{port}/{account}", account_name=account,
                      account_key=key or ACCOUNT_KEY, container=container_name(emu))

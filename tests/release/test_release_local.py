@@ -108,8 +108,22 @@ class Demo:
         assert result.returncode == 0, result.stderr
         return json.loads(result.stdout)["primary_key"]
 
-    def config(self, name: str, **kwargs) -> Path:
-        return write_config(self.root / "configs" / name, model=self.models / "model-v1", **kwargs)
+    def config(self, name: str, *, model: Path | None = None, **kwargs) -> Path:
+        return write_config(self.root / "configs" / name, model=model or self.models / "model-v1", **kwargs)
+
+    def batch(self) -> tuple[str | None, set[str]]:
+        """The batch endpoint's default and its deployments."""
+        batch = next(b for b in self.status()["batch_endpoints"] if b["name"] == "tcn-dau-batch")
+        return batch["default_deployment"], {d["name"] for d in batch["deployments"]}
+
+    def new_model(self) -> Path:
+        """model-v1's weights with one more file: a model version (and a batch deployment) of its own, so a
+        failed release's prepared batch deployment is one it created (model-v1's tcn-v1 exists already)."""
+        folder = self.root / "model-v1-copy"
+        if not folder.is_dir():
+            shutil.copytree(self.models / "model-v1", folder)
+            (folder / "NOTES.txt").write_text("model-v1 again, as a version of its own\n")
+        return folder
 
 
 def _request_body(context_days: int = 56) -> bytes:
@@ -210,6 +224,16 @@ def test_demo_leaves_v2_at_100_with_the_batch_default_on_the_same_model_and_envi
     assert record.promotion.steps[0].shadow is not None and record.promotion.steps[0].shadow.verdict.passed
     svg = Path(record.batch.forecast_svg)
     assert svg.read_text().count("<polyline") == 2
+    # v2's batch deployment was created and smoke-scored beside the online steps, before traffic moved,
+    # and made the default only after 100% (v1's, a first batch release, ran after its promotion)
+    prep = record.batch_prep
+    assert prep is not None and prep.state == "default" and prep.default_before == "tcn-v1", prep
+    assert prep.result.smoke_rows >= 10 and record.batch.default_after == "tcn-v2"
+    steps = record.steps
+    assert steps["batch_prepare"].started_at <= steps["deploy"].started_at  # begun before the candidate
+    first_traffic = next(s for s in record.promotion.steps if s.traffic)
+    assert steps["batch_prepare"].finished_at <= first_traffic.started_at
+    assert record.steps["batch"].started_at >= record.steps["promote"].finished_at
 
 
 def test_demo_walks_the_automl_path_into_an_endpoint_of_its_own(demo) -> None:
@@ -279,22 +303,35 @@ def test_slow_candidate_fails_the_gate_while_a_client_sees_no_error(demo) -> Non
     assert set(outcomes) == {(200, "green")}, outcomes
 
 
+def _prepared_batch_removed(harness: Demo, record: Record, before: tuple[str | None, set[str]]) -> None:
+    """The batch deployment the failed release prepared beside it is gone; the default is the old one."""
+    prep = record.batch_prep
+    assert prep is not None and prep.state == "removed" and prep.default_before == before[0], prep
+    assert prep.deployment not in before[1]  # one this release created, not one that existed before
+    assert harness.batch() == before
+
+
 def test_flaky_candidate_fails_at_the_gate(demo) -> None:
     harness, _ = demo
-    config = harness.config("flaky", online_code=_wrapper(harness.root, "flaky"), run_time="4s")
+    batch_before = harness.batch()
+    config = harness.config("flaky", model=harness.new_model(), online_code=_wrapper(harness.root, "flaky"),
+                            run_time="4s")
     result = _release(harness, config)
     assert result.returncode == 1, result.stderr[-3000:]
-    verdict = Record.load(config.parent / "releases/current.json").verdict
+    record = Record.load(config.parent / "releases/current.json")
+    verdict = record.verdict
     failed = {g.name for g in verdict.results if g.phase == "Failed"}
     assert "error_rate" in failed, verdict  # (and quality_requests when a holdout request hit a failure)
     _green_untouched(harness)
+    _prepared_batch_removed(harness, record, batch_before)
 
 
 def test_candidate_failing_under_live_traffic_is_rolled_back_at_the_first_step(demo) -> None:
     harness, _ = demo
     steps = [{"traffic": 10}, {"bake": "3s", "check": "health"}, {"traffic": 100}]
-    config = harness.config("untargeted", online_code=_wrapper(harness.root, "untargeted"), run_time="3s",
-                            steps=steps, health={"users": 6})
+    batch_before = harness.batch()
+    config = harness.config("untargeted", model=harness.new_model(), online_code=_wrapper(harness.root, "untargeted"),
+                            run_time="3s", steps=steps, health={"users": 6})
     result = _release(harness, config)
     assert result.returncode == 1, result.stderr[-3000:]
     assert "health check at step 2" in result.stderr
@@ -302,11 +339,14 @@ def test_candidate_failing_under_live_traffic_is_rolled_back_at_the_first_step(d
     assert record.status == "rolled_back" and record.verdict.phase == "Passed"
     assert record.promotion.steps[0].traffic == {"blue": 10, "green": 90}
     _green_untouched(harness)
+    _prepared_batch_removed(harness, record, batch_before)  # it was ready before traffic moved
 
 
 def test_too_few_requests_is_inconclusive(demo) -> None:
     harness, _ = demo
-    config = harness.config("inconclusive", run_time="2s", gates={"absolute": {"min_requests": 100_000}})
+    batch_before = harness.batch()
+    config = harness.config("inconclusive", model=harness.new_model(), run_time="2s",
+                            gates={"absolute": {"min_requests": 100_000}})
     result = _release(harness, config)
     assert result.returncode == 3, result.stderr[-3000:]
     assert "not enough evidence" in result.stderr
@@ -315,6 +355,39 @@ def test_too_few_requests_is_inconclusive(demo) -> None:
     record = Record.load(config.parent / "releases/current.json")
     assert record.status == "inconclusive"
     _fresh_baseline_came_and_went(harness, record)
+    _prepared_batch_removed(harness, record, batch_before)
+
+
+def test_a_release_killed_while_its_batch_deployment_is_prepared_is_consistent_on_resume(demo, processes) -> None:
+    harness, _ = demo
+    batch_before = harness.batch()
+    # Inconclusive on purpose once resumed (too few requests): the resumed release must then remove the
+    # batch deployment the killed one had begun to prepare, and keep the default
+    config = harness.config("killed-batch", model=harness.new_model(), run_time="6s",
+                            gates={"absolute": {"min_requests": 100_000}, "relative": {"mann_whitney": None}})
+    record_path = config.parent / "releases/current.json"
+    command = [sys.executable, "-m", "mlops", "--workspace", harness.uri, "release", "--yes", "--config", str(config)]
+    first = processes.start(command, cwd=harness.root, name="release-batch-prep")
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # until its batch deployment exists and its smoke job is under way
+        record = Record.load(record_path)
+        if record is not None and record.batch_prep is not None and record.batch_prep.state == "preparing" \
+                and record.batch_prep.deployment in harness.batch()[1]:
+            break
+        assert first.poll() is None, processes.logs()
+        time.sleep(0.2)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    killed = Record.load(record_path)
+    assert killed.batch_prep.state == "preparing" and harness.batch()[0] == batch_before[0]
+    resumed = _release(harness, config)
+    assert resumed.returncode == 3, resumed.stderr[-3000:]
+    assert "resuming" in resumed.stderr
+    record = Record.load(record_path)
+    assert record.status == "inconclusive"
+    _prepared_batch_removed(harness, record, batch_before)
+    traffic = harness.endpoint()["traffic"]  # Inconclusive leaves the candidate at 0% to be judged again
+    assert traffic.get("green") == 100 and traffic.get("blue", 0) == 0, traffic
 
 
 def test_a_release_killed_while_its_baseline_exists_removes_it_on_resume(demo, processes) -> None:
@@ -475,6 +548,11 @@ def test_step_commands_one_per_job_pass_state_through_the_record(demo, tmp_path:
     registered = json.loads(step("register", "--json").stdout)
     assert registered["model"] == "tcn-dau:2" and registered["model_version"] == "2"
     assert step("environment").stdout.strip() == "tcn-inference:1"
+    # the batch-prepare job's command (beside deploy, loadtest and gate): the default stays until batch-refresh
+    prepared = json.loads(step("batch-prepare", "--json").stdout)["result"]
+    assert (prepared["deployment"], prepared["state"]) == ("tcn-v2", "ready"), prepared
+    default_before = harness.batch()[0]
+    assert default_before != "tcn-v2"
     assert step("deploy").stdout.strip() == "green"
     step("loadtest")
     assert json.loads(step("gate", "--json").stdout)["verdict"] == "Passed"

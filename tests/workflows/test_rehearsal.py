@@ -253,10 +253,16 @@ def _require(stage: dict[str, Any], name: str) -> Any:
 
 def test_release_on_push_completes(first_release: Rehearsal, stage: dict[str, Any]) -> None:
     jobs = first_release.jobs
-    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "success",
-                              "promote": "success", "batch": "success", "rollback": "skipped"}, _logs(jobs)
+    assert _results(jobs) == {"tests": "success", "prepare": "success", "batch-prepare": "success",
+                              "candidate": "success", "gate": "success", "promote": "success", "batch": "success",
+                              "rollback": "skipped"}, _logs(jobs)
+    # the order: the batch deployment is prepared beside candidate and gate, before the traffic shift,
+    # and made the default after it (a first batch release - no default to keep - prepares nothing)
+    order = list(jobs)
+    assert order.index("batch-prepare") < order.index("promote") < order.index("batch"), order
+    assert "nothing prepared" in jobs["batch-prepare"].log(), jobs["batch-prepare"].log()[-2000:]
     # every mlops command of the workflow ran (none was simulated away)
-    assert len(_mlops_steps(jobs)) == 7, _mlops_steps(jobs)
+    assert len(_mlops_steps(jobs)) == 8, _mlops_steps(jobs)
     # versions travelled in job outputs
     assert jobs["prepare"].outputs["model_version"] == "1", jobs["prepare"].outputs
     assert re.fullmatch(r"[\w.-]+:\d+", jobs["prepare"].outputs["environment"]), jobs["prepare"].outputs
@@ -265,7 +271,8 @@ def test_release_on_push_completes(first_release: Rehearsal, stage: dict[str, An
     assert jobs["promote"].environment == "production"
     # the production environment's identity shifts traffic; every other job logs in as the release identity
     identities = {name: job.client_id for name, job in jobs.items() if job.client_id}
-    assert identities == {"prepare": VARS["AZURE_CLIENT_ID"], "candidate": VARS["AZURE_CLIENT_ID"],
+    assert identities == {"prepare": VARS["AZURE_CLIENT_ID"], "batch-prepare": VARS["AZURE_CLIENT_ID"],
+                          "candidate": VARS["AZURE_CLIENT_ID"],
                           "gate": VARS["AZURE_CLIENT_ID"], "promote": PRODUCTION_CLIENT_ID,
                           "batch": VARS["AZURE_CLIENT_ID"]}, identities
     # the gate job's step summary holds the gate table
@@ -290,8 +297,8 @@ def _gate_table(summary: str) -> list[str]:
     return [row for row in rows if "p95" in row] if any("gate" in row.lower() for row in rows) else []
 
 
-STOPPED_AT_THE_GATE = {"tests": "success", "prepare": "success", "candidate": "success", "gate": "failure",
-                       "promote": "skipped", "batch": "skipped", "rollback": "success"}
+STOPPED_AT_THE_GATE = {"tests": "success", "prepare": "success", "batch-prepare": "success", "candidate": "success",
+                       "gate": "failure", "promote": "skipped", "batch": "skipped", "rollback": "success"}
 
 
 def _dispatch_release(stage: dict[str, Any], model: Path, **kwargs: Any) -> Rehearsal:
@@ -322,6 +329,13 @@ def test_candidate_failing_its_gate_is_rolled_back(stage: dict[str, Any]) -> Non
     assert [d["name"] for d in endpoint["deployments"]] == ["blue"], endpoint
     record = json.loads((rehearsal.artifacts / "release-record" / "record.json").read_text())
     assert record["status"] in ("failed", "rolled_back"), record["status"]
+    # batch-prepare had created and smoke-scored tcn-v2 beside the gate; the rollback job removed it
+    prepared = json.loads((rehearsal.artifacts / "batch-prepared" / "record.json").read_text())["batch_prep"]
+    assert prepared["deployment"] == "tcn-v2" and prepared["state"] == "ready", prepared
+    assert "removed the prepared deployment tcn-v2" in jobs["rollback"].log(), jobs["rollback"].log()[-3000:]
+    _, batch_name = _endpoint_names()
+    batch = next(e for e in _status(stage["uri"])["batch_endpoints"] if e["name"] == batch_name)
+    assert batch["default_deployment"] == "tcn-v1" and {d["name"] for d in batch["deployments"]} == {"tcn-v1"}, batch
     stage["failed_release_run"] = rehearsal.run_id
 
 
@@ -331,8 +345,9 @@ def test_same_model_again_is_nothing_to_release(stage: dict[str, Any]) -> None:
     _require(stage, "released")
     rehearsal = _rehearse(stage, "release.yml", event_name="push", vars=VARS)
     jobs = rehearsal.jobs
-    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "skipped",
-                              "promote": "skipped", "batch": "success", "rollback": "skipped"}, _logs(jobs)
+    assert _results(jobs) == {"tests": "success", "prepare": "success", "batch-prepare": "success",
+                              "candidate": "success", "gate": "skipped", "promote": "skipped", "batch": "success",
+                              "rollback": "skipped"}, _logs(jobs)
     assert jobs["prepare"].outputs["model_version"] == "1"
     assert jobs["candidate"].outputs["candidate"] == ""
     online_name, _ = _endpoint_names()
@@ -389,8 +404,9 @@ def test_a_red_test_suite_stops_the_release_before_anything_changes(stage: dict[
     before = _online(_status(stage["uri"]), online_name)
     rehearsal = _rehearse(stage, "release.yml", event_name="push", vars=VARS, called_workflows={"ci.yml": "failure"})
     jobs = rehearsal.jobs
-    assert _results(jobs) == {"tests": "failure", "prepare": "skipped", "candidate": "skipped", "gate": "skipped",
-                              "promote": "skipped", "batch": "skipped", "rollback": "skipped"}, _logs(jobs)
+    assert _results(jobs) == {"tests": "failure", "prepare": "skipped", "batch-prepare": "skipped",
+                              "candidate": "skipped", "gate": "skipped", "promote": "skipped", "batch": "skipped",
+                              "rollback": "skipped"}, _logs(jobs)
     assert _mlops_steps(jobs) == []
     assert _online(_status(stage["uri"]), online_name) == before
 
@@ -407,8 +423,9 @@ def test_a_cancelled_release_rolls_back_mid_shift(stage: dict[str, Any]) -> None
     rehearsal = _dispatch_release(stage, stage["model_v3"], cancel=Cancel("promote", "Shift traffic step by step",
                                                                           _shifting))
     jobs = rehearsal.jobs
-    assert _results(jobs) == {"tests": "success", "prepare": "success", "candidate": "success", "gate": "success",
-                              "promote": "cancelled", "batch": "skipped", "rollback": "success"}, _logs(jobs)
+    assert _results(jobs) == {"tests": "success", "prepare": "success", "batch-prepare": "success",
+                              "candidate": "success", "gate": "success", "promote": "cancelled", "batch": "skipped",
+                              "rollback": "success"}, _logs(jobs)
     shift = next(s for s in jobs["promote"].steps if s.name == "Shift traffic step by step")
     assert shift.outcome == "cancelled" and "after SIGINT" in shift.log, shift.log[-3000:]
     assert "rolling back (KeyboardInterrupt)" in shift.log, shift.log[-3000:]
@@ -476,9 +493,9 @@ def test_rollback_of_a_stale_run_id_is_refused_and_the_endpoint_keeps_serving(st
     nothing serving."""
     stale_run = _require(stage, "failed_release_run")
     release = _dispatch_release(stage, stage["model_v3"], refresh_batch=False)
-    assert _results(release.jobs) == {"tests": "success", "prepare": "success", "candidate": "success",
-                                      "gate": "success", "promote": "success", "batch": "skipped",
-                                      "rollback": "skipped"}, _logs(release.jobs)
+    assert _results(release.jobs) == {"tests": "success", "prepare": "success", "batch-prepare": "skipped",
+                                      "candidate": "success", "gate": "success", "promote": "success",
+                                      "batch": "skipped", "rollback": "skipped"}, _logs(release.jobs)
     online_name, _ = _endpoint_names()
     endpoint = _online(_status(stage["uri"]), online_name)
     assert endpoint["traffic"] == {"green": 100}, endpoint

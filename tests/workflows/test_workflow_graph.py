@@ -2,8 +2,9 @@
 
 What is checked, and why:
 
-* release.yml: the job graph (tests -> prepare -> candidate -> gate -> promote -> batch; rollback
-  after a failure or cancellation of candidate, gate or promote - evaluated with the rehearsal's
+* release.yml: the job graph (tests -> prepare -> candidate -> gate -> promote -> batch, with
+  batch-prepare beside candidate and gate and before promote; rollback after a failure or
+  cancellation of candidate, gate, promote or batch-prepare - evaluated with the rehearsal's
   expression evaluator for every outcome, not by string matching; nothing runs when the tests
   fail), promote runs in the ``production`` environment (its required reviewers approve the traffic
   shift), one release per endpoint at a time and never cancelled, manual rollbacks in a group of
@@ -69,13 +70,19 @@ def _ancestors(jobs: dict[str, Any], job_id: str) -> set[str]:
 
 def test_release_job_graph() -> None:
     jobs = _jobs("release.yml")
-    assert set(jobs) == {"tests", "prepare", "candidate", "gate", "promote", "batch", "rollback"}
+    assert set(jobs) == {"tests", "prepare", "batch-prepare", "candidate", "gate", "promote", "batch", "rollback"}
     assert needs_of(jobs["prepare"]) == ["tests"]
     assert needs_of(jobs["candidate"]) == ["prepare"]
     assert "candidate" in needs_of(jobs["gate"])
     assert "gate" in needs_of(jobs["promote"])
     assert "promote" in needs_of(jobs["batch"])
-    assert {"candidate", "gate", "promote"} <= set(needs_of(jobs["rollback"]))
+    assert {"candidate", "gate", "promote", "batch-prepare"} <= set(needs_of(jobs["rollback"]))
+    # the batch deployment is prepared beside the online jobs (neither waits for the other), the
+    # traffic shift waits for it, and its default is set after the promotion
+    assert needs_of(jobs["batch-prepare"]) == ["prepare"]
+    assert not {"candidate", "gate"} & _ancestors(jobs, "batch-prepare")
+    assert "batch-prepare" not in _ancestors(jobs, "candidate") | _ancestors(jobs, "gate")
+    assert "batch-prepare" in needs_of(jobs["promote"]) and "batch-prepare" in needs_of(jobs["batch"])
     assert "batch" not in _ancestors(jobs, "rollback"), "a failed batch refresh must not roll back online traffic"
 
 
@@ -97,8 +104,8 @@ def test_the_release_waits_for_the_test_suite() -> None:
 
 def test_nothing_runs_when_the_tests_fail() -> None:
     for job_id in ("prepare", "rollback"):
-        results = {"tests": "failure", "prepare": "skipped", "candidate": "skipped", "gate": "skipped",
-                   "promote": "skipped"}
+        results = _with_batch({"tests": "failure", "prepare": "skipped", "candidate": "skipped", "gate": "skipped",
+                               "promote": "skipped"})
         assert _job_runs(job_id, results) is False, job_id
 
 
@@ -139,6 +146,7 @@ def test_only_jobs_in_production_run_the_commands_that_change_traffic(workflow: 
 
 
 ORDER = ["tests", "prepare", "candidate", "gate", "promote"]
+"""The online jobs in order; ``batch-prepare`` runs beside candidate and gate (``_with_batch``)."""
 
 
 def _job_runs(job_id: str, results: dict[str, str], *, candidate: str = "green", event: str = "push",
@@ -160,14 +168,25 @@ def _job_runs(job_id: str, results: dict[str, str], *, candidate: str = "green",
     return condition(jobs[job_id].get("if"), ctx)
 
 
+def _with_batch(results: dict[str, str], batch_prepare: str | None = None) -> dict[str, str]:
+    """``results`` with batch-prepare's: given, else success once prepare succeeded (it runs beside
+    candidate and gate), skipped otherwise."""
+    if batch_prepare is None:
+        batch_prepare = "success" if results["prepare"] == "success" else "skipped"
+    return {**results, "batch-prepare": batch_prepare}
+
+
 def _failed_at(failed: str) -> dict[str, str]:
     index = ORDER.index(failed)
-    return {name: "success" if i < index else "failure" if i == index else "skipped" for i, name in enumerate(ORDER)}
+    return _with_batch({name: "success" if i < index else "failure" if i == index else "skipped"
+                        for i, name in enumerate(ORDER)})
 
 
-ALL_PASSED = dict.fromkeys(ORDER, "success")
-NOTHING_TO_RELEASE = {"tests": "success", "prepare": "success", "candidate": "success", "gate": "skipped",
-                      "promote": "skipped"}
+ALL_PASSED = _with_batch(dict.fromkeys(ORDER, "success"))
+NOTHING_TO_RELEASE = _with_batch({"tests": "success", "prepare": "success", "candidate": "success",
+                                  "gate": "skipped", "promote": "skipped"})
+BATCH_PREPARE_FAILED = _with_batch({"tests": "success", "prepare": "success", "candidate": "success",
+                                    "gate": "success", "promote": "skipped"}, "failure")
 
 
 @pytest.mark.parametrize("failed", ORDER)
@@ -182,9 +201,22 @@ def test_rollback_does_not_run_after_a_successful_release_or_when_nothing_was_re
 
 
 def test_rollback_runs_when_the_release_is_cancelled_mid_way() -> None:
-    results = {"tests": "success", "prepare": "success", "candidate": "success", "gate": "success",
-               "promote": "cancelled"}
+    results = _with_batch({"tests": "success", "prepare": "success", "candidate": "success", "gate": "success",
+                           "promote": "cancelled"})
     assert _job_runs("rollback", results, cancelled=True) is True
+
+
+def test_a_failed_batch_preparation_stops_the_release_before_traffic_moves() -> None:
+    """The promotion waits for batch-prepare: a failed one means no traffic shift, no batch default,
+    and the rollback job removes the candidate and the prepared batch deployment."""
+    assert _job_runs("promote", BATCH_PREPARE_FAILED) is False
+    assert _job_runs("batch", {**BATCH_PREPARE_FAILED, "batch": "skipped"}) is False
+    assert _job_runs("rollback", BATCH_PREPARE_FAILED) is True
+    # batch off on dispatch: batch-prepare is skipped, and the promotion does not wait for it
+    off = _with_batch(ALL_PASSED, "skipped")
+    assert _job_runs("batch-prepare", ALL_PASSED, event="workflow_dispatch", inputs={"refresh_batch": False}) is False
+    assert _job_runs("promote", off, event="workflow_dispatch", inputs={"refresh_batch": False}) is True
+    assert _job_runs("batch-prepare", ALL_PASSED) is True
 
 
 def test_gate_and_promotion_run_only_for_a_deployed_candidate() -> None:
@@ -272,14 +304,21 @@ def test_versions_travel_in_job_outputs_and_the_record_as_an_artifact() -> None:
             for value in (step.get("env") or {}).values():
                 for needed in re.findall(r"needs\.([\w-]+)\.", str(value)):
                     assert needed in needs_of(job), f"{job_id} reads needs.{needed} without needing it"
+        # batch-prepare runs beside the online jobs: its record is an artifact of its own, which the
+        # batch and rollback jobs take over (`--prepared`); uploading release-record would race them
+        record = "batch-prepared" if job_id == "batch-prepare" else "release-record"
         uploads = [s for s in job["steps"] if str(s.get("uses", "")).startswith("actions/upload-artifact@")
-                   and s["with"]["name"] == "release-record"]
+                   and s["with"]["name"] == record]
         assert len(uploads) == 1, f"{job_id} must upload the release record once"
         assert uploads[0].get("if") == "always()", f"{job_id} must keep the record even when it fails"
         assert str(uploads[0]["with"].get("overwrite")).lower() == "true"
         if job_id != "prepare":
             assert any(str(s.get("uses", "")).startswith("actions/download-artifact@")
                        and s["with"]["name"] == "release-record" for s in job["steps"]), job_id
+    for job_id in ("batch", "rollback"):
+        assert any(str(s.get("uses", "")).startswith("actions/download-artifact@")
+                   and s["with"]["name"] == "batch-prepared" for s in jobs[job_id]["steps"]), job_id
+        assert any("--prepared" in str(s.get("run", "")) for s in jobs[job_id]["steps"]), job_id
 
 
 def test_gate_keeps_the_locust_report() -> None:

@@ -35,19 +35,23 @@ class Route:
     pattern: re.Pattern[str]
     handler: Handler
     audience: str | None
+    locked: bool = True
+    """False: the handler runs without ``emulator.lock`` held (it takes the lock itself around state
+    reads) - for the scoring host, whose deployments may take their time answering."""
 
 
 class RouteTable:
     def __init__(self) -> None:
         self._routes: list[Route] = []
 
-    def add(self, method: str, template: str, handler: Handler, *, audience: str | None = "arm") -> None:
+    def add(self, method: str, template: str, handler: Handler, *, audience: str | None = "arm",
+            locked: bool = True) -> None:
         expanded = template.replace("{WS}", WS).replace("{LOC}", LOCATION_OPS)
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", re.escape(expanded).replace(r"\{", "{").replace(r"\}", "}"))
         pattern = re.compile(f"^{regex}/?$", re.IGNORECASE)
         if any(r.method == method.upper() and r.pattern.pattern == pattern.pattern for r in self._routes):
             raise ValueError(f"route {method} {template} is registered twice")
-        self._routes.append(Route(method.upper(), template, pattern, handler, audience))
+        self._routes.append(Route(method.upper(), template, pattern, handler, audience, locked))
 
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]] | None | str:
         """``(route, params)``; ``"method"`` when the path exists under another method; else None."""
@@ -71,9 +75,10 @@ class RouteTable:
 ROUTES = RouteTable()
 
 
-def route(method: str, template: str, *, audience: str | None = "arm") -> Callable[[Handler], Handler]:
+def route(method: str, template: str, *, audience: str | None = "arm",
+          locked: bool = True) -> Callable[[Handler], Handler]:
     def register(handler: Handler) -> Handler:
-        ROUTES.add(method, template, handler, audience=audience)
+        ROUTES.add(method, template, handler, audience=audience, locked=locked)
         return handler
 
     return register

@@ -24,6 +24,7 @@ Rules the resource provider applies, each seen in a recorded session or the SDK'
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import yaml
@@ -169,6 +170,41 @@ def get_model_container(call: Call) -> Reply:
                        "type": "Microsoft.MachineLearningServices/workspaces/models",
                        "properties": {"latestVersion": latest["version"], "isArchived": False,
                                       "nextVersion": str(max((int(v) for v in held if v.isdigit()), default=0) + 1)}})
+
+
+@route("POST", "{WS}/codes/{name}/versions/{version}/startPendingUpload")
+def start_pending_upload(call: Call) -> Reply:
+    """Where the SDK uploads a new code version (``_asset_utils.get_storage_info_for_non_registry_asset``):
+    a fresh container of the workspace's storage account, ``{workspaceId}-{random}`` as in the recorded
+    ``codeUri`` (``online_deployment_create.jsonl`` line 7), with a write SAS valid for a day - made
+    for real in the storage emulator (``storage.*`` settings, ``use_azurite``)."""
+    check_workspace(call)
+    from datetime import timedelta
+
+    from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
+
+    emu = call.emulator
+    body = call.json() or {}
+    if body.get("pendingUploadType") != "TemporaryBlobReference":
+        raise arm_error(400, "UserError", "pendingUploadType must be TemporaryBlobReference.")
+    account_url = emu.setting("storage.account_url", "")
+    if not account_url:
+        raise arm_error(500, "InternalServerError", "the emulator has no storage account (use_azurite)")
+    account = account_url.split("//", 1)[1].split(".", 1)[0]
+    key = emu.setting("storage.account_key", "")
+    container = f"{emu.workspace.workspace_id}-{uuid.uuid4().hex[:25]}"
+    with BlobServiceClient(account_url, credential={"account_name": account, "account_key": key}) as service:
+        service.create_container(container)
+    sas = generate_container_sas(account, container, account_key=key,
+                                 permission=ContainerSasPermissions(read=True, write=True, create=True, list=True),
+                                 expiry=emu.clock.utcnow() + timedelta(days=1))
+    blob_uri = f"{account_url}/{container}"
+    return Reply(200, {"blobReferenceForConsumption": {
+        "blobUri": blob_uri, "storageAccountArmId": f"/subscriptions/{emu.workspace.subscription_id}/resourceGroups/"
+                                                   f"{emu.workspace.resource_group}/providers/Microsoft.Storage/"
+                                                   f"storageAccounts/{account}",
+        "credential": {"credentialType": "SAS", "sasUri": f"{blob_uri}?{sas}"}},
+        "pendingUploadId": str(uuid.uuid4()), "pendingUploadType": "TemporaryBlobReference"})
 
 
 @route("GET", "{WS}/codes/{name}/versions")

@@ -33,7 +33,9 @@ Rules modelled (each kinder-than-Azure shortcut would hide a defect):
   (``tests.azure_emulator.batch_jobs``).
 
 Settings: ``batch.endpoint_seconds`` (30, recorded), ``batch.endpoint_delete_seconds`` (10,
-recorded), ``batch.deployment_seconds`` (300), ``batch.deployment_delete_seconds`` (10).
+recorded), ``batch.deployment_seconds`` (300), ``batch.deployment_delete_seconds`` (10),
+``batch.invoke_failures`` (statuses the next invokes answer first - a test's transient fault; for a
+POST azure-core's ``RetryPolicy`` retries 500/503/504 itself but not 502/408/429).
 """
 
 from __future__ import annotations
@@ -267,6 +269,11 @@ def delete_deployment(call: Call) -> Reply:
 @route("POST", "/_batch/{endpoint}/jobs", audience="ml")
 def invoke(call: Call) -> Reply:
     emu, ep_name = call.emulator, call.params["endpoint"]
+    injected = emu.settings.get("batch.invoke_failures") or []
+    if injected:  # a test's transient fault: the front end answers before any job exists
+        status = int(injected.pop(0))
+        raise arm_error(status, {502: "BadGateway", 503: "ServiceUnavailable", 504: "GatewayTimeout"}.get(
+            status, "InternalServerError"), "The service is temporarily unavailable; retry the request.")
     endpoint = get_endpoint(emu, ep_name)
     if endpoint is None or endpoint["properties"].get("provisioningState") == "Creating":
         raise arm_error(404, "EndpointNotFound", f"Batch endpoint '{ep_name}' was not found.")

@@ -3,10 +3,11 @@ resolution - the calls ``jobs.get``, ``jobs.list(parent_job_name=...)`` and ``jo
 (azure-ai-ml 1.35 ``operations/_job_operations.py``, ``_job_ops_helper.get_job_output_uris_from_dataplane``,
 ``_run_operations.py``, ``_dataset_dataplane_operations.py``).
 
-* ``GET {WS}/jobs/{id}`` (ARM) - batch parents (``tests.azure_emulator.batch_jobs``) and AutoML jobs
+* ``GET {WS}/jobs/{id}`` (ARM) - batch parents and their child step (``tests.azure_emulator.batch_jobs``), AutoML jobs
   (``tests.azure_emulator.automl_jobs``); else ``404 UserError``.
 * ``GET /history/v1.0{WS}/runs/{id}/children`` (the data plane) -
   ``{"value": [Run], "continuationToken": null}``.
+* ``GET /history/v1.0{WS}/runs/{id}`` - one run (a pipeline child step, an AutoML trial).
 * ``POST /history/v1.0{WS}/rundata`` - ``{"runMetadata": {..., "outputs": {name: {assetId, type}}}}``.
 * ``POST /data/v1.0{WS}/dataversion/batchGetResolvedUris`` - ``{"values": {assetId: {uri, type}}}``.
 
@@ -38,8 +39,14 @@ def get_job(call: Call) -> Reply:
     check_workspace(call)
     emu, name = call.emulator, call.params["job"]
     job = batch_jobs.find(emu, name)
-    if job is not None and job.name == name:
-        return Reply(200, batch_jobs.arm_job(emu, job))
+    if job is not None:
+        # a pipeline's child step answers with ``properties: null`` - azure-ai-ml 1.35's
+        # ``_is_pipeline_child_job`` ("pipeline child job has no properties") then raises
+        # ``PipelineChildJobError`` from ``jobs.get``/``jobs.download`` of that name
+        body = batch_jobs.arm_job(emu, job) if job.name == name else {
+            "id": f"{emu.workspace.arm_id}/jobs/{name}", "name": name, "properties": None,
+            "type": "Microsoft.MachineLearningServices/workspaces/jobs"}
+        return Reply(200, body)
     body = automl_jobs.arm_job(emu, name)
     if body is not None:
         return Reply(200, body)
@@ -56,6 +63,21 @@ def run_children(call: Call) -> Reply:
     children = automl_jobs.children(emu, name)
     if children is not None:
         return Reply(200, {"value": children, "continuationToken": None})
+    raise user_error(404, f"Run {name} not found.")
+
+
+@route("GET", "/history/v1.0{WS}/runs/{run}")
+def get_run(call: Call) -> Reply:
+    """What ``jobs.get`` falls back to for a pipeline's child step (``PipelineChildJobError`` ->
+    ``_runs_operations.get_run``)."""
+    check_workspace(call)
+    emu, name = call.emulator, call.params["run"]
+    job = batch_jobs.find(emu, name)
+    if job is not None and job.child == name:
+        return Reply(200, batch_jobs.child_run(emu, job))
+    run = automl_jobs.run(emu, name)
+    if run is not None:
+        return Reply(200, run)
     raise user_error(404, f"Run {name} not found.")
 
 

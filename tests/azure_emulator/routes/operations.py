@@ -1,11 +1,8 @@
-"""Long-running operations' polling URLs and the workspace's service discovery.
+"""The headers of long-running operations and the workspace's service discovery.
 
-* ``GET {LOC}/mfeOperationsStatus/{id}`` - the ``Azure-AsyncOperation`` URL every long-running PUT
-  and DELETE hands out (``lro.Operations.body``: ``Updating`` until ``Succeeded``/``Failed``, as in
-  ``batch_endpoint_create.jsonl`` and ``online_deployment_create.jsonl``).
-* ``GET {LOC}/mfeOperationResults/{id}`` - a DELETE's ``Location``: ``202`` while running, ``200``
-  once done (ARM's async pattern: https://learn.microsoft.com/azure/azure-resource-manager/management/
-  async-operations#location-header).
+The polling URLs themselves (``mfeOperationsStatus``, ``mfeOperationResults``) are served by
+``routes/online.py`` for every operation of ``lro.Operations``.
+
 * ``GET /discovery`` - the workspace's ``discoveryUrl``: the data-plane base URLs the SDK reads
   (``_utils.utils._get_base_urls_from_discovery_service``: key ``api`` for run history, the dataset
   and model data planes). All point back at this emulator.
@@ -18,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from tests.azure_emulator.lro import Operation
-from tests.azure_emulator.messages import Call, Reply, arm_error
+from tests.azure_emulator.messages import Call, Reply
 from tests.azure_emulator.routes import route
 
 
@@ -42,27 +39,6 @@ def delete_headers(emu: Any, op: Operation, api_version: str) -> dict[str, str]:
     return {"Azure-AsyncOperation": f"{_location_prefix(emu)}/mfeOperationsStatus/{op.id}?api-version={api_version}",
             "Location": f"{_location_prefix(emu)}/mfeOperationResults/{op.id}?api-version={api_version}",
             "x-ms-async-operation-timeout": "PT30M", "X-Body": "null"}
-
-
-def _operation(call: Call) -> Operation:
-    op = call.emulator.operations.get(call.params["op"])
-    if op is None:
-        raise arm_error(404, "ResourceNotFound", f"The operation '{call.params['op']}' was not found.")
-    return op
-
-
-@route("GET", "{LOC}/mfeOperationsStatus/{op}")
-def operation_status(call: Call) -> Reply:
-    return Reply(200, call.emulator.operations.body(_operation(call)))
-
-
-@route("GET", "{LOC}/mfeOperationResults/{op}")
-def operation_result(call: Call) -> Reply:
-    op = _operation(call)
-    if op.status == "InProgress":
-        return Reply(202, None, {"Location": f"{_location_prefix(call.emulator)}/mfeOperationResults/{op.id}"
-                                             f"?api-version={call.api_version}"})
-    return Reply(200, None, {"X-Body": "null"})
 
 
 @route("GET", "/discovery", audience=None)

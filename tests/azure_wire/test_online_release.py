@@ -1,0 +1,151 @@
+"""The adapter's online release scenarios on the real azure-ai-ml ``MLClient`` against the emulator
+(what ``tests/azure/test_release_scenarios.py`` checks on the Python-level fake): the SDK's own
+serialization, long-running-operation polling, exceptions and token scopes are real here.
+
+Each scenario drives ``AzureWorkspace`` through the port as the release does (register, pin the
+environment, lock, candidate at 0%, traffic in steps, roll back or finish) and asserts on what the
+emulator received and serves.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mlops.errors import DeploymentFailedError
+from mlops.workspace.azure_decisions import RELEASE_LOCK_TAG
+from mlops.workspace.port import AssetRef
+from tests.azure.test_release_scenarios import shift
+from tests.azure_emulator import RunningEmulator
+from tests.release.fakes import Behaviour
+
+BODY = json.dumps({"Inputs": {"data": [{"date": f"2024-01-{d:02d}", "count": 100 + d} for d in range(1, 8)]
+                              + [{"date": "2024-01-08"}]}}).encode()
+
+
+def _puts(emu: RunningEmulator, fragment: str) -> list:
+    return [e for e in emu.requests_to(fragment, "PUT")]
+
+
+def first_release(ws, specs) -> tuple[AssetRef, AssetRef]:
+    env = ws.ensure_environment(specs.environment)
+    model = ws.register_model("tcn", specs.model_dir("v1"))
+    ws.ensure_online_endpoint(specs.endpoint)
+    ws.acquire_release_lock(specs.endpoint.name, "ci-run-1")
+    ws.create_online_deployment(specs.deployment("blue", model.ref, env.ref))
+    ws.set_traffic(specs.endpoint.name, {"blue": 100})
+    ws.release_release_lock(specs.endpoint.name, "ci-run-1")
+    return model.ref, env.ref
+
+
+def test_first_release_on_the_real_client(workspace, specs, actions: RunningEmulator) -> None:
+    emu = actions
+    started = emu.clock.now()
+    model, env = first_release(workspace, specs)
+    assert (str(model), str(env)) == ("tcn:1", "tcn-inference:1")
+    endpoint = workspace.get_online_endpoint("tcn-forecast")
+    assert endpoint.traffic == {"blue": 100} and RELEASE_LOCK_TAG not in endpoint.tags
+    assert endpoint.tags["team"] == "forecasting" and endpoint.scoring_uri.endswith("/_scoring/tcn-forecast/score")
+    (put,) = _puts(emu, "/deployments/blue")
+    props = put.body["properties"]
+    ws_id = emu.workspace.arm_id
+    assert props["model"].lower() == f"{ws_id}/models/tcn/versions/1".lower(), "the SDK resolved the pinned model"
+    assert props["environmentId"].lower() == f"{ws_id}/environments/tcn-inference/versions/1".lower()
+    assert "condaFile" not in json.dumps(put.body), "a deployment references the pinned environment"
+    assert props["codeConfiguration"]["scoringScript"] == "score.py"
+    # the SDK polled the recorded operation shapes to the end, on the virtual clock
+    polls = emu.requests_to("/mfeOperationsStatus/")
+    assert any(e.path.split("/")[-1].startswith("odidp:") for e in polls)
+    assert emu.clock.now() - started >= 62 + 425 + 92, "endpoint create + deployment + traffic as recorded"
+    assert json.loads(workspace.invoke("tcn-forecast", BODY))["Results"]["forecast"]
+    assert emu.store("scoring")["untargeted"][("tcn-forecast", "blue")] == 1
+    scopes = {t["aud"] for t in emu.store("identity")["access_tokens"]}
+    assert scopes == {emu.arm_audience}, "an online release needs only the ARM scope"
+
+
+def test_nothing_to_release_writes_nothing(workspace, specs, actions: RunningEmulator) -> None:
+    first_release(workspace, specs)
+    before = len([e for e in actions.exchanges if e.method in ("PUT", "DELETE")])
+    assert workspace.register_model("tcn", specs.model_dir("v1")).version == "1"
+    assert workspace.ensure_environment(specs.environment).version == "1"
+    workspace.ensure_online_endpoint(specs.endpoint)
+    writes = [e for e in actions.exchanges if e.method in ("PUT", "DELETE")][before:]
+    assert writes == [], f"same bytes, same spec: no write reaches Azure ({[(w.method, w.path) for w in writes]})"
+
+
+def test_blue_green_steps_beside_a_third_deployment(workspace, specs, actions: RunningEmulator) -> None:
+    ws = workspace
+    model, env = first_release(ws, specs)
+    ws.create_online_deployment(specs.deployment("shadow", model, env))
+    ws.set_traffic("tcn-forecast", {"blue": 80, "shadow": 20})
+    v2 = ws.register_model("tcn", specs.model_dir("v2")).ref
+    assert str(v2) == "tcn:2"
+    ws.create_online_deployment(specs.deployment("green", v2, env))
+    assert ws.get_online_endpoint("tcn-forecast").traffic == {"blue": 80, "shadow": 20}, "a new deployment gets 0%"
+    for percent in (10, 50, 80):
+        current = ws.get_online_endpoint("tcn-forecast").traffic
+        ws.set_traffic("tcn-forecast", shift(current, "blue", "green", percent))
+        assert ws.get_online_endpoint("tcn-forecast").traffic["shadow"] == 20
+    assert ws.get_online_endpoint("tcn-forecast").traffic == {"green": 80, "shadow": 20}
+    bodies = [e.body["properties"]["traffic"] for e in _puts(actions, "/onlineEndpoints/tcn-forecast")
+              if e.path.lower().endswith("/onlineendpoints/tcn-forecast")]
+    assert all(b.get("shadow") == 20 for b in bodies[-3:]), "every PUT carried the third deployment's share"
+    ws.delete_online_deployment("tcn-forecast", "blue")
+    assert [d.name for d in ws.list_online_deployments("tcn-forecast")] == ["shadow", "green"]
+
+
+def test_gate_failure_rolls_back_traffic_and_mirror(workspace, specs, actions: RunningEmulator) -> None:
+    ws = workspace
+    model, env = first_release(ws, specs)
+    v2 = ws.register_model("tcn", specs.model_dir("v2")).ref
+    ws.create_online_deployment(specs.deployment("green", v2, env))
+    ws.set_traffic("tcn-forecast", {"blue": 100}, {"green": 20})  # shadow phase
+    assert ws.get_online_endpoint("tcn-forecast").mirror_traffic == {"green": 20}
+    for _ in range(30):
+        ws.invoke("tcn-forecast", BODY)
+    served = actions.store("scoring")
+    assert served["mirrored"][("tcn-forecast", "green")] > 0 and served["untargeted"][("tcn-forecast", "green")] == 0
+    # the gate fails: roll back (mirror off), remove the candidate
+    ws.set_traffic("tcn-forecast", {"blue": 100}, {})
+    ws.delete_online_deployment("tcn-forecast", "green")
+    endpoint = ws.get_online_endpoint("tcn-forecast")
+    assert (endpoint.traffic, endpoint.mirror_traffic) == ({"blue": 100}, {})
+    assert [d.name for d in ws.list_online_deployments("tcn-forecast")] == ["blue"]
+
+
+def test_health_failure_under_traffic_rolls_back_to_live(workspace, specs, actions: RunningEmulator) -> None:
+    ws = workspace
+    model, env = first_release(ws, specs)
+    v2 = ws.register_model("tcn", specs.model_dir("v2")).ref
+    actions.settings["scoring.behaviours"] = {"2": Behaviour(fail_untargeted=True)}  # fine when targeted
+    ws.create_online_deployment(specs.deployment("green", v2, env))
+    assert ws.invoke("tcn-forecast", BODY, deployment_name="green"), "the candidate passes a targeted test"
+    ws.set_traffic("tcn-forecast", {"blue": 90, "green": 10})
+    failures = 0
+    for _ in range(60):
+        try:
+            ws.invoke("tcn-forecast", BODY)
+        except Exception as error:  # noqa: BLE001 - counted, then asserted
+            assert "HTTP 500" in str(error)
+            failures += 1
+    assert failures == actions.store("scoring")["untargeted"][("tcn-forecast", "green")] > 0
+    ws.set_traffic("tcn-forecast", {"blue": 100, "green": 0})
+    for _ in range(20):
+        ws.invoke("tcn-forecast", BODY)  # users are served by live again: no failure
+    assert ws.get_online_endpoint("tcn-forecast").traffic == {"blue": 100}
+
+
+def test_a_candidate_that_never_starts_fails_with_its_log_and_takes_no_traffic(workspace, specs,
+                                                                              actions: RunningEmulator) -> None:
+    ws = workspace
+    model, env = first_release(ws, specs)
+    v2 = ws.register_model("tcn", specs.model_dir("v2")).ref
+    crash = "Traceback (most recent call last):\nRuntimeError: model.pt is not a TorchScript archive\n"
+    actions.settings["online.startup"] = lambda endpoint, name, model: crash if model.endswith("/versions/2") else None
+    with pytest.raises(DeploymentFailedError) as raised:
+        ws.create_online_deployment(specs.deployment("green", v2, env))
+    assert "ResourceNotReady" in str(raised.value) and "model.pt is not a TorchScript archive" in raised.value.log_tail
+    assert ws.get_online_deployment("tcn-forecast", "green").state == "Failed"
+    assert ws.get_online_endpoint("tcn-forecast").traffic == {"blue": 100}
+    assert actions.requests_to("/deployments/green/getLogs", "POST"), "the logs came from Azure's getLogs"
