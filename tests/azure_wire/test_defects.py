@@ -20,9 +20,10 @@ def _arm_requests(emu: RunningEmulator, since: int) -> list:
 
 
 def test_an_archived_model_version_keeps_its_number(workspace, specs, actions: RunningEmulator) -> None:
-    """main: ``models.list`` shows active versions only, so version 2 (archived) is chosen again; the
-    service refuses the new path ("Asset paths cannot be updated.") and the SDK raises
-    ``AssetPathException``, reported as a generic failure."""
+    """main: ``models.list`` shows active versions only, so version 2 (archived) is chosen again and
+    the service refuses the new path. Seen on main: ``ConflictError: register model tcn:2: another
+    operation is in progress (HTTP 409) ... Azure said: (UserError) Asset paths cannot be updated.``
+    (the SDK passes the ``ResourceExistsError`` through: see ``routes/assets.py``)."""
     ws = workspace
     ws.register_model("tcn", specs.model_dir("v1"))
     ws.register_model("tcn", specs.model_dir("v2"))
@@ -37,9 +38,9 @@ def test_an_archived_model_version_keeps_its_number(workspace, specs, actions: R
 
 
 def test_an_archived_environment_version_keeps_its_number(workspace, specs, actions: RunningEmulator) -> None:
-    """main: ``environments.list`` shows active versions only; version 1 (archived) is chosen again,
-    the service answers 409 (a version's definition is immutable), the adapter looks again, sees the
-    same, and reports "another operation is in progress"."""
+    """main: ``environments.list`` shows active versions only; version 1 (archived) is chosen again and
+    the service answers 409. Seen on main: ``ConflictError: create environment tcn-inference:1:
+    another operation is in progress (HTTP 409)``."""
     ws = workspace
     assert ws.ensure_environment(specs.environment).version == "1"
     ws._ml.environments.archive(name="tcn-inference", version="1")
@@ -48,8 +49,9 @@ def test_an_archived_environment_version_keeps_its_number(workspace, specs, acti
 
 
 def test_a_taken_endpoint_name_is_reported_at_once(workspace, specs, actions: RunningEmulator) -> None:
-    """main: the 409 is taken for "operation in progress" and retried with backoff (8 PUTs, minutes on
-    the clock), then reported as "another operation is in progress"."""
+    """main: the 409 is taken for "operation in progress" and retried with backoff. Seen on main:
+    ``ConflictError: create online endpoint tcn-forecast: another operation is in progress (HTTP 409);
+    gave up after 8 attempt(s)``, Azure's "is not available ... unique within the region" inside."""
     actions.settings["online.taken_names"] = {"tcn-forecast"}
     started = actions.clock.now()
     with pytest.raises(ConflictError, match="name is taken") as raised:
@@ -61,7 +63,7 @@ def test_a_taken_endpoint_name_is_reported_at_once(workspace, specs, actions: Ru
 
 def test_a_scaling_deployment_is_updating_not_creating(workspace, specs, actions: RunningEmulator) -> None:
     """main: ``provisioning_state`` ``Scaling`` maps to ``Creating`` - a serving deployment reported as
-    one that never served."""
+    one that never served. Seen on main: ``assert 'Creating' == 'Updating'``."""
     ws = workspace
     first_release(ws, specs)
     entity = ws._ml.online_deployments.get(name="blue", endpoint_name="tcn-forecast")
@@ -74,7 +76,8 @@ def test_a_scaling_deployment_is_updating_not_creating(workspace, specs, actions
 
 def test_invoke_reads_the_endpoint_once_not_three_times_a_request(workspace, specs,
                                                                    actions: RunningEmulator) -> None:
-    """main: every ``invoke`` makes three ARM calls (endpoint GET, then GET + ``listKeys`` for the key)."""
+    """main: every ``invoke`` makes three ARM calls (endpoint GET, then GET + ``listKeys`` for the key).
+    Seen on main: 20 ARM requests for 5 invokes (the SDK's ``get_keys`` adds a workspace GET)."""
     ws = workspace
     first_release(ws, specs)
     ws.invoke("tcn-forecast", BODY)
@@ -89,7 +92,7 @@ def test_invoke_reads_the_endpoint_once_not_three_times_a_request(workspace, spe
 def test_an_endpoint_created_by_the_release_lock_takes_the_specs_auth_mode(workspace, specs,
                                                                            actions: RunningEmulator) -> None:
     """main: the lock creates the endpoint with the default auth (key) and ``ensure_online_endpoint``
-    leaves it so ("left unchanged"), whatever the spec says."""
+    leaves it so ("left unchanged"), whatever the spec says. Seen on main: ``assert 'key' == 'aad_token'``."""
     ws = workspace
     ws.acquire_release_lock("tcn-forecast", "ci-run-1")
     spec = type(specs.endpoint)(name="tcn-forecast", auth_mode="aad_token", tags={"team": "forecasting"})
@@ -102,7 +105,10 @@ def test_the_ml_scope_token_first_asked_after_five_minutes_still_comes(workspace
                                                                        actions: RunningEmulator) -> None:
     """main: ``DefaultAzureCredential`` falls through to the Azure CLI that azure/login logged in with
     one GitHub ID token; the ML-scope token for invoking an ``aad_token`` endpoint is first asked for
-    after the deployment's 7-minute operation, and Entra ID refuses the stale assertion (AADSTS700024)."""
+    after the deployment's 7-minute operation and Entra ID refuses the stale assertion. Seen on main:
+    ``AuthError: get a Microsoft Entra token for Azure ML: no usable Azure credential ... Azure said:
+    ERROR: AADSTS700024: Client assertion is not within its valid time range`` (through the ``az`` of
+    ``tests.azure_emulator.azure_cli``)."""
     ws = workspace
     env = ws.ensure_environment(specs.environment)
     model = ws.register_model("tcn", specs.model_dir("v1"))
