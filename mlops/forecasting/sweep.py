@@ -8,8 +8,9 @@ the TCN and, for each trial, writes what an Azure AutoML TCNForecaster trial lea
 * ``outputs/model.pt`` - the fitted forecaster **pickled** (``torch.save`` of the object), as
   AutoML saves its TCNForecaster; serving it needs ``MLOPS_TRUST_PICKLED_MODEL=1``;
 * ``outputs/conda_env_v_1_0_0.yml`` - shaped like AutoML's: ``python=`` with the full version,
-  a ``pip:`` block with the serving runtime pinned (here ``azureml-inference-server-http`` and
-  ``torch``, in AutoML's ``azureml-train-automl-runtime``/``azureml-defaults``), then the
+  a ``pip:`` block with the serving runtime pinned (here ``azureml-inference-server-http``,
+  ``torch``, ``azureml-core`` and ``azureml-dataset-runtime[fuse]``, in AutoML's
+  ``azureml-train-automl-runtime``/``azureml-defaults``), then the
   trailing conda dependencies pinned to the training environment's versions (numpy, pandas),
   then ``channels: [anaconda, conda-forge]``;
 * ``outputs/scoring_file_v_2_0_0.py`` - a scoring script for the pickled model (kept with the
@@ -98,6 +99,13 @@ def _version(distribution: str) -> str:
     return metadata.version(distribution).split("+")[0]
 
 
+AUTOML_BATCH_RUNTIME = ("azureml-core==1.61.0.post4", "azureml-dataset-runtime[fuse]==1.62.0.post1")
+"""What AutoML's own conda file brings through ``azureml-defaults`` and Azure requires in a batch
+deployment's environment (``mlops.workspace.local.batch.plan.BATCH_REQUIRED_PACKAGES``): without
+them the environment made from this file could serve online but fail every batch job, on Azure
+and locally. Pinned as in ``environments/tcn-inference/conda.yml``."""
+
+
 def automl_conda_file() -> str:
     """The trial's conda file, shaped like AutoML's, pinned to this (training) environment."""
     python = ".".join(str(part) for part in sys.version_info[:3])
@@ -113,6 +121,7 @@ def automl_conda_file() -> str:
         "- pip:\n"
         f"  - azureml-inference-server-http=={_version('azureml-inference-server-http')}\n"
         f"  - torch=={_version('torch')}\n"
+        + "".join(f"  - {pin}\n" for pin in AUTOML_BATCH_RUNTIME) +
         f"- numpy=={_version('numpy')}\n"
         f"- pandas=={_version('pandas')}\n"
         "channels:\n"

@@ -52,7 +52,8 @@ def test_the_trials_conda_file_is_shaped_like_automls() -> None:
     assert data["name"] == "project_environment" and data["channels"] == ["anaconda", "conda-forge"]
     python, pip_block, *trailing = data["dependencies"]
     assert python == "python=" + ".".join(map(str, sys.version_info[:3]))
-    assert [p.split("==")[0] for p in pip_block["pip"]] == ["azureml-inference-server-http", "torch"]
+    assert [p.split("==")[0] for p in pip_block["pip"]] == ["azureml-inference-server-http", "torch", "azureml-core",
+                                                          "azureml-dataset-runtime[fuse]"]
     assert all("==" in p and "+" not in p for p in pip_block["pip"]), "pinned, without torch's +cpu local label"
     assert [t.split("==")[0] for t in trailing] == ["numpy", "pandas"] and all("==" in t for t in trailing)
     # what the default unpins: the trailing conda dependencies, nothing else
