@@ -108,6 +108,7 @@ def status(emu: Any, job: BatchJobRecord) -> str:
         return "Running"
     if job.outcome is None:
         _score(emu, job)
+        _write_logs(emu, job)
     return str(job.outcome)
 
 
@@ -151,6 +152,25 @@ def _resource(emu: Any, arm_id: str) -> dict[str, Any] | None:
 def _fail(job: BatchJobRecord, message: str) -> None:
     job.outcome, job.error = "Failed", message
     job.log.append(message)
+
+
+def _write_logs(emu: Any, job: BatchJobRecord) -> None:
+    """The child step's logs where run history keeps a run's artifacts (``workspaceartifactstore``,
+    ``ExperimentRun/dcid.{child}/logs/``): ``job_result.txt``, and ``job_error.txt`` when it failed -
+    the files the adapter's ``get_batch_job_logs`` reads (parallel run step's summary logs)."""
+    from tests.azure_emulator import storage
+    from tests.azure_emulator.automl_jobs import ARTIFACT_CONTAINER
+
+    blobs = storage.for_emulator(emu)
+    if blobs is None:
+        return
+    client = storage.BlobStore(blobs.account_url, blobs.account_name, blobs.account_key, ARTIFACT_CONTAINER)._client()
+    if not client.exists():
+        client.create_container()
+    prefix = f"ExperimentRun/dcid.{job.child}/logs/"
+    client.upload_blob(prefix + "job_result.txt", f"{job.outcome}: {job.rows} rows\n".encode(), overwrite=True)
+    if job.outcome == "Failed":
+        client.upload_blob(prefix + "job_error.txt", ("\n".join(job.log) + "\n").encode(), overwrite=True)
 
 
 def _score(emu: Any, job: BatchJobRecord) -> None:

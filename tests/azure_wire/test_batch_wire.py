@@ -144,8 +144,30 @@ def test_an_environment_without_azureml_core_fails_the_job_with_azures_reason(em
     seen = ws.get_batch_job(job.name)
     assert seen.status is JobStatus.FAILED
     assert "azureml-core" in batch_jobs.find(emulator, job.name).error
+    assert "No module named 'azureml'" in ws.get_batch_job_logs(job.name), "the step's job_error.txt"
     with pytest.raises(MlopsError):
         ws.download_batch_output(job.name, tmp_path / "out")
+
+
+def test_a_put_of_the_endpoint_without_defaults_clears_the_default_and_delete_is_polled(
+        emulator: RunningEmulator, tmp_path) -> None:
+    """Why the adapter writes the default read-modify-write: an ARM PUT replaces the resource, so a
+    fresh ``BatchEndpoint`` object clears ``defaults.deploymentName``. DELETE answers 202 with a
+    poll, then the GET is 404 (``batch_endpoint_create.jsonl``)."""
+    from azure.ai.ml.entities import BatchEndpoint
+    from azure.core.exceptions import ResourceNotFoundError
+
+    ws, _, _ = deploy(emulator, tmp_path)
+    ws.set_batch_default(ENDPOINT, "tcn-v1")
+    client = emulator.ml_client()
+    assert client.batch_endpoints.get(ENDPOINT).defaults.deployment_name == "tcn-v1"
+    client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=ENDPOINT)).result()
+    assert ws.get_batch_endpoint(ENDPOINT).default_deployment is None
+    client.batch_endpoints.begin_delete(name=ENDPOINT).result()
+    deletes = emulator.requests_to(f"/batchEndpoints/{ENDPOINT}", "DELETE")
+    assert [e.status for e in deletes] == [202]
+    with pytest.raises(ResourceNotFoundError, match="does not exist in the workspace"):
+        client.batch_endpoints.get(ENDPOINT)
 
 
 def test_defect_a_transient_502_on_the_invoke_is_retried(emulator: RunningEmulator, tmp_path) -> None:
