@@ -458,6 +458,9 @@ def test_concurrent_release_is_refused_and_a_killed_release_resumes(demo, proces
 
 def test_step_commands_one_per_job_pass_state_through_the_record(demo, tmp_path: Path) -> None:
     harness, _ = demo
+    # Its own precondition, whatever ran before it in the module: tcn-dau:1 live, so v2 is a release.
+    if [d["model"] for d in harness.endpoint()["deployments"]] != ["tcn-dau:1"]:
+        assert _release(harness, harness.config("steps-precondition", run_time="2s")).returncode == 0
     config = write_config(harness.root / "configs" / "steps", model=harness.models / "model-v2", run_time="2s")
     record = tmp_path / "record.json"
     outputs, summary = tmp_path / "github_output", tmp_path / "step_summary"
