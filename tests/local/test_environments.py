@@ -226,3 +226,24 @@ def test_the_tcn_inference_environment_builds(tmp_path: Path) -> None:
                             "print(torch.__version__)"], capture_output=True, text=True, timeout=120)
     assert check.returncode == 0, check.stderr
     assert check.stdout.strip().startswith("2.13.0")
+
+
+@pytest.mark.parametrize(("entries", "environ", "arguments"), [
+    # the shipped conda file's line: kept where the index is reachable, mapped like the Makefile does
+    (["--extra-index-url https://download.pytorch.org/whl/cpu", "torch==2.13.0"], {},
+     ["--extra-index-url", "https://download.pytorch.org/whl/cpu", "torch==2.13.0"]),
+    (["--extra-index-url https://download.pytorch.org/whl/cpu", "torch==2.13.0"], {"PIP_FIND_LINKS": "/opt/wheels"},
+     ["torch==2.13.0"]),
+    (["--extra-index-url https://download.pytorch.org/whl/cpu/", "torch==2.13.0"],
+     {"TORCH_CPU_INDEX": "https://mirror.example/torch-cpu", "PIP_FIND_LINKS": "/opt/wheels"},
+     ["--extra-index-url", "https://mirror.example/torch-cpu", "torch==2.13.0"]),
+    (["--index-url=https://download.pytorch.org/whl/cpu", "torch==2.13.0"], {"TORCH_CPU_INDEX": ""},
+     ["torch==2.13.0"]),
+    (["--extra-index-url https://other.example/simple", "six==1.17.0"], {"PIP_FIND_LINKS": "/opt/wheels"},
+     ["--extra-index-url", "https://other.example/simple", "six==1.17.0"]),
+    (["azureml-dataset-runtime[fuse]==1.62.0.post1"], {}, ["azureml-dataset-runtime[fuse]==1.62.0.post1"]),
+])
+def test_pip_arguments_map_the_torch_cpu_index_to_what_this_machine_reaches(entries, environ, arguments) -> None:
+    from mlops.workspace.local.registry.environments import pip_arguments
+
+    assert pip_arguments(entries, environ) == arguments

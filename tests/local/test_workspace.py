@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from mlops.environment_spec import load_environment_spec
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, UsageError
 from mlops.workspace.local import LocalWorkspace
 from mlops.workspace.local.registry.environments import VenvCache
@@ -28,6 +29,8 @@ from mlops.workspace.port import (
     Workspace,
 )
 from tests.local.conftest import FakeHost, write_code, write_model
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -297,21 +300,48 @@ def run(mini_batch):
 '''
 
 
-def test_a_batch_job_runs_the_default_deployment_and_its_output_downloads(
-        ws: LocalWorkspace, tmp_path: Path, tiny_venv_cache: Path) -> None:
-    ws.ensure_batch_endpoint(BatchEndpointSpec("tcn-batch"))
-    code = write_code(tmp_path / "batch-code", BATCH_SCORE)
-    ws.create_batch_deployment(BatchDeploymentSpec("tcn-batch", "batch-v1", AssetRef("tcn", "1"), AssetRef("tiny", "1"),
-                                                   code, "score.py", mini_batch_size=2, max_concurrency_per_instance=2,
-                                                   output_file_name="scores.csv"))
+def _batch_inputs(tmp_path: Path) -> Path:
     inputs = tmp_path / "inputs"
     inputs.mkdir()
     for i in range(5):
         (inputs / f"day{i}.csv").write_text("date,count\n" * (i + 1))
+    return inputs
+
+
+def test_a_batch_job_in_an_environment_without_azureml_core_fails_like_azures(
+        ws: LocalWorkspace, tmp_path: Path, tiny_venv_cache: Path) -> None:
+    """Azure's docs: a batch deployment's environment needs azureml-core and
+    azureml-dataset-runtime[fuse] (``batch.plan.BATCH_REQUIRED_PACKAGES``); the tiny one has neither."""
+    ws.ensure_batch_endpoint(BatchEndpointSpec("tcn-batch"))
+    code = write_code(tmp_path / "batch-code", BATCH_SCORE)
+    ws.create_batch_deployment(BatchDeploymentSpec("tcn-batch", "batch-v1", AssetRef("tcn", "1"), AssetRef("tiny", "1"),
+                                                   code, "score.py"))
+    result = subprocess.run(  # noqa: S603 - the CLI, as a user runs it
+        [sys.executable, "-m", "mlops", "--workspace", ws.uri, "batch", "invoke", "tcn-batch", "--input",
+         str(_batch_inputs(tmp_path)), "--wait", "--json"], capture_output=True, text=True, timeout=120,
+        env={**os.environ, "MLOPS_VENV_CACHE": str(tiny_venv_cache)})
+    assert result.returncode != 0
+    assert "lacks azureml-core, azureml-dataset-runtime" in result.stdout + result.stderr
+    assert "azureml-dataset-runtime[fuse] to the 'pip:' section" in result.stdout + result.stderr
+
+
+def test_a_batch_job_runs_the_default_deployment_and_its_output_downloads(
+        host: FakeHost, tmp_path: Path) -> None:
+    """On the shipped environment (which holds what Azure requires), in the machine-wide venv
+    cache that the local releases share: built once per machine."""
+    ws = LocalWorkspace(tmp_path / "ws", host=host, venv_cache=VenvCache())
+    shipped = ws.ensure_environment(load_environment_spec(REPO / "environments" / "tcn-inference" / "environment.yml"))
+    ws.register_model("tcn", write_model(tmp_path / "model"))
+    ws.ensure_batch_endpoint(BatchEndpointSpec("tcn-batch"))
+    code = write_code(tmp_path / "batch-code", BATCH_SCORE)
+    ws.create_batch_deployment(BatchDeploymentSpec("tcn-batch", "batch-v1", AssetRef("tcn", "1"), shipped.ref,
+                                                   code, "score.py", mini_batch_size=2, max_concurrency_per_instance=2,
+                                                   output_file_name="scores.csv"))
+    inputs = _batch_inputs(tmp_path)
+    environ = {k: v for k, v in os.environ.items() if k != "MLOPS_VENV_CACHE"}
     result = subprocess.run(  # noqa: S603 - the CLI, as a user runs it
         [sys.executable, "-m", "mlops", "--workspace", ws.uri, "batch", "invoke", "tcn-batch", "--input", str(inputs),
-         "--wait", "--json"], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "MLOPS_VENV_CACHE": str(tiny_venv_cache)})
+         "--wait", "--json"], capture_output=True, text=True, timeout=120, env=environ)
     assert result.returncode == 0, result.stderr
     job = json.loads(result.stdout)
     assert (job["status"], job["deployment"], job["mini_batches_total"], job["mini_batches_done"]) == \

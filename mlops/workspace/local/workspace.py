@@ -49,7 +49,7 @@ from mlops.errors import (
 )
 from mlops.processes import process_alive
 from mlops.workspace import rules
-from mlops.workspace.local.batch.plan import BatchJobRuntime
+from mlops.workspace.local.batch.plan import BATCH_REQUIRED_PACKAGES, BatchJobRuntime
 from mlops.workspace.local.online.desired_state import (
     DeploymentRuntime,
     DeploymentStatus,
@@ -725,6 +725,7 @@ class LocalWorkspace:
             output_action=spec.get("output_action", "append_row"),
             output_file_name=spec.get("output_file_name", "predictions.csv"),
             environment_variables=dict(spec.get("environment_variables") or {}),
+            required_packages=BATCH_REQUIRED_PACKAGES,  # Azure's rule for a batch deployment's environment
         )
         with self.store.transaction() as conn:
             conn.execute("INSERT INTO jobs (name, endpoint_name, deployment_name, job_dir, created_at) VALUES (?,?,?,?,?)",

@@ -69,6 +69,7 @@ def job_to_dict(job: BatchJobRuntime) -> dict[str, Any]:
     data = asdict(job)
     data["input_files"] = list(job.input_files)
     data["environment_variables"] = dict(job.environment_variables)
+    data["required_packages"] = list(job.required_packages)
     return data
 
 
@@ -79,7 +80,24 @@ def load_job(job_dir: Path | str) -> BatchJobRuntime:
         raise NotFoundError(f"no batch job in {job_dir} ({JOB_FILE} is missing)")
     data["input_files"] = tuple(data.get("input_files", ()))
     data["environment_variables"] = dict(data.get("environment_variables", {}))
+    data["required_packages"] = tuple(data.get("required_packages", ()))
     return BatchJobRuntime(**data)
+
+
+def installed_distributions(python: str) -> set[str]:
+    """The distribution names installed for the interpreter ``python``: read from a virtualenv's
+    ``site-packages`` (``*.dist-info`` / ``*.egg-info`` folders), else asked of the interpreter."""
+    root = Path(python).parent.parent  # not resolved: a venv's python is a link to the base interpreter
+    if (root / "pyvenv.cfg").is_file():
+        names: set[str] = set()
+        for pattern in ("lib*/python*/site-packages/*.dist-info", "lib*/python*/site-packages/*.egg-info"):
+            names.update(folder.name.split("-")[0] for folder in root.glob(pattern))
+        return names
+    import subprocess
+
+    code = "import importlib.metadata as m; print('\\n'.join(d.metadata['Name'] or '' for d in m.distributions()))"
+    result = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
+    return {line.strip() for line in result.stdout.splitlines() if line.strip()}
 
 
 def job_process(job_dir: Path, status: dict[str, Any]) -> tuple[int, str | None] | None:

@@ -10,7 +10,7 @@ died - are the rules described in ``jobs.py``'s docstring (Azure ML batch deploy
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -39,6 +39,41 @@ class BatchJobRuntime:
     output_action: str = "append_row"
     output_file_name: str = "predictions.csv"
     environment_variables: Mapping[str, str] = field(default_factory=dict)
+    required_packages: tuple[str, ...] = ()
+    """Distributions the environment must hold or the job fails at its start, as Azure's does
+    (``BATCH_REQUIRED_PACKAGES`` for a batch deployment's job; empty for a bare runner)."""
+
+
+BATCH_REQUIRED_PACKAGES = ("azureml-core", "azureml-dataset-runtime")
+"""What Azure ML requires in a custom-script batch deployment's environment. The docs: "Such
+environment needs to include the packages `azureml-core` and `azureml-dataset-runtime[fuse]`,
+which are required by batch endpoints, plus any dependency your code requires for running"
+(Deploy models for scoring in batch endpoints, how-to-use-batch-model-deployments); the Learn
+module: "You also need to add the library azureml-core as it's required for batch deployments to
+work" (deploy-model-batch-endpoint, 4-deploy-custom-model-batch-endpoint). On Azure the batch
+driver runs in that environment and the job fails without them."""
+
+
+def _normalized(name: str) -> str:
+    """PEP 503 normalisation, as dist-info folder names and requirement names compare."""
+    return "-".join(part for part in name.lower().replace("_", "-").replace(".", "-").split("-") if part)
+
+
+def missing_packages(required: Sequence[str], installed: Iterable[str]) -> tuple[str, ...]:
+    """The ``required`` distributions not among ``installed`` (names compared normalised)."""
+    have = {_normalized(name) for name in installed}
+    return tuple(name for name in required if _normalized(name) not in have)
+
+
+def missing_packages_error(missing: Sequence[str], python: str) -> str:
+    """The job's error when its environment lacks a package Azure requires: the package and the fix."""
+    extras = {"azureml-dataset-runtime": "azureml-dataset-runtime[fuse]"}
+    wanted = ", ".join(extras.get(name, name) for name in missing)
+    return (f"the batch deployment's environment lacks {', '.join(missing)} (interpreter {python}): Azure ML "
+            "batch deployments run their scoring script only in an environment holding azureml-core and "
+            f"azureml-dataset-runtime[fuse], and their jobs fail without them. Fix: add {wanted} to the "
+            "'pip:' section of the environment's conda file (environments/*/conda.yml), then release again "
+            "(a new environment version is built and pinned)")
 
 
 @dataclass(frozen=True)

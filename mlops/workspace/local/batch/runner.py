@@ -32,6 +32,7 @@ from mlops.workspace.local.batch.files import (
     CANCEL_FILE,
     STATUS_FILE,
     initial_status,
+    installed_distributions,
     load_job,
     progress_from_status,
     read_json,
@@ -44,6 +45,8 @@ from mlops.workspace.local.batch.plan import (
     BatchJobRuntime,
     Task,
     after_failure,
+    missing_packages,
+    missing_packages_error,
     name_files,
     plan_mini_batches,
     threshold_exceeded,
@@ -444,6 +447,11 @@ class JobRunner:
                  f"{job.mini_batch_size}; {job.workers} worker(s); max_retries {job.max_retries}; "
                  f"timeout {job.timeout}s; error_threshold {job.error_threshold}; {job.output_action}")
         try:
+            missing = missing_packages(job.required_packages, installed_distributions(job.python))
+            if missing:
+                with self.cond:
+                    self._halt(JobStatus.FAILED, missing_packages_error(missing, job.python))
+                return self._finish()
             if not self.batches:
                 with self.cond:
                     self._halt(JobStatus.FAILED, "the job has no input files (the input folder is empty)")

@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from mlops.environment_spec import CondaRequirements, parse_conda_file
@@ -129,6 +130,44 @@ def check_python(requirements: CondaRequirements, *, file: str) -> None:
         )
 
 
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+"""PyTorch's CPU wheel index, as a conda file's ``pip:`` section names it for Azure's image build."""
+_INDEX_OPTIONS = ("--index-url", "--extra-index-url", "-i")
+
+
+def pip_arguments(entries: tuple[str, ...] | list[str], environ: Mapping[str, str]) -> list[str]:
+    """The ``pip install`` arguments of a conda file's ``pip:`` entries on *this* machine.
+
+    An ``--extra-index-url``/``--index-url`` naming PyTorch's CPU index (Azure's image build reaches
+    it) is mapped the way the Makefile and the workflows already reach torch's CPU wheel: to
+    ``$TORCH_CPU_INDEX`` when it is set (an empty value drops the option), else dropped when
+    ``$PIP_FIND_LINKS`` names a folder of wheels that pip searches anyway (this offline machine),
+    else kept. The spec, and so its content hash, is unchanged."""
+    arguments = [arg for entry in entries for arg in shlex.split(entry)]
+    result: list[str] = []
+    index = 0
+    while index < len(arguments):
+        arg = arguments[index]
+        option, value = arg, None
+        if "=" in arg and arg.split("=", 1)[0] in _INDEX_OPTIONS:
+            option, value = arg.split("=", 1)
+        elif arg in _INDEX_OPTIONS and index + 1 < len(arguments):
+            value = arguments[index + 1]
+            index += 1
+        index += 1
+        if value is None:
+            result.append(arg)
+            continue
+        if value.rstrip("/") == TORCH_CPU_INDEX:
+            if "TORCH_CPU_INDEX" in environ:
+                value = environ["TORCH_CPU_INDEX"].strip()
+            elif environ.get("PIP_FIND_LINKS", "").strip():
+                value = ""
+        if value:
+            result.extend([option, value])
+    return result
+
+
 # ---------------------------------------------------------------------------------------------
 # The machine-wide venv cache
 
@@ -183,7 +222,7 @@ class VenvCache:
 
     def _build(self, target: Path, requirements: CondaRequirements, *, label: str, cwd: Path | None,
                progress: Progress) -> None:
-        packages = [arg for entry in requirements.pip for arg in shlex.split(entry)]
+        packages = pip_arguments(requirements.pip, os.environ)
         progress(f"building environment {label}: python -m venv, then pip install {len(requirements.pip)} "
                  f"requirement(s) into {target}")
         self._run([sys.executable, "-m", "venv", str(target)], label=label, cwd=cwd, progress=progress)
