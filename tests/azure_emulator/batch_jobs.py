@@ -21,11 +21,12 @@ script runs over them in a subprocess (``batch_driver.py``: ``init()``, ``run(mi
 (``outputFileName``, default ``predictions.csv``) is uploaded to
 ``azureml/{child}/score/`` in the workspace's blob container - the child's ``score`` output.
 
-The batch rule of issue 13: Azure's custom-script batch deployments need ``azureml-core`` in the
-environment ("the library azureml-core is required for batch deployments to work",
-https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-model-deployments - the
-driver that calls ``init``/``run`` imports it). An environment whose conda file lacks it fails the
-job the way the driver would: the child's error ``ModuleNotFoundError: No module named 'azureml'``.
+The batch rule of issue 13: Azure's custom-script batch deployments need ``azureml-core`` and
+``azureml-dataset-runtime[fuse]`` in the environment (``BATCH_REQUIRED_PACKAGES`` of the local
+workspace, which quotes the docs: how-to-use-batch-model-deployments - the driver that calls
+``init``/``run`` runs in that environment). An environment whose conda file lacks one fails the job
+at its start: without azureml-core the way the driver would, ``ModuleNotFoundError: No module named
+'azureml'``.
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ from typing import Any
 
 import yaml
 
+from mlops.workspace.local.batch.plan import BATCH_REQUIRED_PACKAGES
+from mlops.workspace.local.batch.plan import missing_packages as _missing
+
 BATCH_OUTPUT = "score"
 CHILD_NAME = "batchscoring"
-REQUIRED_PACKAGES = ("azureml-core",)
+REQUIRED_PACKAGES = BATCH_REQUIRED_PACKAGES
+"""The local workspace's list (one place for the fact, with the docs quoted there)."""
 DRIVER = Path(__file__).with_name("batch_driver.py")
 
 
@@ -130,8 +135,7 @@ def _pip_names(conda_text: str) -> set[str]:
 
 def missing_packages(conda_text: str | None) -> list[str]:
     """The packages of ``REQUIRED_PACKAGES`` the conda file does not install (pure; table-tested)."""
-    names = _pip_names(conda_text or "")
-    return [p for p in REQUIRED_PACKAGES if p not in names]
+    return list(_missing(REQUIRED_PACKAGES, _pip_names(conda_text or "")))
 
 
 _ASSET_ID = re.compile(r"/(?P<kind>models|environments|codes)/(?P<name>[^/]+)/versions/(?P<version>[^/?]+)",
@@ -182,10 +186,12 @@ def _score(emu: Any, job: BatchJobRecord) -> None:
     conda = ((environment or {}).get("properties") or {}).get("condaFile")
     missing = missing_packages(conda)
     if missing:
-        _fail(job, "ModuleNotFoundError: No module named 'azureml' - the batch driver imports azureml-core, "
-                   f"which environment {env_id.split('/environments/')[-1] or '(none)'} does not install "
-                   f"(missing: {', '.join(missing)}). Azure ML batch deployments require azureml-core in the "
-                   "environment: https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-model-deployments")
+        first = "ModuleNotFoundError: No module named 'azureml'" if "azureml-core" in missing else \
+            f"the batch driver could not start: {', '.join(missing)} not installed"
+        _fail(job, f"{first} - environment {env_id.split('/environments/')[-1] or '(none)'} does not install "
+                   f"{', '.join(missing)}. Azure ML batch deployments require azureml-core and "
+                   "azureml-dataset-runtime[fuse] in the environment: "
+                   "https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-model-deployments")
         return
     blobs = storage.for_emulator(emu)
     if blobs is None:

@@ -28,7 +28,8 @@ SMOKE = REPO / "endpoints" / "batch" / "smoke"
 MODEL = REPO / "models" / "tcn-dau"
 ENDPOINT = "tcn-dau-batch"
 CONDA_WITH_CORE = ("name: tcn-batch\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
-                   "      - azureml-core==1.60.0\n      - torch==2.13.0\n      - pandas\n")
+                   "      - azureml-core==1.60.0\n      - azureml-dataset-runtime[fuse]==1.60.0\n      - torch==2.13.0\n"
+                   "      - pandas\n")
 CONDA_WITHOUT_CORE = CONDA_WITH_CORE.replace("      - azureml-core==1.60.0\n", "")
 
 
@@ -126,11 +127,14 @@ def test_smoke_job_runs_on_the_virtual_clock_and_scores_the_uploaded_input(emula
 
 
 @pytest.mark.parametrize(("conda", "missing"), [
-    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-core==1.60.0\n", []),
-    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml_core>=1.50\n", []),
-    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-inference-server-http\n", ["azureml-core"]),
-    ("dependencies:\n  - python=3.11\n", ["azureml-core"]),
-    (None, ["azureml-core"]),
+    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-core==1.60.0\n"
+     "      - azureml-dataset-runtime[fuse]==1.60.0\n", []),
+    ("dependencies:\n  - pip:\n      - azureml_core>=1.50\n      - AzureML.Dataset-Runtime\n", []),
+    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-core\n", ["azureml-dataset-runtime"]),
+    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-inference-server-http\n",
+     ["azureml-core", "azureml-dataset-runtime"]),
+    ("{\"dependencies\": [\"python=3.11\", {\"pip\": [\"azureml-core\", \"azureml-dataset-runtime\"]}]}", []),
+    (None, ["azureml-core", "azureml-dataset-runtime"]),
 ])
 def test_the_batch_environment_rule_reads_the_conda_file(conda, missing) -> None:
     assert batch_jobs.missing_packages(conda) == missing
@@ -188,12 +192,10 @@ def _release_config(tmp_path: Path):
     return load_config(path, env={}, overrides=Overrides(model=str(MODEL)))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 'Batch environment': environments/tcn-inference/conda.yml has no "
-                   "azureml-core and no batch environment is configured yet (not in azfix's commits as of "
-                   "2b7695f); remove this mark with the fix")
 def test_defect_the_shipped_batch_environment_runs_a_batch_job(emulator: RunningEmulator, tmp_path) -> None:
     """Issue 13, "Batch environment": the release's pinned environment (the spec in ``environments/``)
-    must carry azureml-core or the first real batch job fails. Fails on today's main."""
+    must carry azureml-core (and azureml-dataset-runtime) or the first real batch job fails. Fails on
+    today's main: the job ends Failed, "No module named 'azureml'"."""
     config = _release_config(tmp_path)
     ws = adapter(emulator)
     model = ws.register_model(config.model.name, MODEL).ref
