@@ -104,8 +104,9 @@ def test_invoke_before_the_deployment_is_ready_is_refused(emulator: RunningEmula
 def test_smoke_job_runs_on_the_virtual_clock_and_scores_the_uploaded_input(emulator: RunningEmulator,
                                                                          tmp_path) -> None:
     """Also the defect "a batch parent job can hold no files while its child does" (issue 13): the
-    parent is a pipeline job, so ``jobs.download(parent, output_name="score")`` brings nothing;
-    today's main adapter then fails with "has no 'score' output file"."""
+    parent is a pipeline job, so ``jobs.download(parent, output_name="score")`` brings nothing.
+    On main's adapter (4115ef9, scratch worktree): ``NotFoundError: batch job pipelinejob-... has no
+    'score' output file``; with azfix's fix the child step's output is found."""
     ws, _, _ = deploy(emulator, tmp_path)
     job = ws.invoke_batch(ENDPOINT, SMOKE, deployment_name="tcn-v1")
     invoke = emulator.requests_to(f"/_batch/{ENDPOINT}/jobs", "POST")[-1]
@@ -177,8 +178,8 @@ def test_a_put_of_the_endpoint_without_defaults_clears_the_default_and_delete_is
 def test_defect_a_transient_502_on_the_invoke_is_retried(emulator: RunningEmulator, tmp_path) -> None:
     """Issue 13, "only 409/429 are retried". azure-core's ``RetryPolicy`` retries a POST only on
     500/503/504 (``_is_method_retryable``, azure/core/pipeline/policies/_retry.py) - a 503 never
-    reaches the adapter - but not on 502 (or 408/429), so the adapter must. Fails on today's main
-    (the 502 ends the smoke job's invoke)."""
+    reaches the adapter - but not on 502 (or 408/429), so the adapter must. On main's adapter:
+    ``WorkspaceError: invoke batch endpoint tcn-dau-batch: Azure ML failed (HTTP 502)``."""
     ws, _, _ = deploy(emulator, tmp_path)
     emulator.settings["batch.invoke_failures"] = [502]
     job = ws.invoke_batch(ENDPOINT, SMOKE, deployment_name="tcn-v1")
@@ -195,7 +196,8 @@ def _release_config(tmp_path: Path):
 def test_defect_the_shipped_batch_environment_runs_a_batch_job(emulator: RunningEmulator, tmp_path) -> None:
     """Issue 13, "Batch environment": the release's pinned environment (the spec in ``environments/``)
     must carry azureml-core (and azureml-dataset-runtime) or the first real batch job fails. Fails on
-    today's main: the job ends Failed, "No module named 'azureml'"."""
+    main: the job ends Failed, "ModuleNotFoundError: No module named 'azureml' - environment
+    tcn-inference/versions/1 does not install azureml-core, azureml-dataset-runtime"."""
     config = _release_config(tmp_path)
     ws = adapter(emulator)
     model = ws.register_model(config.model.name, MODEL).ref
@@ -212,7 +214,8 @@ def test_defect_the_shipped_batch_environment_runs_a_batch_job(emulator: Running
 def test_defect_the_batch_yaml_logging_level_and_description_reach_azure(emulator: RunningEmulator,
                                                                         tmp_path) -> None:
     """Issue 13, "Smaller": ``logging_level`` and ``description`` of ``endpoints/batch/deployment.yml``
-    were dropped on the way to the REST body. Fails on today's main."""
+    were dropped on the way to the REST body. On main: the PUT's ``properties`` carry no ``loggingLevel``
+    (``assert '' == 'info'``)."""
     config = _release_config(tmp_path)
     ws = adapter(emulator)
     model = ws.register_model(config.model.name, MODEL).ref
