@@ -16,6 +16,11 @@ from tests.azure_emulator.messages import Call, Reply, arm_error, not_found, use
 from tests.azure_emulator.routes import route
 
 DEFAULT_DATASTORE = "workspaceblobstore"
+ARTIFACT_DATASTORE = "workspaceartifactstore"
+"""Where run history keeps a run's default artifacts (``ExperimentRun/dcid.{run}/``, container
+``azureml``): azure-ai-ml 1.35 ``JobOperations._get_named_output_uri`` falls back to
+``azureml://datastores/workspaceartifactstore/paths/ExperimentRun/dcid.{job}/`` for ``default``."""
+DATASTORES = (DEFAULT_DATASTORE, ARTIFACT_DATASTORE)
 
 
 def workspace_body(emu: Any) -> dict[str, Any]:
@@ -62,9 +67,10 @@ def datastore_body(emu: Any, name: str) -> dict[str, Any]:
         "id": f"{ws.arm_id}/datastores/{name}", "name": name,
         "type": "Microsoft.MachineLearningServices/workspaces/datastores",
         "properties": {
-            "datastoreType": "AzureBlob", "isDefault": True, "description": None, "tags": None, "properties": None,
+            "datastoreType": "AzureBlob", "isDefault": name == DEFAULT_DATASTORE, "description": None, "tags": None, "properties": None,
             "accountName": emu.setting("datastore.account", "devstoreaccount1"),
-            "containerName": f"azureml-blobstore-{ws.workspace_id}",  # as recorded
+            "containerName": f"azureml-blobstore-{ws.workspace_id}" if name == DEFAULT_DATASTORE  # as recorded
+                             else "azureml",
             "endpoint": emu.setting("datastore.endpoint", "core.windows.net"),
             "protocol": emu.setting("datastore.protocol", "https"),
             "credentials": {"credentialsType": emu.setting("datastore.credentials", "None")},
@@ -77,21 +83,22 @@ def datastore_body(emu: Any, name: str) -> dict[str, Any]:
 @route("GET", "{WS}/datastores")
 def list_datastores(call: Call) -> Reply:
     check_workspace(call)
-    return Reply(200, {"value": [datastore_body(call.emulator, DEFAULT_DATASTORE)]})
+    names = [DEFAULT_DATASTORE] if call.query.get("isDefault", "").lower() == "true" else DATASTORES
+    return Reply(200, {"value": [datastore_body(call.emulator, name) for name in names]})
 
 
 @route("GET", "{WS}/datastores/{name}")
 def get_datastore(call: Call) -> Reply:
     check_workspace(call)
-    if call.params["name"] != DEFAULT_DATASTORE:
+    if call.params["name"] not in DATASTORES:
         raise not_found("Datastore", call.params["name"])
-    return Reply(200, datastore_body(call.emulator, DEFAULT_DATASTORE))
+    return Reply(200, datastore_body(call.emulator, call.params["name"]))
 
 
 @route("POST", "{WS}/datastores/{name}/listSecrets")
 def list_secrets(call: Call) -> Reply:
     check_workspace(call)
-    if call.params["name"] != DEFAULT_DATASTORE:
+    if call.params["name"] not in DATASTORES:
         raise not_found("Datastore", call.params["name"])
     kind = call.emulator.setting("datastore.credentials", "None")
     if kind == "None":
