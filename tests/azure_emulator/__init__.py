@@ -3,10 +3,14 @@
 
 Public API (tests and ``benchmarks/azure_timeline.py``)::
 
-    with start_emulator() as emu:          # TLS on 127.0.0.1:<port 0>, a virtual clock installed
-        client = emu.ml_client()           # the real MLClient on the emulator's cloud
+    with start_with_azurite(folder, clock=VirtualClock(overlap_window=0.05)) as emu:  # or start_emulator()
+        os.environ.update(emu.actions_environment())   # or emu.sdk_environment(): the cloud only
+        ws = AzureWorkspace.from_target(sleep=emu.clock.sleep, clock=emu.clock.monotonic,
+                                        wall_clock=emu.clock.now)   # the unchanged adapter
+        client = emu.ml_client()           # or the real MLClient directly (cloud= kwargs)
         emu.arm_url, emu.ca_bundle, emu.authority, emu.id_token_request_url, emu.clock
-        emu.settings["online.deployment_seconds"] = 425   # route modules' knobs
+        emu.settings["online.deployment_seconds"] = 425   # route modules' knobs (see each module)
+        emu.exchanges, emu.requests_to("/deployments/blue", "PUT")   # what the SDK really sent
 
 ``start_emulator`` makes a test CA (``tls``), starts the server (``server``) with every route
 module of ``routes/`` (one per resource group: add a module to add routes), trusts the CA
@@ -170,9 +174,30 @@ def use_azurite(emu: RunningEmulator, azurite: Any, *, key_based: bool = True) -
         service.create_container(blob_container(emu))
 
 
+@contextmanager
+def start_with_azurite(folder: Path, **options: Any) -> Iterator[RunningEmulator]:
+    """``start_emulator`` plus its own Azurite (``tests.azure_emulator.azurite``, certificate from the
+    emulator's CA, ``*.localhost`` resolved to loopback) as the workspace's blob storage - everything a
+    release on the real client needs (e.g. ``benchmarks/azure_timeline.py``). ``options`` go to
+    ``start_emulator`` (``clock=VirtualClock(overlap_window=0.05)``, ``settings=...``)."""
+    from tests.azure_emulator.azurite import resolve_localhost_names, start_azurite
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    ca = make_ca(folder)
+    cert, key = ca.issue_pem(folder, *AZURITE_CERT_HOSTS)
+    azurite = start_azurite(folder / "azurite", cert, key)
+    try:
+        with resolve_localhost_names(), start_emulator(ca=ca, folder=folder, **options) as emu:
+            use_azurite(emu, azurite)
+            yield emu
+    finally:
+        azurite.stop()
+
+
 def blob_container(emu: Emulator) -> str:
     return f"azureml-blobstore-{emu.workspace.workspace_id}"
 
 
 __all__ = ["Emulator", "Exchange", "RunningEmulator", "TestCA", "VirtualClock", "Workspace", "start_emulator",
-           "use_azurite"]
+           "start_with_azurite", "use_azurite"]

@@ -21,11 +21,12 @@ script runs over them in a subprocess (``batch_driver.py``: ``init()``, ``run(mi
 (``outputFileName``, default ``predictions.csv``) is uploaded to
 ``azureml/{child}/score/`` in the workspace's blob container - the child's ``score`` output.
 
-The batch rule of issue 13: Azure's custom-script batch deployments need ``azureml-core`` in the
-environment ("the library azureml-core is required for batch deployments to work",
-https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-model-deployments - the
-driver that calls ``init``/``run`` imports it). An environment whose conda file lacks it fails the
-job the way the driver would: the child's error ``ModuleNotFoundError: No module named 'azureml'``.
+The batch rule of issue 13: Azure's custom-script batch deployments need ``azureml-core`` and
+``azureml-dataset-runtime[fuse]`` in the environment (``BATCH_REQUIRED_PACKAGES`` of the local
+workspace, which quotes the docs: how-to-use-batch-model-deployments - the driver that calls
+``init``/``run`` runs in that environment). An environment whose conda file lacks one fails the job
+at its start: without azureml-core the way the driver would, ``ModuleNotFoundError: No module named
+'azureml'``.
 """
 
 from __future__ import annotations
@@ -44,9 +45,13 @@ from typing import Any
 
 import yaml
 
+from mlops.workspace.local.batch.plan import BATCH_REQUIRED_PACKAGES
+from mlops.workspace.local.batch.plan import missing_packages as _missing
+
 BATCH_OUTPUT = "score"
 CHILD_NAME = "batchscoring"
-REQUIRED_PACKAGES = ("azureml-core",)
+REQUIRED_PACKAGES = BATCH_REQUIRED_PACKAGES
+"""The local workspace's list (one place for the fact, with the docs quoted there)."""
 DRIVER = Path(__file__).with_name("batch_driver.py")
 
 
@@ -108,6 +113,7 @@ def status(emu: Any, job: BatchJobRecord) -> str:
         return "Running"
     if job.outcome is None:
         _score(emu, job)
+        _write_logs(emu, job)
     return str(job.outcome)
 
 
@@ -129,8 +135,7 @@ def _pip_names(conda_text: str) -> set[str]:
 
 def missing_packages(conda_text: str | None) -> list[str]:
     """The packages of ``REQUIRED_PACKAGES`` the conda file does not install (pure; table-tested)."""
-    names = _pip_names(conda_text or "")
-    return [p for p in REQUIRED_PACKAGES if p not in names]
+    return list(_missing(REQUIRED_PACKAGES, _pip_names(conda_text or "")))
 
 
 _ASSET_ID = re.compile(r"/(?P<kind>models|environments|codes)/(?P<name>[^/]+)/versions/(?P<version>[^/?]+)",
@@ -153,6 +158,25 @@ def _fail(job: BatchJobRecord, message: str) -> None:
     job.log.append(message)
 
 
+def _write_logs(emu: Any, job: BatchJobRecord) -> None:
+    """The child step's logs where run history keeps a run's artifacts (``workspaceartifactstore``,
+    ``ExperimentRun/dcid.{child}/logs/``): ``job_result.txt``, and ``job_error.txt`` when it failed -
+    the files the adapter's ``get_batch_job_logs`` reads (parallel run step's summary logs)."""
+    from tests.azure_emulator import storage
+    from tests.azure_emulator.automl_jobs import ARTIFACT_CONTAINER
+
+    blobs = storage.for_emulator(emu)
+    if blobs is None:
+        return
+    client = storage.BlobStore(blobs.account_url, blobs.account_name, blobs.account_key, ARTIFACT_CONTAINER)._client()
+    if not client.exists():
+        client.create_container()
+    prefix = f"ExperimentRun/dcid.{job.child}/logs/"
+    client.upload_blob(prefix + "job_result.txt", f"{job.outcome}: {job.rows} rows\n".encode(), overwrite=True)
+    if job.outcome == "Failed":
+        client.upload_blob(prefix + "job_error.txt", ("\n".join(job.log) + "\n").encode(), overwrite=True)
+
+
 def _score(emu: Any, job: BatchJobRecord) -> None:
     from tests.azure_emulator import storage
 
@@ -162,10 +186,12 @@ def _score(emu: Any, job: BatchJobRecord) -> None:
     conda = ((environment or {}).get("properties") or {}).get("condaFile")
     missing = missing_packages(conda)
     if missing:
-        _fail(job, "ModuleNotFoundError: No module named 'azureml' - the batch driver imports azureml-core, "
-                   f"which environment {env_id.split('/environments/')[-1] or '(none)'} does not install "
-                   f"(missing: {', '.join(missing)}). Azure ML batch deployments require azureml-core in the "
-                   "environment: https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-model-deployments")
+        first = "ModuleNotFoundError: No module named 'azureml'" if "azureml-core" in missing else \
+            f"the batch driver could not start: {', '.join(missing)} not installed"
+        _fail(job, f"{first} - environment {env_id.split('/environments/')[-1] or '(none)'} does not install "
+                   f"{', '.join(missing)}. Azure ML batch deployments require azureml-core and "
+                   "azureml-dataset-runtime[fuse] in the environment: "
+                   "https://learn.microsoft.com/azure/machine-learning/how-to-use-batch-model-deployments")
         return
     blobs = storage.for_emulator(emu)
     if blobs is None:

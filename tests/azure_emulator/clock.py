@@ -12,11 +12,19 @@ token lives about 5 minutes; the tests must not wait for either. Every party rea
   (``LROBasePolling._sleep`` -> ``self._transport.sleep``) and its retry policy wait - at ``sleep()``;
 * the adapter gets ``sleep`` and ``monotonic`` as its ``sleep`` / ``clock`` hooks.
 
-``sleep(d)`` does not block: it moves the clock to ``max(now, t0 + d)`` where ``t0`` is the time the
-sleep began. Two threads sleeping 5 s side by side (two pollers, as in the recorded
-``online_deployment_update`` session where operations interleave) advance the clock by 5 s, not 10:
-the clock measures elapsed time of parallel work, which is what ``benchmarks/azure_timeline.py``
-reports. Real seconds spent computing also pass on it (it is wall time plus the offset).
+``sleep(d)`` returns with the clock at least ``t0 + d`` (``t0``: when the sleep began). Real seconds
+spent computing also pass on it (it is wall time plus the offset). Two ways to get there:
+
+* ``VirtualClock()`` (the tests): at once - the clock jumps to ``max(now, t0 + d)``. Right for one
+  thread of work at a time (the adapter waits for each operation); with two threads sleeping side by
+  side the second usually starts its sleep after the first has moved the clock, so their waits add up.
+* ``VirtualClock(overlap_window=0.05)`` (``benchmarks/azure_timeline.py``, parallel work): a sleeper
+  first waits up to ``overlap_window`` real seconds for other threads to start sleeps too, and the
+  clock then moves to the *earliest* wake-up among them; each sleeper returns when the clock reaches
+  its own. Two pollers of operations running side by side (as in the recorded
+  ``online_deployment_update`` session, where operations interleave) then wait 5 virtual seconds
+  together, not 10: the clock measures the elapsed time of parallel work. The window must exceed a
+  request's real round trip (a poll is ~10-20 ms here); each sleep costs up to that much real time.
 """
 
 from __future__ import annotations
@@ -33,9 +41,12 @@ _real_monotonic = _time.monotonic
 
 
 class VirtualClock:
-    def __init__(self) -> None:
+    def __init__(self, *, overlap_window: float | None = None) -> None:
         self._offset = 0.0
         self._lock = threading.Lock()
+        self._moved = threading.Condition(self._lock)
+        self._wakeups: list[float] = []
+        self.overlap_window = overlap_window
         self.slept = 0.0
         """Virtual seconds the clock was moved forward by ``sleep``/``advance`` (for reports)."""
 
@@ -66,17 +77,37 @@ class VirtualClock:
         with self._lock:
             self._offset += seconds
             self.slept += seconds
+            self._moved.notify_all()
 
     def sleep(self, seconds: float) -> None:
-        """Return at once with the clock at least ``seconds`` later than when the sleep began."""
+        """Return with the clock at least ``seconds`` later than when the sleep began (module docstring)."""
         if seconds <= 0:
             return
-        target = self.now() + seconds
         with self._lock:
-            ahead = target - (_real_time() + self._offset)
-            if ahead > 0:
-                self._offset += ahead
-                self.slept += ahead
+            target = _real_time() + self._offset + seconds
+            if self.overlap_window is None:
+                self._move_to(target)
+                return
+            self._wakeups.append(target)
+            try:
+                while _real_time() + self._offset < target:
+                    if min(self._wakeups) < target:  # someone wakes first: they move the clock
+                        self._moved.wait(timeout=self.overlap_window)
+                        continue
+                    before = len(self._wakeups)
+                    self._moved.wait(timeout=self.overlap_window)  # let parallel sleepers join
+                    if len(self._wakeups) == before and min(self._wakeups) >= target:
+                        self._move_to(target)
+            finally:
+                self._wakeups.remove(target)
+                self._moved.notify_all()
+
+    def _move_to(self, target: float) -> None:
+        ahead = target - (_real_time() + self._offset)
+        if ahead > 0:
+            self._offset += ahead
+            self.slept += ahead
+            self._moved.notify_all()
 
     # the test process -----------------------------------------------------------------------
     @contextmanager

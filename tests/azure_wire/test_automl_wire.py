@@ -12,22 +12,9 @@ from mlops.config import Overrides, load_config
 from mlops.release.context import ReleaseContext
 from mlops.release.pipeline import _new_record, step_environment, step_register
 from mlops.workspace.azure import AzureWorkspace
+from tests.azure.test_automl_release import AUTOML_CONDA  # the AutoML conda file of the fake-client test
 from tests.azure_emulator import RunningEmulator, automl_jobs
 from tests.release.helpers import fake_model, write_config
-
-AUTOML_CONDA = b"""name: project_environment
-dependencies:
-  - python=3.9.22
-  - pip:
-    - azureml-train-automl-runtime==1.60.0
-    - inference-schema
-    - azureml-defaults==1.60.0
-  - numpy==1.23.5
-  - pandas==1.5.3
-channels:
-  - anaconda
-  - conda-forge
-"""
 
 
 def trial(name: str, score: float | None, status: str = "Completed") -> automl_jobs.Trial:
@@ -76,7 +63,7 @@ def test_job_model_source_registers_automls_choice_and_builds_the_environment_fr
 
     environment = step_environment(ctx)
     assert (environment.name, environment.version) == ("tcn-automl-inference", "1")
-    assert [u.name for u in environment.unpinned] == ["numpy", "pandas"]
+    assert [u.name for u in environment.unpinned] == ["numpy", "pandas", "psutil"]
     env_put = seeded.requests_to("/environments/tcn-automl-inference/versions/", "PUT")[-1].body
     conda = env_put["properties"]["condaFile"]
     assert "azureml-defaults==1.60.0" in conda and "numpy==1.23.5" not in conda

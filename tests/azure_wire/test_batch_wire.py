@@ -28,7 +28,8 @@ SMOKE = REPO / "endpoints" / "batch" / "smoke"
 MODEL = REPO / "models" / "tcn-dau"
 ENDPOINT = "tcn-dau-batch"
 CONDA_WITH_CORE = ("name: tcn-batch\nchannels: [conda-forge]\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n"
-                   "      - azureml-core==1.60.0\n      - torch==2.13.0\n      - pandas\n")
+                   "      - azureml-core==1.60.0\n      - azureml-dataset-runtime[fuse]==1.60.0\n      - torch==2.13.0\n"
+                   "      - pandas\n")
 CONDA_WITHOUT_CORE = CONDA_WITH_CORE.replace("      - azureml-core==1.60.0\n", "")
 
 
@@ -103,8 +104,9 @@ def test_invoke_before_the_deployment_is_ready_is_refused(emulator: RunningEmula
 def test_smoke_job_runs_on_the_virtual_clock_and_scores_the_uploaded_input(emulator: RunningEmulator,
                                                                          tmp_path) -> None:
     """Also the defect "a batch parent job can hold no files while its child does" (issue 13): the
-    parent is a pipeline job, so ``jobs.download(parent, output_name="score")`` brings nothing;
-    today's main adapter then fails with "has no 'score' output file"."""
+    parent is a pipeline job, so ``jobs.download(parent, output_name="score")`` brings nothing.
+    On main's adapter (4115ef9, scratch worktree): ``NotFoundError: batch job pipelinejob-... has no
+    'score' output file``; with azfix's fix the child step's output is found."""
     ws, _, _ = deploy(emulator, tmp_path)
     job = ws.invoke_batch(ENDPOINT, SMOKE, deployment_name="tcn-v1")
     invoke = emulator.requests_to(f"/_batch/{ENDPOINT}/jobs", "POST")[-1]
@@ -126,11 +128,14 @@ def test_smoke_job_runs_on_the_virtual_clock_and_scores_the_uploaded_input(emula
 
 
 @pytest.mark.parametrize(("conda", "missing"), [
-    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-core==1.60.0\n", []),
-    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml_core>=1.50\n", []),
-    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-inference-server-http\n", ["azureml-core"]),
-    ("dependencies:\n  - python=3.11\n", ["azureml-core"]),
-    (None, ["azureml-core"]),
+    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-core==1.60.0\n"
+     "      - azureml-dataset-runtime[fuse]==1.60.0\n", []),
+    ("dependencies:\n  - pip:\n      - azureml_core>=1.50\n      - AzureML.Dataset-Runtime\n", []),
+    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-core\n", ["azureml-dataset-runtime"]),
+    ("dependencies:\n  - python=3.11\n  - pip:\n      - azureml-inference-server-http\n",
+     ["azureml-core", "azureml-dataset-runtime"]),
+    ("{\"dependencies\": [\"python=3.11\", {\"pip\": [\"azureml-core\", \"azureml-dataset-runtime\"]}]}", []),
+    (None, ["azureml-core", "azureml-dataset-runtime"]),
 ])
 def test_the_batch_environment_rule_reads_the_conda_file(conda, missing) -> None:
     assert batch_jobs.missing_packages(conda) == missing
@@ -144,15 +149,37 @@ def test_an_environment_without_azureml_core_fails_the_job_with_azures_reason(em
     seen = ws.get_batch_job(job.name)
     assert seen.status is JobStatus.FAILED
     assert "azureml-core" in batch_jobs.find(emulator, job.name).error
+    assert "No module named 'azureml'" in ws.get_batch_job_logs(job.name), "the step's job_error.txt"
     with pytest.raises(MlopsError):
         ws.download_batch_output(job.name, tmp_path / "out")
+
+
+def test_a_put_of_the_endpoint_without_defaults_clears_the_default_and_delete_is_polled(
+        emulator: RunningEmulator, tmp_path) -> None:
+    """Why the adapter writes the default read-modify-write: an ARM PUT replaces the resource, so a
+    fresh ``BatchEndpoint`` object clears ``defaults.deploymentName``. DELETE answers 202 with a
+    poll, then the GET is 404 (``batch_endpoint_create.jsonl``)."""
+    from azure.ai.ml.entities import BatchEndpoint
+    from azure.core.exceptions import ResourceNotFoundError
+
+    ws, _, _ = deploy(emulator, tmp_path)
+    ws.set_batch_default(ENDPOINT, "tcn-v1")
+    client = emulator.ml_client()
+    assert client.batch_endpoints.get(ENDPOINT).defaults.deployment_name == "tcn-v1"
+    client.batch_endpoints.begin_create_or_update(BatchEndpoint(name=ENDPOINT)).result()
+    assert ws.get_batch_endpoint(ENDPOINT).default_deployment is None
+    client.batch_endpoints.begin_delete(name=ENDPOINT).result()
+    deletes = emulator.requests_to(f"/batchEndpoints/{ENDPOINT}", "DELETE")
+    assert [e.status for e in deletes] == [202]
+    with pytest.raises(ResourceNotFoundError, match="does not exist in the workspace"):
+        client.batch_endpoints.get(ENDPOINT)
 
 
 def test_defect_a_transient_502_on_the_invoke_is_retried(emulator: RunningEmulator, tmp_path) -> None:
     """Issue 13, "only 409/429 are retried". azure-core's ``RetryPolicy`` retries a POST only on
     500/503/504 (``_is_method_retryable``, azure/core/pipeline/policies/_retry.py) - a 503 never
-    reaches the adapter - but not on 502 (or 408/429), so the adapter must. Fails on today's main
-    (the 502 ends the smoke job's invoke)."""
+    reaches the adapter - but not on 502 (or 408/429), so the adapter must. On main's adapter:
+    ``WorkspaceError: invoke batch endpoint tcn-dau-batch: Azure ML failed (HTTP 502)``."""
     ws, _, _ = deploy(emulator, tmp_path)
     emulator.settings["batch.invoke_failures"] = [502]
     job = ws.invoke_batch(ENDPOINT, SMOKE, deployment_name="tcn-v1")
@@ -166,12 +193,11 @@ def _release_config(tmp_path: Path):
     return load_config(path, env={}, overrides=Overrides(model=str(MODEL)))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 13 'Batch environment': environments/tcn-inference/conda.yml has no "
-                   "azureml-core and no batch environment is configured yet (not in azfix's commits as of "
-                   "2b7695f); remove this mark with the fix")
 def test_defect_the_shipped_batch_environment_runs_a_batch_job(emulator: RunningEmulator, tmp_path) -> None:
     """Issue 13, "Batch environment": the release's pinned environment (the spec in ``environments/``)
-    must carry azureml-core or the first real batch job fails. Fails on today's main."""
+    must carry azureml-core (and azureml-dataset-runtime) or the first real batch job fails. Fails on
+    main: the job ends Failed, "ModuleNotFoundError: No module named 'azureml' - environment
+    tcn-inference/versions/1 does not install azureml-core, azureml-dataset-runtime"."""
     config = _release_config(tmp_path)
     ws = adapter(emulator)
     model = ws.register_model(config.model.name, MODEL).ref
@@ -188,7 +214,8 @@ def test_defect_the_shipped_batch_environment_runs_a_batch_job(emulator: Running
 def test_defect_the_batch_yaml_logging_level_and_description_reach_azure(emulator: RunningEmulator,
                                                                         tmp_path) -> None:
     """Issue 13, "Smaller": ``logging_level`` and ``description`` of ``endpoints/batch/deployment.yml``
-    were dropped on the way to the REST body. Fails on today's main."""
+    were dropped on the way to the REST body. On main: the PUT's ``properties`` carry no ``loggingLevel``
+    (``assert '' == 'info'``)."""
     config = _release_config(tmp_path)
     ws = adapter(emulator)
     model = ws.register_model(config.model.name, MODEL).ref

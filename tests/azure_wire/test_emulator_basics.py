@@ -97,3 +97,21 @@ def test_unknown_paths_are_arm_404s_not_a_guess(emulator: RunningEmulator) -> No
     with pytest.raises(HttpResponseError) as raised:
         client.compute.get("cpu-cluster")
     assert raised.value.status_code == 404
+
+
+def test_start_with_azurite_gives_a_whole_workspace_to_the_unchanged_adapter(tmp_path, monkeypatch) -> None:
+    """The benchmarks' entry point: emulator + its own Azurite; the adapter as the CLI builds it."""
+    import os
+
+    from mlops.workspace.azure import AzureWorkspace
+    from tests.azure_emulator import start_with_azurite
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.pt").write_bytes(b"weights")
+    with start_with_azurite(tmp_path / "emu") as emu:
+        for name, value in emu.actions_environment().items():
+            monkeypatch.setenv(name, value)
+        ws = AzureWorkspace.from_target(sleep=emu.clock.sleep, clock=emu.clock.monotonic)
+        assert ws.register_model("tcn", tmp_path / "model").version == "1"
+        assert emu.requests_to("/models/tcn/versions/1", "PUT")[0].status == 201
+    assert "REQUESTS_CA_BUNDLE" not in os.environ or os.environ["REQUESTS_CA_BUNDLE"] != str(emu.ca_bundle)

@@ -10,6 +10,7 @@ emulator received and serves.
 from __future__ import annotations
 
 import json
+import urllib.request
 
 import pytest
 
@@ -26,6 +27,17 @@ BODY = json.dumps({"Inputs": {"data": [{"date": f"2024-01-{d:02d}", "count": 100
 
 def _puts(emu: RunningEmulator, fragment: str) -> list:
     return [e for e in emu.requests_to(fragment, "PUT")]
+
+
+def _raw(emu: RunningEmulator, method: str, path: str, body: object) -> int:
+    """One ARM request of another client (a token of the emulator's own mint)."""
+    now = emu.clock.now()
+    token = emu.mint.issue({"aud": emu.arm_audience, "iat": int(now), "nbf": int(now), "exp": int(now + 3600)})
+    request = urllib.request.Request(f"{emu.url(path)}?api-version=2024-10-01", data=json.dumps(body).encode(),
+                                     method=method, headers={"Authorization": f"Bearer {token}",
+                                                             "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the emulator's https URL
+        return response.status
 
 
 def first_release(ws, specs) -> tuple[AssetRef, AssetRef]:
@@ -149,3 +161,34 @@ def test_a_candidate_that_never_starts_fails_with_its_log_and_takes_no_traffic(w
     assert ws.get_online_deployment("tcn-forecast", "green").state == "Failed"
     assert ws.get_online_endpoint("tcn-forecast").traffic == {"blue": 100}
     assert actions.requests_to("/deployments/green/getLogs", "POST"), "the logs came from Azure's getLogs"
+
+
+def test_a_write_while_an_operation_runs_gets_409_and_the_adapter_waits_it_out(workspace, specs,
+                                                                                actions: RunningEmulator) -> None:
+    """Azure refuses a second write to an endpoint while an operation runs on it (409); the adapter's
+    backoff (on the virtual clock) carries the traffic change through once the first has finished."""
+    ws = workspace
+    model, env = first_release(ws, specs)
+    # another client's update (a raw PUT that nobody polls: an SDK poller in a background thread would
+    # move the virtual clock on at once)
+    current = actions.store("online")["endpoints"]["tcn-forecast"]["live"]
+    body = {"location": "eastus", "tags": {**current["tags"], "owner": "someone-else"},
+            "properties": {"authMode": "Key", "traffic": current["traffic"], "mirrorTraffic": {}}}
+    assert _raw(actions, "PUT", f"{actions.workspace.arm_id}/onlineEndpoints/tcn-forecast", body) == 201
+    ws.create_online_deployment(specs.deployment("green", model, env))  # 409 first, then created
+    ws.set_traffic("tcn-forecast", {"blue": 50, "green": 50})
+    refused = [e for e in actions.exchanges if e.status == 409]
+    assert refused and all("/onlineEndpoints/tcn-forecast" in e.path for e in refused)
+    endpoint = ws.get_online_endpoint("tcn-forecast")
+    assert endpoint.traffic == {"blue": 50, "green": 50} and endpoint.tags["owner"] == "someone-else"
+
+
+def test_deleting_an_endpoint_is_a_202_operation_then_404(workspace, specs, actions: RunningEmulator) -> None:
+    ws = workspace
+    first_release(ws, specs)
+    ws.set_traffic("tcn-forecast", {"blue": 0})
+    ws.delete_online_endpoint("tcn-forecast")
+    (delete,) = actions.requests_to("/onlineEndpoints/tcn-forecast", "DELETE")
+    assert delete.status == 202
+    assert ws.get_online_endpoint("tcn-forecast") is None
+    assert actions.requests_to("/onlineEndpoints/tcn-forecast", "GET")[-1].status == 404

@@ -11,9 +11,12 @@ Rules the resource provider applies, each seen in a recorded session or the SDK'
   (not recorded; the SDK treats both the same way).
 * **PUT of a version**: ``201`` when new, ``200`` on update (archive / restore flip ``isArchived``,
   lines 14 and 17). A model version's ``modelUri`` (a code version's ``codeUri``) cannot change:
-  the service answers ``UserError`` "Asset paths cannot be updated." - the exact text azure-ai-ml
-  1.35 matches (``_artifacts/_constants.py`` ``ASSET_PATH_ERROR``) to raise ``AssetPathException``
-  in ``ModelOperations.create_or_update``. The status code is not recorded; 409 Conflict is used.
+  the service answers ``UserError`` "Asset paths cannot be updated." - the text azure-ai-ml 1.35
+  knows (``_artifacts/_constants.py`` ``ASSET_PATH_ERROR = "(UserError) Asset paths cannot be
+  updated."``). The status code is not recorded; 409 Conflict is used. Note what the SDK then does:
+  ``ModelOperations.create_or_update`` raises ``AssetPathException`` only when ``str(e)`` *equals*
+  that text, but azure-core renders an ARM-shaped error as ``"(UserError) ...\nCode: UserError\n
+  Message: ..."``, so the caller gets the ``ResourceExistsError`` itself (seen in the wire tests).
   An environment version's build definition (image, conda file) cannot change either: 409.
 * **Code** is found by content hash across the workspace: ``GET codes/{any}/versions?hash=...&
   hashVersion=202208`` lists every code version whose ``properties.hash_sha256`` matches, whatever

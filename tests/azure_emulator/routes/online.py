@@ -29,6 +29,7 @@ Durations (virtual seconds, ``emulator.settings``): ``online.endpoint_seconds`` 
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -300,6 +301,14 @@ def _asset_version(emu: Any, kind: str, reference: str) -> dict[str, Any] | None
     return find_version(emu, kind, parts[-3], parts[-1])
 
 
+def _what_runs(spec: dict[str, Any]) -> tuple:
+    """The part of a deployment that needs new containers when it changes (not the instance count)."""
+    code = spec.get("codeConfiguration") or {}
+    return (str(spec.get("model", "")).lower(), str(spec.get("environmentId", "")).lower(),
+            str(code.get("codeId", "")).lower(), code.get("scoringScript"), spec.get("instanceType"),
+            json.dumps(spec.get("environmentVariables") or {}, sort_keys=True))
+
+
 def startup(emu: Any, endpoint: str, dep: dict[str, Any]) -> str | None:
     """None when the deployment starts, else its inference-server log (it ends ``Failed``).
     ``online.startup`` (a callable ``(endpoint, deployment name, model ARM id) -> log or None``)
@@ -352,7 +361,8 @@ def put_deployment(call: Call) -> Reply:
         seconds = emu.setting("online.deployment_seconds", 425)
     else:
         dep = existing
-        scaling_only = existing["spec"] == spec and existing["sku"].get("capacity") != sku.get("capacity")
+        scaling_only = (_what_runs(existing["spec"]) == _what_runs(spec)
+                        and existing["sku"].get("capacity") != sku.get("capacity"))
         dep.update({"spec": spec, "tags": dict(body.get("tags") or {}), "sku": sku, "modified": now,
                     "state": "Scaling" if scaling_only else "Updating"})
         seconds = emu.setting("online.deployment_update_seconds", 322)

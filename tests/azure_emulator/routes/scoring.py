@@ -12,7 +12,7 @@ https://learn.microsoft.com/azure/machine-learning/how-to-authenticate-online-en
   is never mirrored; otherwise a deployment is drawn by the live ``traffic`` weights (no traffic:
   503 "no healthy upstream" is what the front end answers); ``mirrorTraffic`` copies that share of
   untargeted requests to the mirror deployment, whose answer is discarded;
-* a deployment that is not ``Succeeded`` (creating, failed) answers 503;
+* a deployment that has never started (``Creating``) or ``Failed`` answers 503;
 * every answer names the serving deployment in ``azureml-model-deployment``.
 
 What a deployment answers is played in-process from its model version's ``Behaviour``
@@ -37,6 +37,8 @@ from tests.azure_emulator.routes.online import deployments, endpoints
 from tests.azure_emulator.tokens import InvalidToken
 
 HEADER = "azureml-model-deployment"
+SERVING = ("Succeeded", "Updating", "Scaling")
+"""A deployment being updated or scaled keeps serving on its current instances (rolling update)."""
 
 
 def _served(emu: Any) -> dict[str, Counter]:
@@ -114,7 +116,7 @@ def _route(emu: Any, call: Call) -> Any:
         for shadow, share in ep["live"]["mirrorTraffic"].items():
             if int(share) > 0 and rng.random() < int(share) / 100:
                 served["mirrored"][(ep["name"], shadow)] += 1
-    if dep is None or dep["state"] != "Succeeded":
+    if dep is None or dep["state"] not in SERVING:
         served["refused"][503] += 1
         return _answer(503, {"message": "the deployment is not ready"}, dep["name"] if dep else "")
     behaviour = emu.setting("scoring.behaviours", {}).get(_version(str(dep["spec"].get("model", ""))), Behaviour())
