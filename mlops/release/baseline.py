@@ -31,6 +31,7 @@ from typing import Any, Literal
 from mlops.errors import DeploymentFailedError, MlopsError
 from mlops.release.record import BaselineSlot, BaselineState
 from mlops.release.slots import RELEASE_TAG
+from mlops.workspace import runs_on_this_machine
 from mlops.workspace.port import OnlineDeployment
 
 BASELINE_SLOT = "baseline"
@@ -44,7 +45,7 @@ def baseline_mode(configured: str, workspace_uri: str) -> Literal["fresh", "live
         return "fresh"
     if configured == "live":
         return "live"
-    return "fresh" if workspace_uri.startswith("local:") else "live"
+    return "fresh" if runs_on_this_machine(workspace_uri) else "live"
 
 
 @dataclass(frozen=True)

@@ -77,6 +77,7 @@ from mlops.release.record import (
 from mlops.release.slots import RELEASE_TAG, NoFreeSlot, already_live, choose_slots, serving_release
 from mlops.release.staging import CODE_HASH_TAG, code_hash, stage_code
 from mlops.release.trust import pickles_trusted
+from mlops.workspace import runs_on_this_machine
 from mlops.workspace.automl import (
     AUTOML_CHILD_TAG,
     AUTOML_METRIC_TAG,
@@ -329,6 +330,11 @@ def step_loadtest(ctx: ReleaseContext) -> LoadTestResult:
     profile = config.load_test.profile
     if record.status is not ReleaseStatus.RUNNING:
         record.status = ReleaseStatus.RUNNING
+    if ctx.batch_preparation is not None and runs_on_this_machine(workspace.uri):
+        # On this machine the batch smoke job would take cores from the deployments being measured and
+        # skew the comparison (the A/A drift of benchmarks/gate_power.py is contention): let it finish
+        # first. On Azure it runs on the batch cluster, beside the load test.
+        batch_overlap.join(ctx)
     with record.step("loadtest", configured_wait_s=profile.run_time_s + profile.warmup_s) as entry:
         plan, live_deployment = _plan_baseline(ctx, live)
         with holding(ctx):

@@ -54,6 +54,13 @@ def resolve_uri(uri: str | None) -> str:
     return uri or os.environ.get("MLOPS_WORKSPACE") or DEFAULT_URI
 
 
+def runs_on_this_machine(uri: str) -> bool:
+    """Whether the workspace's deployments and batch jobs run on this machine's cores (the local
+    workspace) - so they compete with each other and with the load test - rather than on compute of
+    their own (Azure ML: each deployment's instances, the batch cluster)."""
+    return uri.startswith("local:")
+
+
 def connect(uri: str | None = None) -> Workspace:
     """Return the adapter for ``uri`` (see the module docstring). Raises ``UsageError`` for an unknown scheme."""
     uri = resolve_uri(uri)
@@ -68,4 +75,4 @@ def connect(uri: str | None = None) -> Workspace:
     raise UsageError(f"unknown workspace URI {uri!r}: expected 'local:[PATH]' or 'azureml://subscriptions/...'")
 
 
-__all__ = ["Workspace", "connect", "parse_local_uri", "parse_azureml_uri", "resolve_uri", "AzureTarget"]
+__all__ = ["Workspace", "connect", "runs_on_this_machine", "parse_local_uri", "parse_azureml_uri", "resolve_uri", "AzureTarget"]

@@ -4,6 +4,8 @@ locust, real HTTP, fake registry). The same paths with real processes: ``test_re
 
 from __future__ import annotations
 
+import time
+
 from pathlib import Path
 
 import pytest
@@ -56,6 +58,7 @@ class Recording(FakeWorkspace):
         super().__init__()
         self.events: list[tuple[str, dict[str, int]]] = []
         self.smoke_fails = False
+        self.smoke_after_s = 0.0  # a batch deployment that takes a while before its smoke job starts
 
     def _online(self) -> dict[str, int]:
         endpoint = self.endpoints.get("tcn-dau")
@@ -66,6 +69,7 @@ class Recording(FakeWorkspace):
         return super().create_batch_deployment(spec, progress=progress)
 
     def invoke_batch(self, endpoint_name, input_dir, *, deployment_name=None):
+        time.sleep(self.smoke_after_s)
         self.events.append((f"smoke {deployment_name}", self._online()))
         job = super().invoke_batch(endpoint_name, input_dir, deployment_name=deployment_name)
         if self.smoke_fails:
@@ -93,7 +97,7 @@ STEPS = [{"traffic": 50}, {"bake": "2s", "check": "health"}, {"traffic": 100}]
 def setup(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("overlap")
     workspace = Recording()
-    models = {name: fake_model(root / "models" / name, name) for name in ("v1", "v2", "v3", "v4", "v5", "v6")}
+    models = {name: fake_model(root / "models" / name, name) for name in ("v1", "v2", "v3", "v4", "v5", "v6", "v7")}
     config_path = write_config(root / "config", model=models["v1"], run_time="2s", steps=STEPS)
     first = run_release(load_config(config_path, env={}), workspace)
     assert first.status == "succeeded"
@@ -202,3 +206,28 @@ def test_paused_at_the_gate_the_preparation_is_recorded_and_a_rollback_removes_i
     ctx = ReleaseContext(config, workspace, Record.load(config.records / "current.json"))
     step_rollback(ctx, reason="declined")
     assert ctx.record.batch_prep.state == "removed" and _batch(workspace) == before
+
+
+@pytest.mark.slow
+def test_on_this_machine_the_batch_smoke_job_finishes_before_the_load_test(setup, monkeypatch) -> None:
+    """Locally the smoke job would take cores from the deployments being measured (the gate's A/A drift
+    is contention, benchmarks/gate_power.py): the load test waits for the preparation. On Azure
+    (the other tests: a workspace off this machine) the load test runs beside it."""
+    from mlops.release import pipeline
+
+    _root, workspace, models, config_path = setup
+    real_run_load = pipeline.run_load
+
+    def run_load(**kwargs):
+        workspace.events.append(("load test", workspace._online()))
+        return real_run_load(**kwargs)
+
+    monkeypatch.setattr(pipeline, "run_load", run_load)
+    monkeypatch.setattr(pipeline, "runs_on_this_machine", lambda uri: True)
+    monkeypatch.setattr(workspace, "smoke_after_s", 3.0)
+    workspace.events.clear()
+    record = run_release(_config(config_path, models["v7"]), workspace)
+    assert record.status == "succeeded", record.error
+    names = [name for name, _ in workspace.events]
+    assert names.index("smoke tcn-v7") < names.index("load test"), names
+    assert _batch(workspace)[0] == "tcn-v7"
