@@ -5,7 +5,6 @@ locust, real HTTP, fake registry). The same paths with real processes: ``test_re
 from __future__ import annotations
 
 import time
-
 from pathlib import Path
 
 import pytest
