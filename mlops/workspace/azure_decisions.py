@@ -193,11 +193,26 @@ def endpoint_name_taken(detail: str) -> bool:
     return bool(_NAME_TAKEN.search(detail or ""))
 
 
+ASSET_PATH_TAKEN = "Asset paths cannot be updated"
+"""The service's answer to a PUT of an asset version that exists with other files. azure-ai-ml
+turns it into ``AssetPathException`` only when ``str(error)`` *equals* its ``ASSET_PATH_ERROR``
+("(UserError) Asset paths cannot be updated.", azure/ai/ml/_artifacts/_constants.py;
+``ModelOperations.create_or_update``) - but azure-core renders an ARM error with ``Code:`` /
+``Message:`` lines, so the adapter usually gets a plain ``ResourceExistsError`` carrying the text
+(seen at the wire: tests/azure_wire/test_defects.py)."""
+
+
+def asset_version_taken(detail: str) -> bool:
+    """That asset version exists with other content: lasting, whichever exception carried it."""
+    return ASSET_PATH_TAKEN.lower() in (detail or "").lower()
+
+
 def is_retryable_status(status: int | None, detail: str = "") -> bool:
     """409 (another operation in progress on the resource) and the transient statuses
-    (``TRANSIENT_STATUSES``). A 409 that says the endpoint *name is taken* is lasting, never retried."""
+    (``TRANSIENT_STATUSES``). A 409 that says the endpoint *name is taken*, or that the asset version
+    exists with other files, is lasting, never retried."""
     if status == 409:
-        return not endpoint_name_taken(detail)
+        return not (endpoint_name_taken(detail) or asset_version_taken(detail))
     return status in TRANSIENT_STATUSES
 
 
@@ -273,7 +288,7 @@ def translate(kind: ErrorKind, what: str, detail: str, *, status: int | None = N
         return AuthError(f"{what}: permission denied (HTTP 403): {ROLE_HINT}. Azure said: {detail}")
     if kind == "not_found":
         return NotFoundError(f"{what}: not found in the workspace. Azure said: {detail}")
-    if kind == "version_exists":
+    if kind == "version_exists" or (kind == "conflict" and asset_version_taken(detail)):
         return ConflictError(f"{what}: that version already exists with other content (asset versions are "
                              "immutable; an archived version still holds its number). Nothing was changed; "
                              "re-run (the next free version is chosen from all versions, archived ones "

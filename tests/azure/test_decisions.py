@@ -114,6 +114,8 @@ def test_translate_names_the_fix(kind, detail, status, cls, needle) -> None:
     (409, "There is an operation in progress for this resource", True),
     (409, "(UserError) The specified endpoint name 'tcn' is not available. Endpoint names must be unique within "
           "the region.", False),
+    (409, "(UserError) Asset paths cannot be updated.\nCode: UserError\nMessage: Asset paths cannot be updated.",
+     False),  # the version exists with other files: lasting
     (429, "", True), (408, "", True), (500, "", True), (502, "", True), (503, "", True), (504, "", True),
     (400, "", False), (401, "", False), (403, "", False), (404, "", False), (501, "", False), (None, "", False),
 ])
@@ -250,3 +252,16 @@ def test_pick_automl_files() -> None:
     files = automl.pick_automl_files(["outputs/model.pt", "outputs/conda_env_v_1_1_0.yml", "outputs/scoring_file_v_3_0_0.py",
                                  "outputs/scoring_file_pbi_v_1_0_0.py", "outputs/scoring_file_v_2_0_0.py"])
     assert (files.conda_file, files.scoring_file) == ("outputs/conda_env_v_1_1_0.yml", "outputs/scoring_file_v_3_0_0.py")
+
+
+@pytest.mark.parametrize(("detail", "taken"), [
+    ("(UserError) Asset paths cannot be updated.", True),  # the SDK's ASSET_PATH_ERROR as is
+    ("(UserError) Asset paths cannot be updated.\nCode: UserError\nMessage: Asset paths cannot be updated.", True),
+    ("There is an operation in progress for this resource", False),
+    ("", False),
+])
+def test_a_conflict_saying_asset_paths_cannot_be_updated_is_a_taken_version(detail, taken) -> None:
+    error = d.translate("conflict", "register model tcn:2", detail, status=409, attempts=1)
+    assert d.asset_version_taken(detail) is taken
+    assert ("already exists with other content" in str(error)) is taken
+    assert ("another operation is in progress" in str(error)) is not taken

@@ -123,15 +123,14 @@ def test_the_ml_scope_token_first_asked_after_five_minutes_still_comes(workspace
     assert ml_tokens and ml_tokens[0]["iat"] > first_id_token["exp"]
 
 
-@pytest.mark.xfail(strict=True, reason="found at the wire, not fixed yet: azure-ai-ml 1.35 raises AssetPathException "
-                   "only when str(error) == '(UserError) Asset paths cannot be updated.', but azure-core renders an "
-                   "ARM error with 'Code:'/'Message:' lines, so the adapter gets a ResourceExistsError and reports "
-                   "'another operation is in progress' for a model version taken meanwhile")
 def test_a_model_version_taken_meanwhile_is_reported_as_taken(workspace, specs, actions: RunningEmulator,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     """A race: another release registered version 1 with other files between this one's list and its
-    PUT (played by a stale ``next_version``). The fixed adapter means to report it as "that version
-    already exists" (``calls._translate``: ``AssetPathException`` -> ``version_exists``)."""
+    PUT (played by a stale ``next_version``). Found at the wire: azure-ai-ml 1.35 raises
+    ``AssetPathException`` only when ``str(error)`` equals "(UserError) Asset paths cannot be
+    updated.", but azure-core renders the ARM error with ``Code:``/``Message:`` lines, so the adapter
+    got a ``ResourceExistsError`` and said "another operation is in progress" (after retrying it);
+    ``azure_decisions.asset_version_taken`` now reads the text, whichever exception carries it."""
     from mlops.workspace.azure import assets
 
     ws = workspace
