@@ -16,8 +16,9 @@ What makes it a model of Azure ML rather than a mock:
 * Server-side rules: traffic only for existing deployments, summing to 0 or 100; mirror at most
   50% on one deployment without live traffic; a deployment with traffic cannot be deleted; a new
   deployment takes no traffic; referenced models/environments must exist; asset versions are
-  immutable (a model version PUT with other files -> the SDK's ``AssetPathException``, an
-  environment version -> 409); version lists hide archived versions unless asked for
+  immutable (a model version PUT with other files -> 409 "Asset paths cannot be updated." as
+  azure-core's ``ResourceExistsError``, which the SDK does not turn into its ``AssetPathException``;
+  an environment version with another definition -> 409; a PUT of the same content is an update); version lists hide archived versions unless asked for
   ``ListViewType.ALL`` (the SDK's default is ``ACTIVE_ONLY``; the recording
   ``test_model_archive_restore_version`` shows the archived version gone from the list, readable by
   GET); a batch deployment reports ``Creating`` for a while after its creation is accepted, and
@@ -38,24 +39,45 @@ from __future__ import annotations
 import copy
 import hashlib
 import itertools
+import json
+import re
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from azure.ai.ml._artifacts._constants import CHANGED_ASSET_PATH_MSG, CHANGED_ASSET_PATH_MSG_NO_PERSONAL_DATA
+import yaml
+from azure.ai.ml._artifacts._constants import (
+    ASSET_PATH_ERROR,
+    CHANGED_ASSET_PATH_MSG,
+    CHANGED_ASSET_PATH_MSG_NO_PERSONAL_DATA,
+)
 from azure.ai.ml._restclient.arm_ml_service import models as rest_models
 from azure.ai.ml.constants import ListViewType
+from azure.ai.ml.constants._common import EMPTY_CREDENTIALS_ERROR
 from azure.ai.ml.entities import BatchEndpoint, Environment, Model
 from azure.ai.ml.entities._deployment.batch_deployment import BatchDeployment
 from azure.ai.ml.entities._deployment.online_deployment import OnlineDeployment
-from azure.ai.ml.entities._endpoint.online_endpoint import EndpointAuthKeys, OnlineEndpoint
+from azure.ai.ml.entities._endpoint.online_endpoint import (
+    EndpointAadToken,
+    EndpointAuthKeys,
+    EndpointAuthToken,
+    OnlineEndpoint,
+)
 from azure.ai.ml.entities._inputs_outputs import Input
 from azure.ai.ml.entities._job.automl.tabular.forecasting_job import ForecastingJob
-from azure.ai.ml.exceptions import AssetPathException, ErrorCategory, ErrorTarget
-from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
+from azure.ai.ml.exceptions import AssetPathException, ErrorCategory, ErrorTarget, MlException
+from azure.core.exceptions import (
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceExistsError,
+    ResourceNotFoundError,
+)
+
+from tests.azure_emulator import online_rules
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "rg-mlops"
@@ -65,12 +87,40 @@ _ARM = (f"/subscriptions/{SUBSCRIPTION}/resourceGroups/{RESOURCE_GROUP}/provider
         f"Microsoft.MachineLearningServices/workspaces/{WORKSPACE}")
 
 
+_ARM_CODE = re.compile(r"^(?P<code>[A-Z][A-Za-z]+): (?P<message>.*)$", re.DOTALL)
+_ERROR_MAP = {401: ClientAuthenticationError, 404: ResourceNotFoundError, 409: ResourceExistsError}
+"""The ``error_map`` every generated operation of azure-ai-ml's REST client passes to azure-core's
+``map_error`` (e.g. ``_restclient/v2023_04_01_preview/operations/_model_versions_operations.py``);
+any other status is a plain ``HttpResponseError``."""
+
+
+class _ArmResponse:
+    """What azure-core's ``HttpResponseError`` reads of a response: status, reason, body text."""
+
+    def __init__(self, status: int, body: dict) -> None:
+        self.status_code = status
+        self.reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
+        self.headers = {"Content-Type": "application/json; charset=utf-8"}
+        self.content_type = self.headers["Content-Type"]
+        self.request = None
+        self._text = json.dumps(body)
+
+    def text(self, encoding: str | None = None) -> str:  # noqa: ARG002 - azure-core's signature
+        return self._text
+
+
 def http_error(status: int, message: str) -> HttpResponseError:
-    """An ``HttpResponseError`` as azure-core raises it for ``status`` (404/409 as their subclasses)."""
-    cls = {404: ResourceNotFoundError, 409: ResourceExistsError}.get(status, HttpResponseError)
-    error = cls(message=message)
-    error.status_code = status
-    return error
+    """The exception azure-core raises for an ARM error answer with ``status``, exactly as the real
+    client raises it: the class from ``_ERROR_MAP`` built by ``map_error`` from the response (so
+    ``str()`` is azure-core's ``ODataV4Format`` rendering ``"(Code) message\nCode: Code\nMessage:
+    message"``, as the wire emulator's answers come out). The body is the ARM error shape every
+    recorded 4xx carries (``{"error": {"code", "message", "details", "additionalInfo"}}``,
+    ``tests/azure_emulator/messages.py``); a leading ``Code: `` in ``message`` is the error's code,
+    else the ML resource provider's ``UserError``."""
+    match = _ARM_CODE.match(message)
+    code, text = (match["code"], match["message"]) if match else ("UserError", message)
+    body = {"error": {"code": code, "message": text, "details": [], "additionalInfo": []}}
+    return _ERROR_MAP.get(status, HttpResponseError)(response=_ArmResponse(status, body))
 
 
 @dataclass
@@ -159,6 +209,8 @@ class FakeAzure:
     """Batch deployment names whose provisioning ends ``Failed`` (after ``batch_ready_after`` reads)."""
     batch_invoke_errors: list[Exception] = field(default_factory=list)
     """Raised, in order, by the next batch ``invoke`` calls (e.g. a transient 503)."""
+    credential: Any = None
+    """The credential the client was made with: what ``get_keys`` of an ``aad_token`` endpoint asks."""
     lro_waits: int = 0
     """Long-running operations stay unfinished for this many ``wait`` calls (each advances ``clock``)."""
     clock: Any = None
@@ -219,17 +271,11 @@ def _fresh(rest: Any) -> Any:
     return copy.deepcopy(rest)
 
 
-def _check_traffic_server_side(endpoint: str, traffic: dict, mirror: dict, deployments: Iterable[str]) -> None:
-    names = set(deployments)
-    for name in list(traffic) + list(mirror):
-        if name not in names:
-            raise http_error(400, f"BadRequest: deployment {name} does not exist on endpoint {endpoint}")
-    if sum(traffic.values()) not in (0, 100):
-        raise http_error(400, f"BadRequest: traffic of endpoint {endpoint} must sum to 0 or 100")
-    if len(mirror) > 1 or any(v > 50 for v in mirror.values()):
-        raise http_error(400, "BadRequest: mirror traffic goes to at most one deployment, at most 50%")
-    if any(traffic.get(name, 0) for name in mirror):
-        raise http_error(400, "BadRequest: a deployment cannot take live and mirror traffic")
+def _check_traffic_server_side(traffic: dict, mirror: dict, deployments: Iterable[str]) -> None:
+    """The resource provider's traffic and mirror rules (one place: ``online_rules.traffic_problem``)."""
+    problem = online_rules.traffic_problem(traffic, mirror, set(deployments))
+    if problem:
+        raise http_error(400, problem)
 
 
 def _ref(text: str) -> tuple[str, str]:
@@ -299,7 +345,7 @@ class FakeOnlineEndpointOperations(_Group):
         azure = self._azure
         name = endpoint.name
         deployments = [d for (e, d) in azure.online_deployments if e == name]
-        _check_traffic_server_side(name, dict(rest.properties.traffic or {}), dict(rest.properties.mirror_traffic or {}),
+        _check_traffic_server_side(dict(rest.properties.traffic or {}), dict(rest.properties.mirror_traffic or {}),
                                    deployments)
         old = azure.online_endpoints.get(name)
         rest.name = name
@@ -324,13 +370,32 @@ class FakeOnlineEndpointOperations(_Group):
             del azure.online_deployments[key]
         return FakePoller(azure=self._azure)
 
-    def get_keys(self, name: str) -> EndpointAuthKeys:
+    def _auth_mode(self, name: str) -> str:
         if name not in self._azure.online_endpoints:
             raise http_error(404, f"ResourceNotFound: online endpoint {name} not found")
-        primary, secondary = self._azure.keys[name]
-        return EndpointAuthKeys(primary_key=primary, secondary_key=secondary)
+        mode = self._azure.online_endpoints[name].properties.auth_mode or "Key"
+        return str(getattr(mode, "value", mode)).lower()  # the REST enum (``EndpointAuthMode.KEY``) or text
+
+    def get_keys(self, name: str) -> EndpointAuthKeys | EndpointAuthToken | EndpointAadToken:
+        """By auth mode, as ``OnlineEndpointOperations._get_online_credentials`` (azure-ai-ml 1.35):
+        ``Key`` -> ``listKeys``; ``AADToken`` -> a token of the client's own credential (here the
+        rig's, which refuses: no test gets a token); ``AMLToken`` -> the endpoint's ``token`` (the
+        recorded shape of ``online_endpoint_e2e.jsonl``) - no keys unless the endpoint uses keys."""
+        mode = self._auth_mode(name)
+        if mode == "key":
+            primary, secondary = self._azure.keys[name]
+            return EndpointAuthKeys(primary_key=primary, secondary_key=secondary)
+        if mode == "aadtoken":
+            if self._azure.credential is None:
+                raise MlException(message=EMPTY_CREDENTIALS_ERROR, no_personal_data_message=EMPTY_CREDENTIALS_ERROR)
+            return EndpointAadToken(self._azure.credential.get_token("https://ml.azure.com/.default"))
+        now = self._azure.clock() if self._azure.clock is not None else 1000.0
+        return EndpointAuthToken(access_token=secrets.token_urlsafe(24), expiry_time_utc=now + 3600,
+                                 refresh_after_time_utc=now + 1800, token_type="Bearer")
 
     def begin_regenerate_keys(self, name: str, *, key_type: str = "primary") -> FakePoller:
+        if self._auth_mode(name) != "key":  # the service's 400 (``tests/azure_emulator/routes/online.py``)
+            raise http_error(400, f"Keys are not available for endpoint '{name}'.")
         self._azure.keys[name][0 if key_type == "primary" else 1] = secrets.token_urlsafe(16)
         return FakePoller(azure=self._azure)
 
@@ -361,6 +426,9 @@ class FakeOnlineDeploymentOperations(_Group):
         endpoint = deployment.endpoint_name
         if endpoint not in azure.online_endpoints:
             raise http_error(404, f"ResourceNotFound: online endpoint {endpoint} not found")
+        held = [d for (e, d) in azure.online_deployments if e == endpoint]
+        if deployment.name not in held and len(held) >= online_rules.MAX_DEPLOYMENTS:
+            raise http_error(400, f"Endpoint '{endpoint}' already has {online_rules.MAX_DEPLOYMENTS} deployments.")
         if _ref(str(deployment.model)) not in azure.models:
             raise http_error(400, f"BadArgument: model {deployment.model} not found")
         if _ref(str(deployment.environment)) not in azure.environments:
@@ -567,28 +635,37 @@ class FakeModelOperations(_Group):
                 and _listed(self._azure, "models", n, v, list_view_type)]
 
     def create_or_update(self, model: Model) -> Model:
+        """As ``ModelOperations.create_or_update`` of azure-ai-ml 1.35 with a local path: the files
+        go to ``LocalUpload/<content hash>/<folder or file name>`` (the recorded ``modelUri`` of
+        ``model_archive_restore.jsonl``), then the version is PUT. The service answers a PUT of an
+        existing version with the same ``modelUri`` as an update, with another one "(UserError) Asset
+        paths cannot be updated." (``tests/azure_emulator/routes/assets.py``); the SDK's ``except``
+        turns that into ``AssetPathException`` only when ``str(e) == ASSET_PATH_ERROR``, which
+        azure-core's rendering never is - so the caller gets the ``ResourceExistsError`` itself."""
         body = model._to_rest_object().as_dict()
         self._body(body)
         registry = self._azure.models
         version = str(model.version or (max(map(int, _asset_versions(registry, model.name)), default=0) + 1))
-        if (model.name, version) in registry:
-            # The service answers "(UserError) Asset paths cannot be updated." (400) and azure-ai-ml
-            # raises AssetPathException from it (ModelOperations.create_or_update, ASSET_PATH_ERROR).
-            raise AssetPathException(message=CHANGED_ASSET_PATH_MSG.format(name=model.name, version=version),
-                                     no_personal_data_message=CHANGED_ASSET_PATH_MSG_NO_PERSONAL_DATA,
-                                     target=ErrorTarget.MODEL, error_category=ErrorCategory.USER_ERROR)
+        source = Path(str(model.path))
+        files = ({f"{source.name}/{p.relative_to(source).as_posix()}": p.read_bytes()
+                  for p in sorted(source.rglob("*")) if p.is_file()} if source.is_dir()
+                 else {source.name: source.read_bytes()} if source.is_file() else {})
+        digest = hashlib.sha256(b"".join(k.encode() + b"\0" + v for k, v in sorted(files.items()))).hexdigest()[:32]
+        uri = (f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}/workspaces/"
+               f"{WORKSPACE}/datastores/workspaceblobstore/paths/LocalUpload/{digest}/{source.name}")
+        held = registry.get((model.name, version))
+        if held is not None and str(held.path).rstrip("/").lower() != uri.lower():
+            error = http_error(409, ASSET_PATH_ERROR.removeprefix("(UserError) "))
+            if str(error) == ASSET_PATH_ERROR:  # the SDK's own test (never true with azure-core's rendering)
+                raise AssetPathException(message=CHANGED_ASSET_PATH_MSG, target=ErrorTarget.MODEL,
+                                         no_personal_data_message=CHANGED_ASSET_PATH_MSG_NO_PERSONAL_DATA,
+                                         error_category=ErrorCategory.USER_ERROR) from error
+            raise error
         stored = copy.deepcopy(model)
         stored.version = version
-        stored.path = (f"azureml://subscriptions/{SUBSCRIPTION}/resourcegroups/{RESOURCE_GROUP}/workspaces/"
-                       f"{WORKSPACE}/datastores/workspaceblobstore/paths/LocalUpload/{model.name}-{version}/")
+        stored.path = uri
         registry[(model.name, version)] = stored
-        source = Path(str(model.path))
-        if source.is_dir():
-            self._azure.model_files[(model.name, version)] = {
-                f"{source.name}/{p.relative_to(source).as_posix()}": p.read_bytes()
-                for p in source.rglob("*") if p.is_file()}
-        elif source.is_file():
-            self._azure.model_files[(model.name, version)] = {source.name: source.read_bytes()}
+        self._azure.model_files[(model.name, version)] = files
         return copy.deepcopy(stored)
 
     def download(self, name: str, version: str, download_path: str | Path = ".") -> None:
@@ -598,6 +675,11 @@ class FakeModelOperations(_Group):
             target = Path(download_path) / name / relative
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(content)
+
+
+def _build_definition(environment: Environment) -> tuple:
+    conda = environment.conda_file
+    return environment.image, yaml.safe_load(conda) if isinstance(conda, str) else conda, environment.build
 
 
 class FakeEnvironmentOperations(_Group):
@@ -621,8 +703,12 @@ class FakeEnvironmentOperations(_Group):
         self._body(body)
         registry = self._azure.environments
         version = str(environment.version)
-        if (environment.name, version) in registry:
-            raise http_error(409, f"Conflict: environment {environment.name}:{version} already exists")
+        held = registry.get((environment.name, version))
+        if held is not None and _build_definition(held) != _build_definition(environment):
+            # the service's rule as the wire emulator applies it (``routes/assets.py`` ``_IMMUTABLE``):
+            # a version's image / conda file / build cannot change; the same definition is an update
+            raise http_error(409, f"Environment {environment.name}:{version} already exists with a different "
+                                  "definition; environment versions are immutable.")
         registry[(environment.name, version)] = copy.deepcopy(environment)
         return copy.deepcopy(environment)
 
@@ -786,6 +872,7 @@ def make_workspace(azure: FakeAzure | None = None, **options: Any) -> Rig:
     client.azure.clock = clock
     blobs = FakeBlobService()
     client.azure.blobs = blobs
+    client.azure.credential = credential
     defaults: dict[str, Any] = {"sleep": clock.sleep, "clock": clock, "http_post": server,
                                 "credential": credential, "lock_storage": lambda: lease_storage(blobs)}
     defaults.update(options)

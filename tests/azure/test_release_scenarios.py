@@ -354,29 +354,38 @@ def test_a_request_azure_refuses_up_front_is_not_a_failed_deployment(rig: Rig, s
     assert rig.azure.calls_to("online_deployments", "get_logs") == []
 
 
-def test_environment_version_taken_meanwhile_is_looked_up_again_not_retried(rig: Rig, specs, monkeypatch) -> None:
-    """Another release creates version 1 between our list and our create: the create's 409 is a
-    lasting conflict, so the adapter lists again at once (no backoff) and reuses that version."""
+@pytest.mark.parametrize(("same_content", "version", "creates"), [
+    (False, "2", 2),  # other content: 409 (immutable), listed again at once, the next free version made
+    (True, "1", 1),  # the same definition: the PUT is an update (routes/assets.py), version 1 it is
+])
+def test_environment_version_taken_meanwhile_is_looked_up_again_not_retried(rig: Rig, specs, monkeypatch, tmp_path,
+                                                                            same_content, version, creates) -> None:
+    """Another release creates version 1 between our list and our create. With other content the
+    create's 409 is a lasting conflict, so the adapter lists again at once (no backoff) and makes
+    the next version; with the same content the service takes the PUT as an update."""
     from azure.ai.ml.entities import Environment
 
     from tests.azure.fake_mlclient import FakeEnvironmentOperations
 
     azure = rig.azure
     original = FakeEnvironmentOperations.create_or_update
+    other = tmp_path / "other-conda.yml"
+    other.write_text(specs.environment.conda_file.read_text() + "      - pandas==3.1.1\n")
+    conda = specs.environment.conda_file if same_content else other
+    digest = specs.environment.content_hash() if same_content else "0" * 64
 
     def racing_create(self, environment):  # noqa: ANN001
         azure.environments.setdefault(("tcn-inference", "1"), Environment(  # the other release's version
-            name="tcn-inference", version="1", image=specs.environment.image,
-            conda_file=str(specs.environment.conda_file),
-            tags={"mlops.content_hash": specs.environment.content_hash()}))
+            name="tcn-inference", version="1", image=specs.environment.image, conda_file=str(conda),
+            tags={"mlops.content_hash": digest}))
         return original(self, environment)
 
     monkeypatch.setattr(FakeEnvironmentOperations, "create_or_update", racing_create)
     env = rig.workspace.ensure_environment(specs.environment)
-    assert env.version == "1"
+    assert env.version == version
     assert rig.clock.slept == []
-    assert len(azure.calls_to("environments", "create_or_update")) == 1
-    assert len(azure.calls_to("environments", "list")) == 2
+    assert len(azure.calls_to("environments", "create_or_update")) == creates
+    assert len(azure.calls_to("environments", "list")) == creates
 
 
 def test_a_later_process_finds_the_batch_jobs_endpoint_and_output(rig: Rig, specs, tmp_path) -> None:

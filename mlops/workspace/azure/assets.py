@@ -4,8 +4,9 @@ Choosing the next version lists *all* versions: ``models.list`` / ``environments
 ``list_view_type=ListViewType.ACTIVE_ONLY`` (azure-ai-ml 1.35, ``ModelOperations.list`` and
 ``EnvironmentOperations.list``), so an archived version is invisible there - the SDK team's
 recording ``test_model_archive_restore_version`` shows the list without it while ``GET`` still reads
-it - and its number would be chosen again. A version that exists anyway (a race) is reported as
-such: ``AssetPathException`` for a model (its files differ), HTTP 409 for an environment.
+it - and its number would be chosen again. A version that exists anyway with other content (a race)
+is reported as such: azure-core's 409 ``ResourceExistsError`` (for a model "Asset paths cannot be
+updated.", which the SDK does not turn into its ``AssetPathException``), for an environment too.
 """
 
 from __future__ import annotations
