@@ -76,4 +76,45 @@ def test_the_timeout_returns_the_unfinished_job() -> None:
     job = wait_for_batch_job(workspace, BatchJob("j", "ep", "dep", "Running"), poll=1.0, timeout=3.0,  # type: ignore[arg-type]
                              sleep=clock.sleep, clock=clock)
     assert not job.finished and job.status is JobStatus.RUNNING
-    assert 3.0 < clock.now <= 4.0
+    assert clock.now == 3.0 and workspace.calls == 3, "read last at the deadline, never slept past it"
+
+
+class PacedWorkspace(ScriptedWorkspace):
+    """An adapter that says how often its batch jobs may be read (as ``AzureWorkspace`` does)."""
+
+    @staticmethod
+    def batch_job_poll(elapsed: float) -> float:
+        return 2.0 if elapsed < 10 else 30.0
+
+
+@pytest.mark.parametrize(("workspace", "poll", "timeout", "slept"), [
+    (ScriptedWorkspace(("Running", 0)), None, 2.0, [0.5, 0.5, 0.5, 0.5]),  # local: every 0.5 s
+    (PacedWorkspace(("Running", 0)), None, 75.0, [2.0] * 5 + [30.0, 30.0, 5.0]),  # its own pace, cut at the deadline
+    (PacedWorkspace(("Running", 0)), 1.0, 3.0, [1.0, 1.0, 1.0]),  # an explicit poll wins
+    (ScriptedWorkspace(("Running", 0)), lambda elapsed: 0.25 + elapsed, 2.0, [0.25, 0.5, 1.0, 0.25]),
+])
+def test_how_often_a_batch_job_is_read_is_the_workspaces_pace(workspace, poll, timeout, slept) -> None:
+    clock, sleeps = Clock(), []
+
+    def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+        clock.sleep(seconds)
+
+    job = wait_for_batch_job(workspace, BatchJob("j", "ep", "dep", "Queued", 4), poll=poll, timeout=timeout,
+                             sleep=sleep, clock=clock)
+    assert not job.finished and sleeps == slept and clock.now == timeout
+    assert workspace.calls == len(slept), "one read after each sleep"
+
+
+def test_azure_batch_jobs_are_read_at_the_sdks_backoff_not_twice_a_second() -> None:
+    """A batch job on Azure runs for minutes; each read is an ARM GET (subscription read limits).
+    The schedule is azure-ai-ml's own job wait (``_job_ops_helper._wait_before_polling``)."""
+    from mlops.workspace.azure import AzureWorkspace
+
+    schedule = AzureWorkspace.batch_job_poll
+    delays = [schedule(t) for t in range(0, 601, 10)]
+    assert delays[0] == 2.0 and delays == sorted(delays) and delays[-1] >= 59.0
+    workspace, clock = ScriptedWorkspace(("Running", 0)), Clock()
+    wait_for_batch_job(workspace, BatchJob("j", "ep", "dep", "Running"), poll=schedule, timeout=600.0,  # type: ignore[arg-type]
+                       sleep=clock.sleep, clock=clock)
+    assert clock.now == 600.0 and 15 <= workspace.calls <= 40, "a ten-minute job: tens of reads, not 1200"

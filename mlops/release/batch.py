@@ -171,7 +171,7 @@ def _smoke(ctx: ReleaseContext, deployment: str, summary: BatchResult) -> None:
     job = workspace.invoke_batch(endpoint, config.batch.smoke_input, deployment_name=deployment)
     progress(f"batch: smoke job {job.name} on {deployment} over {config.batch.smoke_input}")
     left = config.batch.job_timeout_s - (time.monotonic() - started)  # the time limit counts from the invoke
-    job = wait_for_batch_job(workspace, job, poll=0.5, timeout=left, sleep=ctx.sleep,
+    job = wait_for_batch_job(workspace, job, timeout=left, sleep=ctx.sleep,
                              on_change=lambda seen: progress(f"batch: {seen.name} {seen.status} "
                                                              f"{seen.mini_batches_done}/{seen.mini_batches_total} "
                                                              "mini-batches"))

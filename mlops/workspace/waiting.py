@@ -6,6 +6,12 @@
 They differ only in how often they look, how long they may wait and what they say on the way,
 which are arguments here. Works the same on both adapters: the local workspace and Azure ML
 report through the same ``BatchJob`` / ``TrainingJob``.
+
+How often a *batch* job is read depends on the target, and the adapter says it (``batch_job_poll``,
+see ``batch_poll_schedule``): a local job runs on this machine in seconds and a read is a SQLite
+query, so every 0.5 s; on Azure ML a batch job takes minutes and every read is an ARM call
+counted against the subscription's read limits, so the Azure adapter backs off the way
+azure-ai-ml's own job wait does. A wait never sleeps past its timeout.
 """
 
 from __future__ import annotations
@@ -18,27 +24,50 @@ from mlops.workspace.port import BatchJob, TrainingJob, Workspace
 
 J = TypeVar("J", BatchJob, TrainingJob)
 
+PollSchedule = Callable[[float], float]
+"""Seconds since the wait began -> seconds to sleep before the next read."""
 
-def _follow(job: J, fetch: Callable[[str], J], seen: Callable[[J], Hashable], *, poll: float, timeout: float | None,
-            on_change: Callable[[J], None], sleep: Callable[[float], None], clock: Callable[[], float]) -> J:
-    deadline = None if timeout is None else clock() + timeout
+LOCAL_BATCH_POLL_S = 0.5
+"""Between reads of a local batch job (a SQLite query; the job runs here in seconds)."""
+
+
+def every(seconds: float) -> PollSchedule:
+    """The same interval all along."""
+    return lambda elapsed: seconds
+
+
+def batch_poll_schedule(workspace: Workspace) -> PollSchedule:
+    """How often to read ``workspace``'s batch jobs: the adapter's own ``batch_job_poll`` when it
+    declares one (``AzureWorkspace``: backing off to a minute), else every ``LOCAL_BATCH_POLL_S``."""
+    return getattr(workspace, "batch_job_poll", None) or every(LOCAL_BATCH_POLL_S)
+
+
+def _follow(job: J, fetch: Callable[[str], J], seen: Callable[[J], Hashable], *, poll: PollSchedule,
+            timeout: float | None, on_change: Callable[[J], None], sleep: Callable[[float], None],
+            clock: Callable[[], float]) -> J:
+    started = clock()
+    deadline = None if timeout is None else started + timeout
     last: Hashable | None = None
     while True:
         now_seen = seen(job)
         if now_seen != last:
             on_change(job)
             last = now_seen
-        if job.finished or (deadline is not None and clock() > deadline):
+        now = clock()
+        if job.finished or (deadline is not None and now >= deadline):
             return job
-        sleep(poll)
+        delay = poll(now - started)
+        sleep(delay if deadline is None else min(delay, deadline - now))  # the last read at the deadline
         job = fetch(job.name)
 
 
-def wait_for_batch_job(workspace: Workspace, job: BatchJob, *, poll: float = 1.0, timeout: float | None = None,
+def wait_for_batch_job(workspace: Workspace, job: BatchJob, *, poll: float | PollSchedule | None = None,
+                       timeout: float | None = None,
                        on_change: Callable[[BatchJob], None] = lambda job: None,
                        sleep: Callable[[float], None] = time.sleep,
                        clock: Callable[[], float] = time.monotonic) -> BatchJob:
-    """Poll ``job`` every ``poll`` seconds until it has finished; return its last state.
+    """Poll ``job`` until it has finished; return its last state. ``poll``: seconds between reads
+    or a ``PollSchedule``; by default the workspace's own (``batch_poll_schedule``).
 
     ``on_change`` sees the job first and then whenever its status or mini-batch counts change.
     With ``timeout`` (seconds from the call) the job returned may not have finished: the caller
@@ -46,7 +75,8 @@ def wait_for_batch_job(workspace: Workspace, job: BatchJob, *, poll: float = 1.0
     """
     return _follow(job, workspace.get_batch_job,
                    lambda j: (j.status, j.mini_batches_done, j.mini_batches_failed, j.mini_batches_total),
-                   poll=poll, timeout=timeout, on_change=on_change, sleep=sleep, clock=clock)
+                   poll=_schedule(poll) if poll is not None else batch_poll_schedule(workspace),
+                   timeout=timeout, on_change=on_change, sleep=sleep, clock=clock)
 
 
 def wait_for_training_job(workspace: Workspace, job: TrainingJob, *, poll: float = 30.0,
@@ -58,4 +88,8 @@ def wait_for_training_job(workspace: Workspace, job: TrainingJob, *, poll: float
     finished trials changes (an AutoML sweep runs for hours: the default poll is 30 s)."""
     return _follow(job, workspace.get_training_job,
                    lambda j: (j.status, sum(1 for t in j.trials if t.status.finished)),
-                   poll=poll, timeout=timeout, on_change=on_change, sleep=sleep, clock=clock)
+                   poll=_schedule(poll), timeout=timeout, on_change=on_change, sleep=sleep, clock=clock)
+
+
+def _schedule(poll: float | PollSchedule) -> PollSchedule:
+    return every(float(poll)) if isinstance(poll, (int, float)) else poll

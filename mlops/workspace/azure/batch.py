@@ -20,6 +20,7 @@ from azure.ai.ml.entities import (
     ModelBatchDeployment,
     ModelBatchDeploymentSettings,
 )
+from azure.ai.ml.operations._job_ops_helper import _wait_before_polling
 
 from mlops.errors import (
     DeploymentFailedError,
@@ -58,6 +59,16 @@ def _batch_default(endpoint: Any) -> str | None:
 
 class BatchOps(AzureCalls):
     """Batch endpoints, batch deployments, batch jobs and their outputs and logs."""
+
+    @staticmethod
+    def batch_job_poll(elapsed: float) -> float:
+        """Seconds before the next read of a batch job (``mlops.workspace.waiting``): azure-ai-ml's
+        own schedule for waiting on a job (``_job_ops_helper._wait_before_polling``, what
+        ``ml_client.jobs.stream`` sleeps): 2 s at first, a sigmoid of the time waited rising to a
+        minute (59 s) after about three minutes (``AZUREML_RUN_POLLING_INTERVAL_MIN`` / ``_MAX`` tune it).
+        A batch job runs for minutes, and every read is an ARM GET counted against the
+        subscription's read limit."""
+        return float(_wait_before_polling(max(elapsed, 0.0)))
 
     # batch -----------------------------------------------------------------------------------
     def _batch_endpoint(self, entity: Any) -> BatchEndpoint:
