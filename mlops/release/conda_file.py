@@ -1,24 +1,13 @@
 """The serving environment's conda file, made from a model's own conda file: pins removed, canonical.
 
 An AutoML trial ships the conda file it was trained with (``outputs/conda_env_v_1_0_0.yml``). Its
-shape, as AutoML writes it (e.g. a forecasting model of azureml-train-automl-runtime 1.60.0)::
-
-    name: project_environment
-    dependencies:
-      - python=3.9.22
-      - pip:
-        - azureml-train-automl-runtime==1.60.0
-        - inference-schema
-        - azureml-interpret==1.60.0
-        - azureml-defaults==1.60.0
-      - numpy==1.23.5
-      - pandas==1.5.3
-      - scikit-learn==1.5.1
-      - holidays==0.70
-      - psutil==5.9.3
-    channels:
-      - anaconda
-      - conda-forge
+shape, as AutoML writes it: ``name: project_environment``; ``dependencies`` - the pinned
+``python=3.9.22``, a ``pip:`` block with the AutoML runtime (``azureml-train-automl-runtime==1.60.0``,
+``inference-schema``, ``azureml-defaults==1.60.0``), then the training image's conda packages, pinned
+(``numpy==1.23.5``, ``pandas==1.5.3``, ``scikit-learn==1.5.1``, ``holidays==0.70``, ``psutil==5.9.3``);
+``channels: [anaconda, conda-forge]``. (The whole file: ``tests/release/helpers.py``
+``AUTOML_CONDA_FILE``; the local workspace's trials write one of the same shape,
+``mlops.forecasting.sweep.automl_conda_file``.)
 
 The serving environment is "the curated image + this file", with the version pins of named
 dependencies removed. The default (``unpin: trailing``) removes the pins of the **trailing

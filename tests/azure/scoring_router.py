@@ -35,11 +35,12 @@ import time
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from tests.azure.fake_mlclient import FakeAzure
+from tests.loopback import LoopbackServer
 from tests.release.fakes import HEADER, Behaviour, JsonHandler, _forecast
 
 __all__ = ["Behaviour", "ScoringRouter", "Served"]
@@ -83,28 +84,17 @@ class ScoringRouter:
         as an ``AmlOnlineEndpointTrafficLog`` row, as Azure Monitor would ingest it."""
         self._random = random.Random(seed)
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(_handler(self), name="azure-scoring-router")
 
     # lifecycle ---------------------------------------------------------------------------------
     def start(self) -> ScoringRouter:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="azure-scoring-router", daemon=True)
-        self._thread.start()
+        self._http.start()
         self.azure.scoring_uri = self.scoring_uri
         self.azure.batch_scorer = self.batch_output
         return self
 
     def close(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
 
     def __enter__(self) -> ScoringRouter:
         return self.start()
@@ -114,9 +104,7 @@ class ScoringRouter:
 
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the router is not started")
-        return int(self._server.server_address[1])
+        return self._http.port
 
     def scoring_uri(self, endpoint: str) -> str:
         return f"http://127.0.0.1:{self.port}/{endpoint}/score"

@@ -10,22 +10,9 @@ from mlops.config import Overrides, load_config
 from mlops.release.context import ReleaseContext
 from mlops.release.pipeline import _new_record, step_environment, step_register
 from tests.azure.fake_mlclient import Rig
-from tests.release.helpers import fake_model, write_config
+from tests.release.helpers import AUTOML_CONDA_FILE, fake_model, write_config
 
-AUTOML_CONDA = b"""name: project_environment
-dependencies:
-  - python=3.9.22
-  - pip:
-    - azureml-train-automl-runtime==1.60.0
-    - inference-schema
-    - azureml-defaults==1.60.0
-  - numpy==1.23.5
-  - pandas==1.5.3
-  - psutil==5.9.3
-channels:
-  - anaconda
-  - conda-forge
-"""
+AUTOML_CONDA = AUTOML_CONDA_FILE.encode()
 
 
 def seed(rig: Rig) -> None:
@@ -53,7 +40,7 @@ def test_job_model_environment_from_its_conda_file_and_trust(rig: Rig, tmp_path:
 
     environment = step_environment(ctx)
     assert (environment.name, environment.version) == ("tcn-automl-inference", "1")
-    assert [u.name for u in environment.unpinned] == ["numpy", "pandas", "psutil"]
+    assert [u.name for u in environment.unpinned] == ["numpy", "pandas", "scikit-learn", "holidays", "psutil"]
     (create,) = rig.azure.calls_to("environments", "create_or_update")
     body = str(create.body)
     assert "azureml-defaults==1.60.0" in body and "python=3.9.22" in body, "the AutoML runtime keeps its pins"

@@ -85,7 +85,7 @@ def test_a_21st_deployment_of_an_endpoint_is_refused_by_the_service_too(rig: Rig
     (another process may have added one meanwhile). (Names need no rule of the fake's: the SDK's own
     serialization refuses a bad endpoint or deployment name before sending - ``_to_rest_object``,
     ``validate_endpoint_or_deployment_name``.)"""
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     for index in range(19):
         rig.workspace.create_online_deployment(specs.deployment(f"dep{index:02d}", model, env))
     assert len([k for k in rig.azure.online_deployments if k[0] == "tcn-forecast"]) == 20

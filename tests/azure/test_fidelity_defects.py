@@ -77,7 +77,7 @@ def test_an_environment_version_taken_twice_is_a_version_conflict_not_in_progres
 # batch ---------------------------------------------------------------------------------------
 def test_the_batch_deployment_is_waited_for_until_it_reports_succeeded(rig: Rig, specs, tmp_path) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.ensure_batch_endpoint(specs.batch_endpoint)
     azure.batch_ready_after = 3
     lines: list[str] = []
@@ -90,7 +90,7 @@ def test_the_batch_deployment_is_waited_for_until_it_reports_succeeded(rig: Rig,
 
 def test_a_batch_deployment_whose_provisioning_fails_is_a_failed_deployment(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.ensure_batch_endpoint(specs.batch_endpoint)
     azure.batch_failing_provisioning.add("tcn-v1")
     with pytest.raises(DeploymentFailedError, match="tcn-v1 on batch endpoint tcn-forecast-batch: provisioning "
@@ -101,7 +101,7 @@ def test_a_batch_deployment_whose_provisioning_fails_is_a_failed_deployment(rig:
 @pytest.mark.parametrize("status", [408, 500, 502, 503, 504])
 def test_transient_statuses_of_the_batch_invoke_are_retried(rig: Rig, specs, tmp_path, status: int) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.ensure_batch_endpoint(specs.batch_endpoint)
     ws.create_batch_deployment(specs.batch_deployment("tcn-v1", model, env))
     azure.batch_invoke_errors = [http_error(status, "ServiceUnavailable"), http_error(status, "ServiceUnavailable")]
@@ -112,7 +112,7 @@ def test_transient_statuses_of_the_batch_invoke_are_retried(rig: Rig, specs, tmp
 
 def test_batch_deployment_yaml_logging_level_and_description_reach_azure(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.ensure_batch_endpoint(specs.batch_endpoint)
     ws.create_batch_deployment(specs.batch_deployment("tcn-v1", model, env, logging_level="warning",
                                                       description="nightly TCN v1"))
@@ -123,7 +123,7 @@ def test_batch_deployment_yaml_logging_level_and_description_reach_azure(rig: Ri
 
 def test_the_output_is_the_configured_file_from_the_child_step_and_nothing_else(rig: Rig, specs, tmp_path) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.ensure_batch_endpoint(specs.batch_endpoint)
     ws.create_batch_deployment(specs.batch_deployment("tcn-v1", model, env))
     job = ws.invoke_batch("tcn-forecast-batch", _smoke_input(tmp_path), deployment_name="tcn-v1")
@@ -163,7 +163,7 @@ def test_an_endpoint_name_taken_in_the_region_is_not_retried_and_says_so(rig: Ri
 
 def test_invoke_reads_uri_and_key_once_and_again_after_regeneration_or_401(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    first_release(rig, specs)
+    first_release(rig.workspace, specs)
     ws.invoke("tcn-forecast", b"{}")
     gets, keys = len(azure.calls_to("online_endpoints", "get")), len(azure.calls_to("online_endpoints", "get_keys"))
     for _ in range(3):

@@ -14,7 +14,7 @@ import pytest
 
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, WorkspaceError
 from mlops.workspace.azure_decisions import RELEASE_LOCK_TAG
-from mlops.workspace.port import AssetRef
+from mlops.workspace.port import AssetRef, Workspace
 from tests.azure.fake_mlclient import Rig
 
 PINNED = re.compile(r"^azureml:[A-Za-z0-9._-]+:\d+$")
@@ -33,8 +33,10 @@ def endpoint_puts(azure) -> list[dict]:
     return [c.body for c in azure.calls_to("online_endpoints", "begin_create_or_update")]
 
 
-def first_release(rig: Rig, specs) -> tuple[AssetRef, AssetRef]:
-    ws = rig.workspace
+def first_release(ws: Workspace, specs) -> tuple[AssetRef, AssetRef]:
+    """The first release, step by step, on an Azure adapter (over the fake MLClient here, over the
+    wire emulator in ``tests/azure_wire``): environment and model version 1, the endpoint, blue at
+    100%, under the release lock."""
     env = ws.ensure_environment(specs.environment)
     model = ws.register_model("tcn", specs.model_dir("v1"))
     ws.ensure_online_endpoint(specs.endpoint)
@@ -46,7 +48,7 @@ def first_release(rig: Rig, specs) -> tuple[AssetRef, AssetRef]:
 
 
 def test_first_release_creates_pinned_assets_and_sends_traffic_to_blue(rig: Rig, specs) -> None:
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     azure = rig.azure
     assert (str(model), str(env)) == ("tcn:1", "tcn-inference:1")
     assert azure.traffic("tcn-forecast") == {"blue": 100}
@@ -61,7 +63,7 @@ def test_first_release_creates_pinned_assets_and_sends_traffic_to_blue(rig: Rig,
 
 
 def test_nothing_to_release_creates_nothing(rig: Rig, specs) -> None:
-    first_release(rig, specs)
+    first_release(rig.workspace, specs)
     before = len(rig.azure.writes())
     ws = rig.workspace
     assert ws.register_model("tcn", specs.model_dir("v1")).version == "1"
@@ -72,7 +74,7 @@ def test_nothing_to_release_creates_nothing(rig: Rig, specs) -> None:
 
 def test_blue_green_steps_never_drop_a_third_deployments_share(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.create_online_deployment(specs.deployment("shadow", model, env))
     ws.set_traffic("tcn-forecast", {"blue": 80, "shadow": 20})
     v2 = ws.register_model("tcn", specs.model_dir("v2")).ref
@@ -93,7 +95,7 @@ def test_blue_green_steps_never_drop_a_third_deployments_share(rig: Rig, specs) 
 
 def test_gate_failure_rollback_restores_previous_traffic_and_mirror(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     v2 = ws.register_model("tcn", specs.model_dir("v2")).ref
     ws.create_online_deployment(specs.deployment("green", v2, env))
     ws.set_traffic("tcn-forecast", {"blue": 100, "green": 0}, {"green": 20})
@@ -109,7 +111,7 @@ def test_gate_failure_rollback_restores_previous_traffic_and_mirror(rig: Rig, sp
 
 def test_set_traffic_without_mirror_keeps_the_mirror(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.create_online_deployment(specs.deployment("green", model, env))
     ws.set_traffic("tcn-forecast", {"blue": 100}, {"green": 10})
     ws.set_traffic("tcn-forecast", {"blue": 100})
@@ -121,7 +123,7 @@ def test_no_write_other_than_set_traffic_changes_traffic(rig: Rig, specs) -> Non
     """Endpoint tag updates and deployments go read-modify-write: every endpoint PUT that is not a
     traffic update carries exactly the traffic the endpoint had; the lock writes no endpoint at all."""
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     before = len(endpoint_puts(azure))
     changed = type(specs.endpoint)(name="tcn-forecast", auth_mode="key", description="new text",
                                    tags={"owner": "ml-platform"})
@@ -138,7 +140,7 @@ def test_no_write_other_than_set_traffic_changes_traffic(rig: Rig, specs) -> Non
 
 def test_set_traffic_waits_until_the_endpoint_reports_the_split(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.create_online_deployment(specs.deployment("green", model, env))
     azure.traffic_lag = 3
     gets_before = len(azure.calls_to("online_endpoints", "get"))
@@ -150,7 +152,7 @@ def test_set_traffic_waits_until_the_endpoint_reports_the_split(rig: Rig, specs)
 
 def test_set_traffic_gives_up_when_the_split_never_shows(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.create_online_deployment(specs.deployment("green", model, env))
     azure.traffic_lag = 10_000
     with pytest.raises(WorkspaceError, match="did not report the change within 600s"):
@@ -159,7 +161,7 @@ def test_set_traffic_gives_up_when_the_split_never_shows(rig: Rig, specs) -> Non
 
 def test_rule_violations_are_refused_before_any_write(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.create_online_deployment(specs.deployment("green", model, env))
     writes = len(azure.writes())
     for traffic, mirror in (({"blue": 90}, None), ({"blue": 100, "ghost": 0}, None),
@@ -176,7 +178,7 @@ def test_rule_violations_are_refused_before_any_write(rig: Rig, specs) -> None:
 
 def test_failed_deployment_raises_with_log_tail_and_takes_no_traffic(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     azure.failing_deployments["green"] = "Traceback (most recent call last):\nValueError: init() exploded\n"
     with pytest.raises(DeploymentFailedError) as caught:
         ws.create_online_deployment(specs.deployment("green", model, env))
@@ -190,7 +192,7 @@ def test_failed_deployment_raises_with_log_tail_and_takes_no_traffic(rig: Rig, s
 
 def test_operation_in_progress_is_retried_with_backoff(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.create_online_deployment(specs.deployment("green", model, env))
     azure.conflicts["online_endpoints.begin_create_or_update"] = 2
     azure.conflicts["online_deployments.begin_create_or_update"] = 1
@@ -204,7 +206,7 @@ def test_operation_in_progress_is_retried_with_backoff(rig: Rig, specs) -> None:
 
 def test_conflict_that_never_clears_becomes_conflict_error(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    first_release(rig, specs)
+    first_release(rig.workspace, specs)
     azure.conflicts["online_endpoints.begin_create_or_update"] = 100
     with pytest.raises(ConflictError, match="gave up after 8 attempt"):
         ws.set_traffic("tcn-forecast", {"blue": 100}, {})
@@ -213,7 +215,7 @@ def test_conflict_that_never_clears_becomes_conflict_error(rig: Rig, specs) -> N
 
 def test_release_lock_names_the_holder_and_survives_traffic_changes(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    first_release(rig, specs)
+    first_release(rig.workspace, specs)
     lock = ws.acquire_release_lock("tcn-forecast", "gh-run-42")
     assert ws.acquire_release_lock("tcn-forecast", "gh-run-42") == lock, "the same holder resumes"
     with pytest.raises(ConflictError, match="gh-run-42") as caught:
@@ -243,7 +245,7 @@ def test_release_lock_on_a_new_endpoint_writes_no_endpoint(rig: Rig, specs) -> N
 
 def test_invoke_sends_key_and_deployment_header_and_regenerated_key_replaces_old(rig: Rig, specs) -> None:
     ws = rig.workspace
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.create_online_deployment(specs.deployment("green", model, env))
     assert b'"deployment": "blue"' in ws.invoke("tcn-forecast", b'{"data": []}')
     assert b'"deployment": "green"' in ws.invoke("tcn-forecast", b'{"data": []}', deployment_name="green")
@@ -266,7 +268,7 @@ def test_invoke_sends_key_and_deployment_header_and_regenerated_key_replaces_old
 
 def test_logs_and_missing_things(rig: Rig, specs) -> None:
     ws = rig.workspace
-    first_release(rig, specs)
+    first_release(rig.workspace, specs)
     assert "Listening" in ws.get_logs("tcn-forecast", "blue", lines=5)
     assert ws.get_online_deployment("tcn-forecast", "nope") is None
     assert ws.get_online_endpoint("nope") is None
@@ -280,7 +282,7 @@ def test_logs_and_missing_things(rig: Rig, specs) -> None:
 
 def test_batch_refresh_sets_the_new_default_read_modify_write(rig: Rig, specs, tmp_path) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.ensure_batch_endpoint(specs.batch_endpoint)
     ws.create_batch_deployment(specs.batch_deployment("tcn-v1", model, env))
     ws.set_batch_default("tcn-forecast-batch", "tcn-v1")
@@ -314,7 +316,7 @@ def test_batch_refresh_sets_the_new_default_read_modify_write(rig: Rig, specs, t
 
 def test_failed_batch_job_reports_failure_and_logs(rig: Rig, specs, tmp_path) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.ensure_batch_endpoint(specs.batch_endpoint)
     ws.create_batch_deployment(specs.batch_deployment("tcn-v1", model, env))
     inputs = tmp_path / "in"
@@ -332,7 +334,7 @@ def test_failed_batch_job_reports_failure_and_logs(rig: Rig, specs, tmp_path) ->
 
 def test_long_deployment_reports_progress_and_times_out(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     azure.lro_waits = 3
     messages: list[str] = []
     ws.create_online_deployment(specs.deployment("green", model, env), progress=messages.append)
@@ -347,7 +349,7 @@ def test_long_deployment_reports_progress_and_times_out(rig: Rig, specs) -> None
 
 def test_a_request_azure_refuses_up_front_is_not_a_failed_deployment(rig: Rig, specs) -> None:
     ws = rig.workspace
-    _, env = first_release(rig, specs)
+    _, env = first_release(rig.workspace, specs)
     with pytest.raises(RuleViolation, match="model azureml:tcn:42 not found") as caught:
         ws.create_online_deployment(specs.deployment("green", AssetRef("tcn", "42"), env))
     assert not isinstance(caught.value, DeploymentFailedError)
@@ -394,7 +396,7 @@ def test_a_later_process_finds_the_batch_jobs_endpoint_and_output(rig: Rig, spec
     from tests.azure.fake_mlclient import make_workspace
 
     ws = rig.workspace
-    model, env = first_release(rig, specs)
+    model, env = first_release(rig.workspace, specs)
     ws.ensure_batch_endpoint(specs.batch_endpoint)
     ws.create_batch_deployment(specs.batch_deployment("tcn-v1", model, env, output_file_name="out.csv"))
     inputs = tmp_path / "in"

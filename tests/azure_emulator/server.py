@@ -25,7 +25,7 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -36,6 +36,7 @@ from tests.azure_emulator.messages import Call, Refusal, Reply, arm_error
 from tests.azure_emulator.routes import RouteTable, load_all
 from tests.azure_emulator.tls import TestCA
 from tests.azure_emulator.tokens import InvalidToken, TokenMint, scope_resource
+from tests.loopback import LoopbackServer
 
 log = logging.getLogger("azure_emulator")
 
@@ -88,8 +89,9 @@ class Emulator:
         self.exchanges: list[Exchange] = []
         self.settings: dict[str, Any] = {}
         """Knobs route modules read (durations, injected failures); see each module's ``SETTINGS``."""
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._http = LoopbackServer(_handler_class(self), name="azure-emulator",
+                                    wrap=lambda sock: self.ca.server_context.wrap_socket(sock, server_side=True),
+                                    poll_interval=0.05)
 
     # the state of one route module ----------------------------------------------------------
     def store(self, name: str) -> dict[str, Any]:
@@ -102,9 +104,7 @@ class Emulator:
     # addresses ------------------------------------------------------------------------------
     @property
     def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return int(self._server.server_address[1])
+        return self._http.port
 
     @property
     def base_url(self) -> str:
@@ -137,23 +137,11 @@ class Emulator:
 
     # lifecycle ------------------------------------------------------------------------------
     def start(self) -> Emulator:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_class(self))
-        server.daemon_threads = True
-        server.socket = self.ca.server_context.wrap_socket(server.socket, server_side=True)
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                                        name="azure-emulator", daemon=True)
-        self._thread.start()
+        self._http.start()
         return self
 
     def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._http.stop()
 
     # dispatch -------------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], body: bytes) -> Reply:

@@ -12,15 +12,14 @@ from mlops.config import Overrides, load_config
 from mlops.release.context import ReleaseContext
 from mlops.release.pipeline import _new_record, step_environment, step_register
 from mlops.workspace.azure import AzureWorkspace
-from tests.azure.test_automl_release import AUTOML_CONDA  # the AutoML conda file of the fake-client test
 from tests.azure_emulator import RunningEmulator, automl_jobs
-from tests.release.helpers import fake_model, write_config
+from tests.release.helpers import AUTOML_CONDA_FILE, fake_model, write_config
 
 
 def trial(name: str, score: float | None, status: str = "Completed") -> automl_jobs.Trial:
     return automl_jobs.Trial(name=name, score=score, status=status, files={
         "outputs/model.pt": f"pickled TCN of {name}".encode(),
-        "outputs/conda_env_v_1_0_0.yml": AUTOML_CONDA,
+        "outputs/conda_env_v_1_0_0.yml": AUTOML_CONDA_FILE.encode(),
         "outputs/scoring_file_v_2_0_0.py": b"def init():\n    pass\n\ndef run(data):\n    return data\n",
         "outputs/generated_code/script.py": b"# AutoML's training code\n"})
 
@@ -63,7 +62,7 @@ def test_job_model_source_registers_automls_choice_and_builds_the_environment_fr
 
     environment = step_environment(ctx)
     assert (environment.name, environment.version) == ("tcn-automl-inference", "1")
-    assert [u.name for u in environment.unpinned] == ["numpy", "pandas", "psutil"]
+    assert [u.name for u in environment.unpinned] == ["numpy", "pandas", "scikit-learn", "holidays", "psutil"]
     env_put = seeded.requests_to("/environments/tcn-automl-inference/versions/", "PUT")[-1].body
     conda = env_put["properties"]["condaFile"]
     assert "azureml-defaults==1.60.0" in conda and "numpy==1.23.5" not in conda

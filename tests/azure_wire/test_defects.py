@@ -11,8 +11,9 @@ import json
 import pytest
 
 from mlops.errors import ConflictError
+from tests.azure.test_release_scenarios import first_release
 from tests.azure_emulator import RunningEmulator
-from tests.azure_wire.test_online_release import BODY, first_release
+from tests.azure_wire.test_online_release import BODY
 
 
 def _arm_requests(emu: RunningEmulator, since: int) -> list:

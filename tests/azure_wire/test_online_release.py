@@ -16,8 +16,7 @@ import pytest
 
 from mlops.errors import DeploymentFailedError
 from mlops.workspace.azure_decisions import RELEASE_LOCK_TAG
-from mlops.workspace.port import AssetRef
-from tests.azure.test_release_scenarios import shift
+from tests.azure.test_release_scenarios import first_release, shift
 from tests.azure_emulator import RunningEmulator
 from tests.release.fakes import Behaviour
 
@@ -38,17 +37,6 @@ def _raw(emu: RunningEmulator, method: str, path: str, body: object) -> int:
                                                              "Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the emulator's https URL
         return response.status
-
-
-def first_release(ws, specs) -> tuple[AssetRef, AssetRef]:
-    env = ws.ensure_environment(specs.environment)
-    model = ws.register_model("tcn", specs.model_dir("v1"))
-    ws.ensure_online_endpoint(specs.endpoint)
-    ws.acquire_release_lock(specs.endpoint.name, "ci-run-1")
-    ws.create_online_deployment(specs.deployment("blue", model.ref, env.ref))
-    ws.set_traffic(specs.endpoint.name, {"blue": 100})
-    ws.release_release_lock(specs.endpoint.name, "ci-run-1")
-    return model.ref, env.ref
 
 
 def test_first_release_on_the_real_client(workspace, specs, actions: RunningEmulator) -> None:

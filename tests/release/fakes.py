@@ -20,7 +20,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, WorkspaceError
@@ -43,6 +43,7 @@ from mlops.workspace.port import (
     ReleaseLock,
     no_progress,
 )
+from tests.loopback import LoopbackServer
 
 HEADER = "azureml-model-deployment"
 
@@ -60,7 +61,7 @@ class Behaviour:
 @dataclass
 class _Endpoint:
     spec: OnlineEndpointSpec
-    server: ThreadingHTTPServer
+    server: LoopbackServer
     keys: EndpointKeys
     traffic: dict[str, int] = field(default_factory=dict)
     deployments: dict[str, OnlineDeployment] = field(default_factory=dict)
@@ -90,8 +91,7 @@ class FakeWorkspace:
 
     def close(self) -> None:
         for endpoint in self.endpoints.values():
-            endpoint.server.shutdown()
-            endpoint.server.server_close()
+            endpoint.server.stop()
 
     # models --------------------------------------------------------------------------------
     def register_model(self, name, path, *, tags=None, progress=no_progress):
@@ -147,8 +147,8 @@ class FakeWorkspace:
 
     # online --------------------------------------------------------------------------------
     def _view(self, endpoint: _Endpoint) -> OnlineEndpoint:
-        host, port = endpoint.server.server_address[:2]
-        return OnlineEndpoint(endpoint.spec.name, f"http://{host}:{port}/score", traffic=dict(endpoint.traffic))
+        return OnlineEndpoint(endpoint.spec.name, f"http://127.0.0.1:{endpoint.server.port}/score",
+                              traffic=dict(endpoint.traffic))
 
     def list_online_endpoints(self):
         return [self._view(e) for e in self.endpoints.values()]
@@ -159,15 +159,13 @@ class FakeWorkspace:
 
     def ensure_online_endpoint(self, spec, *, progress=no_progress):
         if spec.name not in self.endpoints:
-            server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self, spec.name))
-            server.daemon_threads = True
-            threading.Thread(target=server.serve_forever, daemon=True).start()
+            server = LoopbackServer(_handler(self, spec.name), name=f"fake-endpoint-{spec.name}").start()
             self.endpoints[spec.name] = _Endpoint(spec, server, EndpointKeys("primary-key", "secondary-key"))
         return self._view(self.endpoints[spec.name])
 
     def delete_online_endpoint(self, name, *, progress=no_progress):
         endpoint = self.endpoints.pop(name)
-        endpoint.server.shutdown()
+        endpoint.server.stop()
 
     def _endpoint(self, name) -> _Endpoint:
         if name not in self.endpoints:

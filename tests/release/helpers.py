@@ -9,6 +9,26 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 
+AUTOML_CONDA_FILE = """name: project_environment
+dependencies:
+  - python=3.9.22
+  - pip:
+    - azureml-train-automl-runtime==1.60.0
+    - inference-schema
+    - azureml-defaults==1.60.0
+  - numpy==1.23.5
+  - pandas==1.5.3
+  - scikit-learn==1.5.1
+  - holidays==0.70
+  - psutil==5.9.3
+channels:
+  - anaconda
+  - conda-forge
+"""
+"""A forecasting trial's ``outputs/conda_env_v_1_0_0.yml`` as AutoML writes it (azureml-train-automl-runtime
+1.60.0): the pinned python, the AutoML runtime as a ``pip:`` block, then the training image's own conda
+packages pinned - the ones ``mlops.release.conda_file`` unpins by default."""
+
 FAST_STEPS = [{"traffic": 10}, {"bake": "1s", "check": "health"}, {"traffic": 50},
               {"bake": "1s", "check": "health"}, {"traffic": 100}]
 

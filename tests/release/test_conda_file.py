@@ -13,23 +13,9 @@ from mlops.release.conda_file import (
     serving_conda_file,
     trailing_dependencies,
 )
+from tests.release.helpers import AUTOML_CONDA_FILE
 
-AUTOML = """name: project_environment
-dependencies:
-  - python=3.9.22
-  - pip:
-    - azureml-train-automl-runtime==1.60.0
-    - inference-schema
-    - azureml-defaults==1.60.0
-  - numpy==1.23.5
-  - pandas==1.5.3
-  - scikit-learn==1.5.1
-  - holidays==0.70
-  - psutil==5.9.3
-channels:
-  - anaconda
-  - conda-forge
-"""
+AUTOML = AUTOML_CONDA_FILE
 
 # the same file: keys in another order, the trailing conda entries shuffled, other whitespace and
 # flow style, a comment

@@ -70,14 +70,14 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
+from tests.loopback import LoopbackServer
 from tests.workflows.expressions import Context, condition, interpolate, to_string
 from tests.workflows.workflow_files import PINNED_ACTIONS, SELF_REPOSITORY, load_workflow, needs_of
 
@@ -168,7 +168,7 @@ class Rehearsal:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.cancelled = False
         self._tokens: dict[str, dict[str, str]] = {}
-        self._api: ThreadingHTTPServer | None = None
+        self._api: LoopbackServer | None = None
         self.github = {
             "event_name": self.event_name,
             "ref": self.ref,
@@ -209,8 +209,7 @@ class Rehearsal:
             for job_id in self._job_order():
                 self.jobs[job_id] = self._run_job(job_id, self.workflow["jobs"][job_id])
         finally:
-            self._api.shutdown()
-            self._api.server_close()
+            self._api.stop()
         return self.jobs
 
     def conclusion(self) -> str:
@@ -442,7 +441,7 @@ class Rehearsal:
                 full_env["MLOPS_REHEARSAL_DENIED_CLIENT"] = state.client_id or ""
                 full_env["PYTHONPATH"] = os.pathsep.join(
                     p for p in (str(Path(__file__).parent / "rbac_site"), full_env.get("PYTHONPATH", "")) if p)
-        full_env["GITHUB_API_URL"] = f"http://127.0.0.1:{self._api.server_address[1]}" if self._api else ""
+        full_env["GITHUB_API_URL"] = f"http://127.0.0.1:{self._api.port}" if self._api else ""
         cwd = state.workspace / str(step.get("working-directory", "."))
         log_file = state.job_dir / f"step-{index}.log"
         cancel = self.cancel if self.cancel and (self.cancel.job, self.cancel.step) == (state.job_id, name) else None
@@ -615,7 +614,7 @@ class _JobState:
     extra_path: list[str] = field(default_factory=list)
 
 
-def _start_api(rehearsal: Rehearsal) -> ThreadingHTTPServer:
+def _start_api(rehearsal: Rehearsal) -> LoopbackServer:
     """GitHub's REST API, the part the workflows call, on loopback port 0."""
 
     class Handler(BaseHTTPRequestHandler):
@@ -645,9 +644,7 @@ def _start_api(rehearsal: Rehearsal) -> ThreadingHTTPServer:
                 return self._send(404, {"message": "Not Found"})
             return self._send(200, run)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
+    return LoopbackServer(Handler, name="rehearsal-github-api").start()
 
 
 class _StepFailed(Exception):

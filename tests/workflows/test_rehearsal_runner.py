@@ -14,6 +14,24 @@ import pytest
 
 from tests.workflows.rehearsal import Cancel, Rehearsal
 
+
+def _toy(tmp_path: Path, name: str, workflow: str, *, files: dict[str, str] | None = None, run: str = "run",
+         **options: object) -> Rehearsal:
+    """Rehearse the toy ``workflow`` (written as ``<name>.yml``) over a source tree holding ``files``
+    (path -> text; the tree is kept when it exists already), its run under ``tmp_path / run``;
+    ``options`` go to ``Rehearsal`` (default ``workspace_uri="local:/x"``)."""
+    path = tmp_path / f"{name}.yml"
+    path.write_text(workflow)
+    source = tmp_path / "repo"
+    source.mkdir(exist_ok=True)
+    for relative, text in (files or {}).items():
+        (source / relative).parent.mkdir(parents=True, exist_ok=True)
+        (source / relative).write_text(text)
+    options.setdefault("workspace_uri", "local:/x")
+    rehearsal = Rehearsal(path, source=source, root=tmp_path / run, **options)  # type: ignore[arg-type]
+    rehearsal.run()
+    return rehearsal
+
 TOY = textwrap.dedent(
     """\
     name: toy
@@ -101,16 +119,8 @@ TOY = textwrap.dedent(
 
 
 def _rehearse(tmp_path: Path, **inputs: object) -> Rehearsal:
-    workflow = tmp_path / "toy.yml"
-    workflow.write_text(TOY)
-    source = tmp_path / "repo"
-    source.mkdir()
-    (source / "README.md").write_text("toy\n")
-    rehearsal = Rehearsal(workflow, source=source, root=tmp_path / "run", workspace_uri="local:/tmp/ws",
-                          event_name="workflow_dispatch", inputs=dict(inputs),
-                          vars={"SUB": "s", "CLIENT": "c", "TENANT": "t"})
-    rehearsal.run()
-    return rehearsal
+    return _toy(tmp_path, "toy", TOY, files={"README.md": "toy\n"}, workspace_uri="local:/tmp/ws",
+                event_name="workflow_dispatch", inputs=dict(inputs), vars={"SUB": "s", "CLIENT": "c", "TENANT": "t"})
 
 
 def test_wiring_of_outputs_env_artifacts_and_login(tmp_path: Path) -> None:
@@ -178,11 +188,7 @@ SIGNAL_PROBE = (
 
 
 def _cancel_toy(tmp_path: Path, command: str) -> Rehearsal:
-    source = tmp_path / "repo"
-    source.mkdir()
-    (source / "probe.py").write_text(SIGNAL_PROBE)
-    workflow = tmp_path / "cancel.yml"
-    workflow.write_text(textwrap.dedent(f"""\
+    return _toy(tmp_path, "cancel", textwrap.dedent(f"""\
         on: push
         permissions: {{}}
         jobs:
@@ -210,12 +216,8 @@ def _cancel_toy(tmp_path: Path, command: str) -> Rehearsal:
             runs-on: ubuntu-latest
             steps:
               - run: "true"
-        """))
-    rehearsal = Rehearsal(workflow, source=source, root=tmp_path / "run", workspace_uri="local:/x",
-                          cancel=Cancel("work", "long", lambda log: "ready" in log),
-                          sigint_timeout=1.0, sigterm_timeout=1.0)
-    rehearsal.run()
-    return rehearsal
+        """), files={"probe.py": SIGNAL_PROBE}, cancel=Cancel("work", "long", lambda log: "ready" in log),
+                sigint_timeout=1.0, sigterm_timeout=1.0)
 
 
 def test_a_cancelled_exec_step_gets_sigint_and_the_run_is_cancelled(tmp_path: Path) -> None:
@@ -253,12 +255,7 @@ ASK_API = (
 
 
 def _api_toy(tmp_path: Path, *, permissions: str, run_id: str, runs: dict) -> Rehearsal:
-    source = tmp_path / "repo"
-    (source / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
-    (source / ".github" / "workflows" / "lib.yml").write_text("on:\n  workflow_call:\njobs: {}\n")
-    (source / "ask.py").write_text(ASK_API)
-    workflow = tmp_path / "api.yml"
-    workflow.write_text(textwrap.dedent(f"""\
+    return _toy(tmp_path, "api", textwrap.dedent(f"""\
         on: push
         permissions: {{}}
         jobs:
@@ -277,11 +274,8 @@ def _api_toy(tmp_path: Path, *, permissions: str, run_id: str, runs: dict) -> Re
                   TOKEN: ${{{{ github.token }}}}
                   RUN: "{run_id}"
                 run: python3 ask.py >> "$GITHUB_OUTPUT"
-        """))
-    rehearsal = Rehearsal(workflow, source=source, root=tmp_path / f"run-{permissions[:7]}-{run_id}",
-                          workspace_uri="local:/x", github_runs=runs, called_workflows={"lib.yml": "success"})
-    rehearsal.run()
-    return rehearsal
+        """), files={".github/workflows/lib.yml": "on:\n  workflow_call:\njobs: {}\n", "ask.py": ASK_API},
+                run=f"run-{permissions[:7]}-{run_id}", github_runs=runs, called_workflows={"lib.yml": "success"})
 
 
 def test_the_rest_api_answers_by_the_jobs_token_permissions(tmp_path: Path) -> None:
@@ -310,13 +304,9 @@ def test_a_called_workflow_needs_its_result_and_workflow_call(tmp_path: Path) ->
 
 
 def test_an_action_at_another_commit_than_the_simulated_one_fails(tmp_path: Path) -> None:
-    source = tmp_path / "repo"
-    source.mkdir()
-    old = tmp_path / "old.yml"
-    old.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
-                   "      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683\n"
-                   "        with:\n          persist-credentials: false\n")
-    jobs = Rehearsal(old, source=source, root=tmp_path / "run", workspace_uri="local:/x").run()
+    jobs = _toy(tmp_path, "old", "on: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps:\n"
+                "      - uses: actions/checkout@11bd71901bbe5b1630ceea73d27597364c9af683\n"
+                "        with:\n          persist-credentials: false\n").jobs
     assert jobs["a"].result == "failure" and "simulates actions/checkout v7.0.1" in jobs["a"].steps[0].log
 
 
@@ -349,12 +339,9 @@ LOGIN = "on: push\npermissions: {}\njobs:\n  main:\n" + _login_job(None) + "  pr
 ])
 def test_login_needs_a_federated_credential_for_the_jobs_exact_subject(tmp_path: Path, immutable: bool,
                                                                        credentials: dict, expected: dict) -> None:
-    workflow = tmp_path / "login.yml"
-    workflow.write_text(LOGIN)
-    (tmp_path / "repo").mkdir()
-    jobs = Rehearsal(workflow, source=tmp_path / "repo", root=tmp_path / "run", workspace_uri="local:/x",
-                     vars={"AZURE_CLIENT_ID": "rel"}, environment_vars={"production": {"AZURE_CLIENT_ID": "prod"}},
-                     immutable_subjects=immutable, federated_credentials=credentials).run()
+    jobs = _toy(tmp_path, "login", LOGIN, vars={"AZURE_CLIENT_ID": "rel"},
+                environment_vars={"production": {"AZURE_CLIENT_ID": "prod"}}, immutable_subjects=immutable,
+                federated_credentials=credentials).jobs
     assert {name: job.result for name, job in jobs.items()} == expected
     for job in jobs.values():
         if job.result == "failure":
