@@ -7,10 +7,12 @@ import asyncio
 import json
 import sys
 import threading
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import aiohttp
 import pytest
@@ -154,6 +156,27 @@ async def _load(url: str, headers: dict[str, str], body: bytes, concurrency: int
                     result.failures.append(repr(exc))
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
+
+
+T = TypeVar("T")
+
+
+def settled(read: Callable[[], T], *, done: Callable[[T], bool] = lambda value: True, quiet: float = 0.5,
+            timeout: float = 60.0) -> T:
+    """Wait on a condition, not for a fixed time: poll ``read()`` until ``done(value)`` holds and the
+    value has not changed for ``quiet`` seconds - the work the router does in the background
+    (mirrored copies, answered after the client's response) has finished however busy the machine
+    is - and return it; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    value, since = read(), time.monotonic()
+    while True:
+        time.sleep(0.05)
+        now_value, now = read(), time.monotonic()
+        if now_value != value:
+            value, since = now_value, now
+        elif done(value) and now - since >= quiet:
+            return value
+        assert now < deadline, f"not settled within {timeout:g}s: last {value!r}"
 
 
 def load(url: str, *, count: int, concurrency: int = 4, headers: dict[str, str] | None = None,

@@ -9,7 +9,7 @@ import urllib.request
 
 import pytest
 
-from tests.local_host.conftest import Setup, auth, load
+from tests.local_host.conftest import Setup, auth, load, settled
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,12 @@ def test_every_kind_of_traffic_is_recorded_per_deployment(setup: Setup):
     failing = load(setup.url, count=10, concurrency=1, body=b'{"status": 503}')
     targeted = load(setup.url, count=30, concurrency=2, headers=auth(**{"azureml-model-deployment": "green"}))
     assert routed.statuses == {200: 200} and failing.statuses == {503: 10} and targeted.statuses == {200: 30}
-    time.sleep(0.5)  # mirrored copies finish in the background
+    # mirrored copies finish in the background: until green's log and its metrics agree, and stay so
+    def green_counts() -> tuple[int, int, int]:
+        window = setup.host.deployment_metrics("ep-test", "green", since)
+        return setup.received("green"), window["kinds"].get("mirrored", 0), window["mirror_dropped"]
+
+    settled(green_counts, done=lambda counts: counts[0] == 30 + counts[1])
 
     blue_window = setup.host.deployment_metrics("ep-test", "blue", since)
     assert blue_window["requests"] == 210

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.local_host.conftest import PRIMARY, SECONDARY, Setup, auth, load
+from tests.local_host.conftest import PRIMARY, SECONDARY, Setup, auth, load, settled
 
 pytestmark = pytest.mark.slow
 
@@ -73,16 +73,14 @@ def test_mirror_20_percent_reaches_the_mirror_and_never_the_client(setup: Setup)
     result = load(setup.url, count=1500, concurrency=3)
     assert result.statuses == {200: 1500}, result.failures[:5]
     assert set(result.served_by) == {"blue"}  # the client only ever sees the live deployment's answer
-    time.sleep(0.5)  # mirrored copies finish in the background
-    mirrored = setup.received("shadow")
+    mirrored = settled(lambda: setup.received("shadow"))  # mirrored copies finish in the background
     assert abs(mirrored / 1500 - 0.20) <= 0.04, mirrored
     assert setup.received("blue") == 1500
 
     # header-targeted requests are never mirrored
     targeted = load(setup.url, count=200, concurrency=2, headers=auth(**{"azureml-model-deployment": "blue"}))
     assert targeted.statuses == {200: 200}
-    time.sleep(0.3)
-    assert setup.received("shadow") == mirrored
+    assert settled(lambda: setup.received("shadow")) == mirrored
 
 
 def test_keys_401_never_reach_a_deployment_and_regenerated_keys_apply(setup: Setup):
@@ -118,12 +116,14 @@ def test_request_timeout_408_and_concurrency_429(setup: Setup):
     elapsed = time.monotonic() - started
     assert status == 408 and headers["azureml-model-deployment"] == "slow", body
     assert 0.5 <= elapsed < 1.5, elapsed
-    time.sleep(1.6)  # let the instance finish the abandoned request
+    # the abandoned request holds the slot until the instance finishes it (2 s): until then 429
+    settled(lambda: post(setup.url)[0], done=lambda status: status == 200, quiet=0.0)
 
     # one slow request holds the only slot; the others are refused fast with 429
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
+        received = setup.received("slow")
         first = pool.submit(post, setup.url, b'{"sleep": 0.4}')
-        time.sleep(0.15)
+        settled(lambda: setup.received("slow"), done=lambda n: n == received + 1, quiet=0.0)  # it holds the slot
         started = time.monotonic()
         others = [pool.submit(post, setup.url) for _ in range(5)]
         refused = [f.result() for f in others]
