@@ -48,7 +48,7 @@ def test_the_batch_step_fails_naming_the_packages_an_environment_without_azureml
 
 
 def test_the_shipped_environment_holds_what_azure_requires_of_a_batch_environment() -> None:
-    from mlops.environment_spec import load_environment_spec, parse_conda_file
+    from mlops.specs.environment import load_environment_spec, parse_conda_file
     from mlops.workspace.local.batch.plan import BATCH_REQUIRED_PACKAGES, missing_packages
 
     spec = load_environment_spec(REPO / "environments" / "tcn-inference" / "environment.yml")

@@ -221,8 +221,8 @@ class LocalWorkspace:
         ``request.trials``) on ``request.data`` (a data asset exists only on Azure)."""
         from dataclasses import replace as _replace
 
-        from mlops.config import load_automl_job_spec
         from mlops.forecasting.training import TrainConfig
+        from mlops.specs.automl_job import load_automl_job_spec
 
         spec = load_automl_job_spec(request.spec_file)
         if (spec.time_column, spec.target_column) != ("date", "count"):
