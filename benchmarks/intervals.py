@@ -1,6 +1,6 @@
 """Choose the quantile calibration on training data only, across several daily series.
 
-    .venv/bin/python benchmarks/intervals.py [--series dau,synthetic,births] [--variants]
+    .venv/bin/python benchmarks/intervals.py [--series dau,synthetic,births] [--variants] [--level-origins 28,56]
 
 For each series, its **training split** (GitHub DAU: train.csv only - test.csv is never read here;
 the others: everything but their last 454 days, DAU's test length, which are never read either)
@@ -10,11 +10,14 @@ defaults) trains on the days before. Then, from that one model and the days it w
 * every calibration method of ``mlops.forecasting.calibration`` is computed from the model's
   residuals on its own training data (``training.residual_table``), and its 80% interval
   (``q0.1..q0.9``) coverage is measured on the pseudo-test year's rolling forecast (every origin,
-  horizons 1-14, the model's stored context first, as the batch scoring script does);
+  horizons 1-14, the model's stored context first, through ``rolling_forecast_with_quantiles`` as
+  the batch scoring script calls it - the scaled methods scale each origin by the model's error
+  level there);
 * the model's MAPE/RMSE on that year beside the weekly seasonal naive on the same pairs.
 
 The method with the smallest mean |coverage - 80%| over the series is printed as the choice
-(``TrainConfig.calibration`` holds it). ``--variants`` also trains a one-member ensemble and a
+(``TrainConfig.calibration`` holds it). ``--level-origins`` judges the scaled methods with error
+levels over each of those windows (``method/N``; default: ``error_level.LEVEL_ORIGINS`` only). ``--variants`` also trains a one-member ensemble and a
 shorter context (dilations 1-8: a 74-day window) on the public series, to judge those choices.
 
 Series: ``dau`` (``../shared/data/github_dau/train.csv``, skipped when absent); ``synthetic``
@@ -42,10 +45,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import DAU_DIR  # noqa: E402
 
-from mlops.forecasting.calibration import METHODS, calibrate  # noqa: E402
+from mlops.forecasting.calibration import METHODS, SCALED, calibrate  # noqa: E402
 from mlops.forecasting.data import load_series_csv, us_federal_holidays, validate_series  # noqa: E402
+from mlops.forecasting.error_level import LEVEL_ORIGINS  # noqa: E402
 from mlops.forecasting.forecaster import load_forecaster  # noqa: E402
-from mlops.forecasting.intervals import coverage, quantile_forecasts  # noqa: E402
+from mlops.forecasting.intervals import coverage  # noqa: E402
 from mlops.forecasting.metrics import accuracy, seasonal_naive  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau  # noqa: E402
 from mlops.forecasting.training import MAX_IMPUTED_GAP, TrainConfig, residual_table, train_model  # noqa: E402
@@ -95,7 +99,17 @@ def training_splits(names: set[str]) -> list[tuple[str, pd.DataFrame, bool]]:
     return out
 
 
-def judge(frame: pd.DataFrame, config: TrainConfig, work: Path) -> dict:
+def candidates(level_origins: list[int]) -> list[tuple[str, str, int]]:
+    """``(label, method, level origins)`` for every method, the scaled ones once per window."""
+    out = []
+    for method in METHODS:
+        for origins in (level_origins if method in SCALED else [LEVEL_ORIGINS]):
+            label = method if method not in SCALED or level_origins == [LEVEL_ORIGINS] else f"{method}/{origins}"
+            out.append((label, method, origins))
+    return out
+
+
+def judge(frame: pd.DataFrame, config: TrainConfig, work: Path, level_origins: list[int]) -> dict:
     """Train on all but the last ``PSEUDO_TEST_DAYS`` of ``frame``; score that year (see the module doc)."""
     series = validate_series(frame, fill_gaps=MAX_IMPUTED_GAP)
     inner, pseudo = series.iloc[:-PSEUDO_TEST_DAYS].reset_index(drop=True), series.iloc[-PSEUDO_TEST_DAYS:]
@@ -103,19 +117,20 @@ def judge(frame: pd.DataFrame, config: TrainConfig, work: Path) -> dict:
     result = train_model(inner, work, config=config)
     seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     forecaster = load_forecaster(work)
-    rolled = forecaster.rolling_forecast(pseudo[["date", "holiday"]].reset_index(drop=True),
-                                         pseudo["count"].to_numpy(), step=1)
+    X, y = pseudo[["date", "holiday"]].reset_index(drop=True), pseudo["count"].to_numpy()
+    rolled = forecaster.rolling_forecast(X, y, step=1)
     actual = rolled[forecaster.actual_column_name].to_numpy(dtype=np.float64)
     point = rolled[forecaster.forecast_column_name].to_numpy(dtype=np.float64)
     origin = pd.DatetimeIndex(rolled[forecaster.forecast_origin_column_name])
-    lead = (pd.DatetimeIndex(rolled[forecaster.time_column_name]) - origin).days.to_numpy()
     naive = seasonal_naive(series.set_index("date")["count"], origin, rolled[forecaster.time_column_name])
     table = residual_table(forecaster, inner, config)
     coverages, widths = {}, {}
-    for method in METHODS:
-        bounds = quantile_forecasts(point, lead, calibrate(table, method), (0.1, 0.9))
-        coverages[method] = coverage(actual, bounds[:, 0], bounds[:, 1])
-        widths[method] = float(np.mean((bounds[:, 1] - bounds[:, 0]) / np.maximum(point, 1.0)))
+    for label, method, origins in candidates(level_origins):
+        forecaster.calibration = calibrate(table, method, origins)
+        banded = forecaster.rolling_forecast_with_quantiles(X, y, (0.1, 0.9), step=1)
+        lower, upper = banded[0.1].to_numpy(), banded[0.9].to_numpy()
+        coverages[label] = coverage(actual, lower, upper)
+        widths[label] = float(np.mean((upper - lower) / np.maximum(point, 1.0)))
     return {"model": accuracy(actual, point), "naive": accuracy(actual, naive), "coverage": coverages,
             "width": widths, "seconds": seconds, "cpu": cpu, "epochs": result.epochs_run,
             "pairs": len(rolled), "first": pseudo["date"].iloc[0].date(), "last": pseudo["date"].iloc[-1].date()}
@@ -127,7 +142,11 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--variants", action="store_true",
                         help="also a 1-member ensemble and a 74-day context on the public series")
+    parser.add_argument("--level-origins", default=str(LEVEL_ORIGINS),
+                        help="comma-separated error-level windows for the scaled methods (e.g. 28,56)")
     args = parser.parse_args()
+    level_origins = [int(v) for v in args.level_origins.split(",")]
+    labels = [label for label, _, _ in candidates(level_origins)]
     splits = training_splits(set(args.series.split(",")))
     base = TrainConfig(epochs=args.epochs)
     variants = [("default (5 members, 138-day context)", base)]
@@ -141,7 +160,7 @@ def main() -> int:
                 if j and not public:
                     continue
                 print(f"{label}: {variant} ...", file=sys.stderr)
-                rows.append((label, variant, judge(frame, config, Path(tmp) / f"s{i}v{j}")))
+                rows.append((label, variant, judge(frame, config, Path(tmp) / f"s{i}v{j}", level_origins)))
     print(f"Pseudo-test: the last {PSEUDO_TEST_DAYS} days of each series' training split (trained on the days "
           "before; no test set read)")
     print(f"  {'series':<44}{'variant':<42}{'MAPE':>7}{'naive':>7}{'RMSE':>10}{'naive':>10}{'train s':>9}")
@@ -150,14 +169,15 @@ def main() -> int:
               f"{r['model']['rmse']:>10,.0f}{r['naive']['rmse']:>10,.0f}{r['seconds']:>8.0f}s")
     defaults = [(label, r) for label, variant, r in rows if variant == variants[0][0]]
     print("80% interval (q0.1..q0.9) coverage on the pseudo-test year, default model (mean width in brackets)")
-    print(f"  {'series':<44}" + "".join(f"{m:>21}" for m in METHODS))
+    col = max(22, *(len(m) + 2 for m in labels))
+    print(f"  {'series':<44}" + "".join(f"{m:>{col}}" for m in labels))
     for label, r in defaults:
-        print(f"  {label:<44}" + "".join(f"{r['coverage'][m]:>13.1%} ({r['width'][m]:>5.1%})" for m in METHODS))
-    scores = {m: float(np.mean([abs(r["coverage"][m] - 0.8) for _, r in defaults])) for m in METHODS}
-    worst = {m: float(np.max([abs(r["coverage"][m] - 0.8) for _, r in defaults])) for m in METHODS}
-    print(f"  {'mean |coverage - 80%|':<44}" + "".join(f"{scores[m]:>21.1%} " for m in METHODS))
-    print(f"  {'worst |coverage - 80%|':<44}" + "".join(f"{worst[m]:>21.1%} " for m in METHODS))
-    chosen = min(METHODS, key=lambda m: (scores[m], worst[m]))
+        print(f"  {label:<44}" + "".join(f"{r['coverage'][m]:>{col - 8}.1%} ({r['width'][m]:>5.1%})" for m in labels))
+    scores = {m: float(np.mean([abs(r["coverage"][m] - 0.8) for _, r in defaults])) for m in labels}
+    worst = {m: float(np.max([abs(r["coverage"][m] - 0.8) for _, r in defaults])) for m in labels}
+    print(f"  {'mean |coverage - 80%|':<44}" + "".join(f"{scores[m]:>{col}.1%}" for m in labels))
+    print(f"  {'worst |coverage - 80%|':<44}" + "".join(f"{worst[m]:>{col}.1%}" for m in labels))
+    chosen = min(labels, key=lambda m: (scores[m], worst[m]))
     print(f"chosen (smallest mean |coverage - 80%|): {chosen}; TrainConfig.calibration is "
           f"{TrainConfig().calibration}")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")

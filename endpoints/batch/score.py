@@ -7,7 +7,8 @@ continues it - and returns one DataFrame with columns ``date, forecast_origin, p
 file`` (``output_action: append_row`` writes it). With ``MLOPS_BATCH_QUANTILES`` set in the
 deployment's ``environment_variables`` (e.g. ``"0.1,0.9"``) every row also gets one column per
 level after ``predicted`` - ``q0.1``, ``q0.9`` - the conformal quantile forecasts of
-``mlops.forecasting.intervals`` (unset: the five columns only). Entries that are not CSV files are skipped. A
+``mlops.forecasting.intervals``, each origin's scaled by the model's error level there
+(``mlops.forecasting.error_level``; unset: the five columns only). Entries that are not CSV files are skipped. A
 malformed file raises an error that names the file and the problem, so the mini-batch fails
 visibly instead of writing partial results.
 
@@ -68,7 +69,7 @@ def init() -> None:
     levels = parse_levels(os.environ.get(QUANTILES_ENV, ""))
     single_threaded_torch()
     forecaster = load_forecaster(model_dir, trust_pickled=os.environ.get(TRUST_ENV, "") == "1")
-    if levels and not hasattr(forecaster, "quantiles_of"):
+    if levels and not hasattr(forecaster, "rolling_forecast_with_quantiles"):
         raise RuntimeError(f"{QUANTILES_ENV} is set but {type(forecaster).__name__} has no calibrated quantiles")
     print(f"batch score.py: loaded {type(forecaster).__name__} from {model_dir}"
           + (f", quantiles {list(levels)}" if levels else ""), flush=True)
@@ -85,7 +86,10 @@ def score_file(path: Path) -> pd.DataFrame:
     try:
         frame = load_series_csv(path)
         X = frame.drop(columns=["count"])
-        rolling = forecaster.rolling_forecast(X, frame["count"].to_numpy(), step=1)
+        if levels:
+            rolling = forecaster.rolling_forecast_with_quantiles(X, frame["count"].to_numpy(), levels, step=1)
+        else:
+            rolling = forecaster.rolling_forecast(X, frame["count"].to_numpy(), step=1)
     except ForecastInputError as error:
         message = str(error)
         raise BatchInputError(message if message.startswith(str(path)) else f"{path}: {message}") from None
@@ -95,12 +99,8 @@ def score_file(path: Path) -> pd.DataFrame:
         "predicted": rolling[forecaster.forecast_column_name].to_numpy(dtype=float).round(3),
         "count": rolling[forecaster.actual_column_name].to_numpy(dtype=float),
     })
-    if levels:
-        origin = pd.DatetimeIndex(rolling[forecaster.forecast_origin_column_name])
-        lead = (pd.DatetimeIndex(rolling[forecaster.time_column_name]) - origin).days.to_numpy()
-        table = forecaster.quantiles_of(rolling[forecaster.forecast_column_name].to_numpy(dtype=float), lead, levels)
-        for j, level in enumerate(levels):
-            out[quantile_column(level)] = table[:, j].round(3)
+    for level in levels:
+        out[quantile_column(level)] = rolling[level].to_numpy(dtype=float).round(3)
     out["file"] = path.name
     return out[output_columns()]
 

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .artifact import MODEL_FILE, check_artifact
+from .artifact import MODEL_FILE, check_artifact, stored_calibration
 from .data import (
     HOLIDAY_COLUMN,
     TIME_COLUMN,
@@ -47,6 +47,7 @@ from .data import (
     day_numbers,
     us_federal_holidays,
 )
+from .error_level import level_or_reference, recent_error_levels, residual_matrix
 from .errors import ForecastInputError, UntrustedModelError
 from .intervals import quantile_forecasts
 from .model import TCN, TCNConfig
@@ -144,7 +145,7 @@ class TCNForecaster:
         except RuntimeError as error:
             raise ForecastInputError(f"{source}: weights do not match the model config ({error})") from None
         self.network.eval()
-        self._residuals = artifact["calibration"]["residuals"].numpy().astype(np.float64)
+        self.calibration = stored_calibration(artifact)
         self.quantiles: list[float] = [0.5]
         """The levels ``forecast_quantiles`` returns (AutoML's scoring file assigns this attribute)."""
         context = artifact["context"]
@@ -210,7 +211,7 @@ class TCNForecaster:
         training data are accepted (a back-test), since the context comes from the request.
         """
         dates, values, known = self._request(X_pred, y_pred)
-        lead, origin, predicted = self._forecast_rows(X_pred, dates, values, known)
+        lead, origin, predicted, _ = self._forecast_rows(X_pred, dates, values, known)
         future = ~known
         result = values.copy()
         result[future] = predicted[lead[future] - 1]
@@ -238,10 +239,13 @@ class TCNForecaster:
         return dates, values, known
 
     def _forecast_rows(self, X_pred: pd.DataFrame, dates: pd.DatetimeIndex, values: np.ndarray,
-                       known: np.ndarray) -> tuple[np.ndarray, pd.Timestamp, np.ndarray]:
+                       known: np.ndarray, with_level: bool = False
+                       ) -> tuple[np.ndarray, pd.Timestamp, np.ndarray, float]:
         """``forecast``'s checks and its one network pass, on day numbers (numpy, no per-request
         pandas frames: they cost more than the network). Returns each row's horizon (0 for the
-        actuals), the origin, and the ``max_horizon`` forecasts from it."""
+        actuals), the origin, the ``max_horizon`` forecasts from it, and - ``with_level`` and a
+        scaled calibration - the model's error level at the origin (``error_level``: the same pass
+        also scores the ``level_origins`` origins before it; 1.0 otherwise)."""
         day = day_numbers(dates)
         holiday = _holidays(X_pred, dates)
         end = int(self._history_days[-1])
@@ -264,7 +268,9 @@ class TCNForecaster:
                 f"({_iso(origin)}), beyond the model's horizon of {self.max_horizon} days; send more recent "
                 "actuals as rows with a value")
 
-        window, horizon = self.window, self.max_horizon
+        horizon = self.max_horizon
+        back = self.calibration.level_origins if with_level else 0
+        window = self.window + back  # the network's window, and the origins before for the level
         first = origin_day - window + 1
         counts = np.full(window + horizon, np.nan)
         holidays = np.zeros(window + horizon)
@@ -293,13 +299,28 @@ class TCNForecaster:
         ahead_holiday[lead[future] - 1] = holiday[future]
         holidays[window:] = ahead_holiday
         counts[window:] = np.nan
-        predicted = self._score(first + np.arange(window + horizon), counts, holidays, np.array([window - 1]))[0]
-        return lead, origin, predicted
+        days = first + np.arange(window + horizon)
+        if not back:
+            return lead, origin, self._score(days, counts, holidays, np.array([window - 1]))[0], 1.0
+        level = np.nan
+        if run >= back + MIN_CONTEXT_DAYS:  # each earlier origin has the context a forecast needs
+            origins = window - 1 - back + np.arange(back + 1)
+            predicted = self._score(days, counts, holidays, origins)
+            level = recent_error_levels(residual_matrix(np.log1p(counts), origins, predicted), back)[-1]
+            predicted = predicted[-1]
+        else:
+            predicted = self._score(days, counts, holidays, np.array([window - 1]))[0]
+        return lead, origin, predicted, level_or_reference(level, self.calibration.reference_level)
 
-    def quantiles_of(self, predicted: np.ndarray, horizons: np.ndarray, levels: Any) -> np.ndarray:
-        """``(n, len(levels))`` quantile forecasts around point forecasts made ``horizons`` days ahead."""
+    def quantiles_of(self, predicted: np.ndarray, horizons: np.ndarray, levels: Any,
+                     error_level: np.ndarray | float = 1.0) -> np.ndarray:
+        """``(n, len(levels))`` quantile forecasts around point forecasts made ``horizons`` days ahead,
+        from origins where the model's error level was ``error_level`` (read only by a scaled
+        calibration)."""
+        scale = error_level if self.calibration.level_origins else 1.0
         try:
-            return quantile_forecasts(predicted, horizons, self._residuals, [float(q) for q in levels])
+            return quantile_forecasts(predicted, horizons, self.calibration.residuals, [float(q) for q in levels],
+                                      scale=scale)
         except (TypeError, ValueError) as error:
             raise ForecastInputError(f"quantiles {levels!r}: {error}") from None
 
@@ -324,16 +345,29 @@ class TCNForecaster:
         """``forecast``'s values, the ``(rows, len(levels))`` quantiles (NaN for the actuals) and the
         rows' dates: arrays only, for the scoring script (a frame per request costs ~1 ms)."""
         dates, values, known = self._request(X_pred, y_pred)
-        lead, _, predicted = self._forecast_rows(X_pred, dates, values, known)
+        lead, _, predicted, level = self._forecast_rows(X_pred, dates, values, known, with_level=True)
         future = ~known
         result = values.copy()
         result[future] = predicted[lead[future] - 1]
         table = np.full((len(values), len(levels)), np.nan)
-        table[future] = self.quantiles_of(result[future], lead[future], levels)
+        table[future] = self.quantiles_of(result[future], lead[future], levels, level)
         return result, table, dates
 
     def rolling_forecast(self, X: pd.DataFrame, y: Any, step: int = 1) -> pd.DataFrame:
         """Rolling-origin forecasts over ``X`` with its actuals ``y`` (AutoML's semantics, see module doc)."""
+        return self._rolling(X, y, step, ())
+
+    def rolling_forecast_with_quantiles(self, X: pd.DataFrame, y: Any, levels: Sequence[float],
+                                        step: int = 1) -> pd.DataFrame:
+        """``rolling_forecast`` plus one column per quantile level (named by the float level, as
+        ``forecast_quantiles`` names them): each origin's quantiles scaled by the model's error level
+        at that origin, from the same pass (the batch scoring script's interval columns)."""
+        levels = [float(q) for q in levels]
+        if not levels:
+            raise ForecastInputError("quantiles: at least one level is needed")
+        return self._rolling(X, y, step, levels)
+
+    def _rolling(self, X: pd.DataFrame, y: Any, step: int, levels: Sequence[float]) -> pd.DataFrame:
         if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
             raise ForecastInputError(f"step must be a positive integer, got {step!r}")
         dates = _parse_dates(X, self.time_column_name, "X")
@@ -363,25 +397,44 @@ class TCNForecaster:
                 f"X has {len(given)} rows starting {_iso(start)}, which does not continue the model's stored "
                 f"history (ending {_iso(self.history_end)}); it then needs at least {MIN_CONTEXT_DAYS + 1} "
                 "rows (the first ones are the context of the first forecast)")
-        short = max(0, self.window - 1 - first)
-        series, first = pad_weekly(series, short), first + short
+        back = self.calibration.level_origins if levels else 0
+        known_from = 0  # the first real day (the padding below is not)
+        short = max(0, self.window - 1 - (first - back))
+        series, first, known_from = pad_weekly(series, short), first + short, known_from + short
         end = len(series) - 1
         horizon = self.max_horizon
         last_k = max(0, -(-(end - horizon - first) // step))
         origins = first + step * np.arange(last_k + 1)
+        scored = np.arange(first - back, origins[-1] + 1) if back else origins  # every day: the levels
         predicted = self._score(day_numbers(series.index), series["count"].to_numpy(),
-                                series[HOLIDAY_COLUMN].to_numpy(), origins)
+                                series[HOLIDAY_COLUMN].to_numpy(), scored)
+        error_level = np.ones(len(origins))
+        if back:
+            at = origins - scored[0]
+            error_level = recent_error_levels(residual_matrix(np.log1p(series["count"].to_numpy()), scored,
+                                                              predicted), back)[at]
+            error_level[origins < known_from + back + MIN_CONTEXT_DAYS - 1] = np.nan  # padded context
+            reference = self.calibration.reference_level
+            error_level = np.array([level_or_reference(v, reference) for v in error_level])
+            predicted = predicted[at]
         target = origins[:, None] + np.arange(1, horizon + 1)[None, :]
         keep = target <= end
         origin_pos = np.broadcast_to(origins[:, None], target.shape)[keep]
         target_pos = target[keep]
         index = pd.DatetimeIndex(series.index)
-        return pd.DataFrame({
+        out = pd.DataFrame({
             self.time_column_name: index[target_pos],
             self.forecast_origin_column_name: index[origin_pos],
             self.forecast_column_name: predicted[keep],
             self.actual_column_name: series["count"].to_numpy()[target_pos],
         })
+        if levels:
+            lead = (target_pos - origin_pos).astype(np.int64)
+            row_level = np.broadcast_to(error_level[:, None], target.shape)[keep]
+            table = self.quantiles_of(predicted[keep], lead, levels, row_level)
+            for j, level in enumerate(levels):
+                out[level] = table[:, j]
+        return out
 
 
 def quantile_forecast(model: Any, X_pred: pd.DataFrame, y_pred: Any, levels: Sequence[float]

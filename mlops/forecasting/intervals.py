@@ -15,6 +15,8 @@ future residuals exchangeable with the calibration ones (Vovk et al., *Algorithm
 Random World*, split conformal; Lei et al. 2018, *Distribution-Free Predictive Inference for
 Regression*, sec. 2.2). Residuals of days the networks trained on are smaller than a new day's and
 would narrow the band; ``benchmarks/intervals.py`` measures that on training data.
+When the calibration is scaled (``error_level``), ``R_h`` holds residuals divided by their origin's
+error level and the offset is multiplied by the level at the new forecast's origin.
 Working in log space makes the interval multiplicative - a 3% band is 3% at any level - and keeps
 every quantile non-negative. ``k`` grows with ``tau``, so quantiles are ordered for every date.
 """
@@ -54,14 +56,17 @@ def residual_quantiles(residuals: np.ndarray, levels: Sequence[float]) -> np.nda
 
 
 def quantile_forecasts(point: np.ndarray, horizons: np.ndarray, residuals: np.ndarray,
-                       levels: Sequence[float]) -> np.ndarray:
-    """``(len(point), len(levels))`` quantile forecasts for point forecasts at 1-based ``horizons``."""
+                       levels: Sequence[float], scale: np.ndarray | float = 1.0) -> np.ndarray:
+    """``(len(point), len(levels))`` quantile forecasts for point forecasts at 1-based ``horizons``.
+    ``scale`` (one per point, or one for all) multiplies the residual quantiles: the error level at
+    each forecast's origin when the residuals were divided by theirs (``error_level``)."""
     point = np.asarray(point, dtype=np.float64)
     horizons = np.asarray(horizons, dtype=np.int64)
     offsets = residual_quantiles(residuals, levels)  # (L, H)
     if horizons.size and (horizons.min() < 1 or horizons.max() > offsets.shape[1]):
         raise ValueError(f"horizons must be within 1..{offsets.shape[1]}")
-    shifted = np.log1p(np.clip(point, 0.0, None))[:, None] + offsets[:, horizons - 1].T
+    scale = np.broadcast_to(np.asarray(scale, dtype=np.float64), point.shape)
+    shifted = np.log1p(np.clip(point, 0.0, None))[:, None] + offsets[:, horizons - 1].T * scale[:, None]
     return np.clip(np.expm1(shifted), 0.0, None)
 
 

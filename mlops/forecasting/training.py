@@ -44,8 +44,9 @@ import pandas as pd
 import torch
 
 from .artifact import MODEL_FILE, build_artifact, save_artifact
-from .calibration import METHODS, RECENT_DAYS, ResidualTable, calibrate
+from .calibration import METHODS, RECENT_DAYS, Calibration, ResidualTable, calibrate, holdout_coverage
 from .data import TargetScaling, calendar_features, series_sha256, validate_series
+from .error_level import LEVEL_ORIGINS
 from .errors import ForecastInputError
 from .forecaster import TCNForecaster
 from .metrics import compare_with_baseline
@@ -57,8 +58,9 @@ MAX_IMPUTED_GAP = 3
 """Training interpolates gaps of up to this many missing days (GitHub's DAU file lacks two days)."""
 KERNEL_SIZE = 3
 """The convolutions' kernel (``TCNConfig.kernel_size``'s default)."""
-CONTEXT_EXTRA_DAYS = 28
-"""Days stored beyond the network's window, so the baseline and short requests have history too."""
+CONTEXT_EXTRA_DAYS = LEVEL_ORIGINS
+"""Days stored beyond the network's window, so the baseline and short requests have history too, and
+the first forecast's error level (``error_level``) reads the full window of every origin before it."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,7 @@ class TrainConfig:
     all, blocks in random order): one convolution pass over a block's days encodes all of its
     origins, so a step costs a few hundred days of convolution instead of ``batch_size`` windows of
     138 days (``_encode_blocks``)."""
-    calibration: str = "out-of-sample"
+    calibration: str = "scaled-730"
     """How the quantiles are calibrated (``calibration.METHODS``): which rolling-forecast residuals
     of the early-stopped ensemble ``model.pt`` keeps. Chosen on training data only by
     ``benchmarks/intervals.py`` (see ``calibration``'s module doc): 80% interval coverage on the
@@ -422,9 +424,10 @@ def train_model(frame: pd.DataFrame, out_dir: str | Path, *, horizon: int = 14, 
         holdout = series.iloc[n_fit:].reset_index(drop=True)
         base = dict(config=network.config.to_dict(), state_dict=network.state_dict(), scaling=scaling.to_dict())
         evaluator = TCNForecaster(build_artifact(**base, context=_context(fit_part, config.window + CONTEXT_EXTRA_DAYS),
-                                                 calibration=val_residuals, metadata={}))
+                                                 calibration=Calibration(residuals=val_residuals), metadata={}))
         rolling = evaluator.rolling_forecast(holdout[["date", "holiday"]], holdout["count"].to_numpy(), step=1)
-        residuals = calibrate(residual_table(evaluator, series, config), config.calibration)
+        table = residual_table(evaluator, series, config)
+        calibration = calibrate(table, config.calibration)
     seconds = time.perf_counter() - started
     pairs = rolling.rename(columns={evaluator.forecast_origin_column_name: "forecast_origin",
                                     evaluator.forecast_column_name: "predicted",
@@ -437,9 +440,14 @@ def train_model(frame: pd.DataFrame, out_dir: str | Path, *, horizon: int = 14, 
                     "last_date": holdout["date"].iloc[-1].strftime("%Y-%m-%d")},
         "beats_seasonal_naive": comparison["model"]["mape"] < comparison["seasonal_naive"]["mape"],
         "training": {**info, "seconds": round(seconds, 3), "shuffle_targets": config.shuffle_targets},
-        "calibration": {"method": config.calibration, "kind": "split-conformal, log1p residuals per horizon",
-                        "residuals_per_horizon": int(residuals.shape[1]),
-                        "holdout_80_coverage": _coverage_80(rolling, evaluator, val_residuals)},
+        "calibration": {"method": config.calibration,
+                        "kind": "split-conformal, log1p residuals per horizon"
+                                + (f", scaled by the error level of the last {calibration.level_origins} origins"
+                                   if calibration.level_origins else ""),
+                        "residuals_per_horizon": int(calibration.residuals.shape[1]),
+                        "reference_level": round(calibration.reference_level, 6),
+                        "holdout_80_coverage": round(holdout_coverage(
+                            table, config.calibration, config.holdout - config.horizon + 1), 4)},
         "data": {"sha256": series_sha256(series), "rows": int(len(series)), "source": Path(source).name,
                  "imputed_days": int(series.attrs.get("imputed_days", 0)),
                  "first_date": series["date"].iloc[0].strftime("%Y-%m-%d"),
@@ -450,21 +458,10 @@ def train_model(frame: pd.DataFrame, out_dir: str | Path, *, horizon: int = 14, 
     metadata = {"data_sha256": metrics["data"]["sha256"], "metrics": json.loads(json.dumps(metrics)),
                 "created": created, "seed": config.seed, "torch_version": str(torch.__version__)}
     artifact = build_artifact(**base, context=_context(series, config.window + CONTEXT_EXTRA_DAYS),
-                              calibration=residuals, metadata=metadata)
+                              calibration=calibration, metadata=metadata)
     model_path = save_artifact(artifact, out / MODEL_FILE)
     metrics_path = out / METRICS_FILE
     metrics_path.write_text(json.dumps(metrics, indent=2) + "\n")
     return TrainResult(out_dir=out, model_path=model_path, metrics_path=metrics_path, metrics=metrics,
                        epochs_run=info["epochs_run"], best_epoch=info["best_epoch"], seconds=seconds,
                        holdout_pairs=pairs)
-
-
-def _coverage_80(rolling: pd.DataFrame, forecaster: TCNForecaster, val_residuals: np.ndarray) -> float:
-    """The holdout's coverage by the 80% interval calibrated on the validation tail alone: an honest
-    check of the calibration (the saved model calibrates on validation and holdout together)."""
-    from .intervals import coverage, quantile_forecasts
-
-    origin = pd.DatetimeIndex(rolling[forecaster.forecast_origin_column_name])
-    lead = (pd.DatetimeIndex(rolling[forecaster.time_column_name]) - origin).days.to_numpy()
-    bounds = quantile_forecasts(rolling[forecaster.forecast_column_name].to_numpy(), lead, val_residuals, (0.1, 0.9))
-    return round(coverage(rolling[forecaster.actual_column_name].to_numpy(), bounds[:, 0], bounds[:, 1]), 4)

@@ -7,6 +7,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -14,6 +15,7 @@ from mlops.forecasting.artifact import FORMAT
 from mlops.forecasting.data import series_sha256
 from mlops.forecasting.errors import ForecastInputError, UntrustedModelError
 from mlops.forecasting.forecaster import TCNForecaster, load_forecaster
+from mlops.forecasting.intervals import quantile_forecasts
 from mlops.forecasting.synthetic import generate_dau
 from mlops.forecasting.training import TrainResult
 from tests.forecasting.tiny import TINY_DAYS, TINY_SEED, train_tiny
@@ -113,6 +115,42 @@ def test_a_model_file_that_is_not_ours_is_refused(tmp_path: Path) -> None:
         load_forecaster(tmp_path)
     (tmp_path / "model.pt").write_bytes(b"garbage")
     with pytest.raises(ForecastInputError, match="not a readable torch file"):
+        load_forecaster(tmp_path)
+
+
+def test_a_version_2_file_serves_its_plain_calibration(tmp_path: Path, tiny_model: TrainResult,
+                                                       tiny_forecaster: TCNForecaster) -> None:
+    """A model trained before the scaled calibration (format 2: residuals only) keeps serving - a live
+    or baseline deployment holds such files - with unscaled intervals."""
+    artifact = torch.load(tiny_model.model_path, weights_only=True)
+    artifact["format_version"] = 2
+    del artifact["calibration"]["level_origins"], artifact["calibration"]["reference_level"]
+    torch.save(artifact, tmp_path / "model.pt")
+    old = load_forecaster(tmp_path)
+    assert old.calibration.level_origins == 0
+    future = pd.DataFrame({"date": pd.date_range(old.history_end + pd.Timedelta(days=1), periods=3)})
+    band = old.forecast_quantiles(future, quantiles=[0.1, 0.9])
+    point = old.forecast(future)[0]
+    expected = quantile_forecasts(point, np.arange(1, 4), old.calibration.residuals, [0.1, 0.9])
+    np.testing.assert_allclose(band[[0.1, 0.9]].to_numpy(), expected, rtol=1e-9)
+    assert not np.allclose(band[[0.1, 0.9]].to_numpy(), tiny_forecaster.forecast_quantiles(
+        future, quantiles=[0.1, 0.9])[[0.1, 0.9]].to_numpy())
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"format_version": 4}, "format_version 4 is not supported"),
+    ({"level_origins": -1}, "level_origins must be a non-negative int"),
+    ({"level_origins": 28.0}, "level_origins must be a non-negative int"),
+    ({"reference_level": float("nan")}, "reference_level must be a finite number"),
+    ({"reference_level": 0.0}, "a scaled calibration needs a positive reference level"),
+])
+def test_a_bad_calibration_or_version_is_refused(tmp_path: Path, tiny_model: TrainResult, change: dict,
+                                                 message: str) -> None:
+    artifact = torch.load(tiny_model.model_path, weights_only=True)
+    for key, value in change.items():
+        (artifact if key == "format_version" else artifact["calibration"])[key] = value
+    torch.save(artifact, tmp_path / "model.pt")
+    with pytest.raises(ForecastInputError, match=message):
         load_forecaster(tmp_path)
 
 

@@ -29,19 +29,19 @@ def table(n: int = 900, oos: int = 140, horizon: int = 3, inside: float = 0.02, 
     ("inflated-730", RECENT_DAYS),
 ])
 def test_each_method_keeps_its_window(method: str, kept: int) -> None:
-    assert calibrate(table(), method).shape == (3, kept)
+    assert calibrate(table(), method).residuals.shape == (3, kept)
 
 
 @pytest.mark.parametrize("method", METHODS)
 def test_incomplete_origins_are_left_out(method: str) -> None:
-    chosen = calibrate(table(incomplete=2), method)
+    chosen = calibrate(table(incomplete=2), method).residuals
     assert not np.isnan(chosen).any()
-    assert chosen.shape[1] == calibrate(table(), method).shape[1] - 2
+    assert chosen.shape[1] == calibrate(table(), method).residuals.shape[1] - 2
 
 
 def test_out_of_sample_keeps_only_the_unseen_origins() -> None:
     t = table()
-    np.testing.assert_array_equal(calibrate(t, "out-of-sample"), t.residuals[:, t.out_of_sample])
+    np.testing.assert_array_equal(calibrate(t, "out-of-sample").residuals, t.residuals[:, t.out_of_sample])
 
 
 @pytest.mark.parametrize(("inside", "outside", "expected"), [
@@ -57,7 +57,7 @@ def test_inflation_is_the_ratio_of_spreads_at_least_one(inside: float, outside: 
 
 def test_inflated_widens_only_the_in_sample_part() -> None:
     t = table()
-    plain, inflated = calibrate(t, "recent-730"), calibrate(t, "inflated-730")
+    plain, inflated = calibrate(t, "recent-730").residuals, calibrate(t, "inflated-730").residuals
     oos = t.out_of_sample[-RECENT_DAYS:]
     np.testing.assert_array_equal(inflated[:, oos], plain[:, oos])
     assert np.abs(inflated[:, ~oos]).mean() > 2 * np.abs(plain[:, ~oos]).mean()
@@ -74,11 +74,11 @@ def test_an_unknown_method_or_an_empty_choice_is_refused() -> None:
 
 def test_a_trained_model_keeps_exactly_its_unseen_origins(tiny_model, tiny_forecaster) -> None:
     """Training's ``residual_table``: the out-of-sample origins are the validation tail's and the
-    holdout's (their targets all after the last training target), and ``model.pt`` stores the
-    ``out-of-sample`` method's residuals of them - the same numbers the saved model reproduces."""
+    holdout's (their targets all after the last training target), and ``model.pt`` stores what the
+    default method makes of the table - the same numbers the saved model reproduces."""
     from mlops.forecasting.data import validate_series
     from mlops.forecasting.synthetic import generate_dau
-    from mlops.forecasting.training import residual_table
+    from mlops.forecasting.training import TrainConfig, residual_table
 
     from .tiny import TINY_DAYS, TINY_SEED, tiny_config
 
@@ -88,6 +88,12 @@ def test_a_trained_model_keeps_exactly_its_unseen_origins(tiny_model, tiny_forec
     unseen = config.validation + config.holdout + 1 - config.horizon  # origins with all 14 horizons
     assert table.out_of_sample.sum() == unseen
     assert table.out_of_sample[-unseen:].all() and not table.out_of_sample[:-unseen].any()
-    assert tiny_model.metrics["calibration"] == {**tiny_model.metrics["calibration"], "method": "out-of-sample",
-                                                 "residuals_per_horizon": unseen}
-    np.testing.assert_allclose(tiny_forecaster._residuals, calibrate(table, "out-of-sample"), atol=1e-6)
+    method = TrainConfig().calibration
+    expected = calibrate(table, method)
+    stored = tiny_model.metrics["calibration"]
+    assert stored["method"] == method
+    assert stored["residuals_per_horizon"] == expected.residuals.shape[1]
+    assert stored["reference_level"] == pytest.approx(expected.reference_level, abs=1e-6)
+    assert 0.0 <= stored["holdout_80_coverage"] <= 1.0
+    np.testing.assert_allclose(tiny_forecaster.calibration.residuals, expected.residuals, atol=1e-6)
+    assert tiny_forecaster.calibration.level_origins == expected.level_origins
