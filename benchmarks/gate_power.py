@@ -55,13 +55,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import REPO, inference_server  # noqa: E402
 
-from mlops.config import _gates, _load_profile  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau  # noqa: E402
 from mlops.forecasting.training import train_model  # noqa: E402
 from mlops.release.gates import REFERENCE_RUN_S, LatencyStats, Measurements, Phase, evaluate  # noqa: E402
 from mlops.release.loadtest import attribute, parse_samples  # noqa: E402
 from mlops.release.quality import build_requests, read_rows  # noqa: E402
-from mlops.settings.gates import Gates, RelativeGates
+from mlops.settings.gates import (
+    Gates,
+    RelativeGates,
+    read_gates,  # noqa: E402
+)
+from mlops.settings.load_profile import read_load_profile  # noqa: E402
 
 SCENARIOS = (("A/A 1p", True, 0.0), ("+10% 1p", True, 0.10), ("+25% 1p", True, 0.25),
              ("A/A 2p", False, 0.0), ("+10% 2p", False, 0.10), ("+25% 2p", False, 0.25), ("+50% 2p", False, 0.50))
@@ -230,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples-from", type=Path, help="judge pools saved by --save-samples (collect nothing)")
     args = parser.parse_args(argv)
 
-    shipped = _gates(args.gates, REPO)
+    shipped = read_gates(args.gates, REPO)
     variants = [("shipped", shipped)]
     for index, tuned in enumerate(args.tuned, 1):
         label, _, settings = tuned.rpartition(":")
@@ -238,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         variants.append((label or (f"tuned{index}" if len(args.tuned) > 1 else "tuned"),
                          replace(shipped, relative=replace(shipped.relative, **overrides))))
     profile_file = REPO / "load_tests" / "profile.yml"
-    profiles = {name: _load_profile(profile_file, name, REPO) for name in ("fast", "standard")}
+    profiles = {name: read_load_profile(profile_file, name, REPO) for name in ("fast", "standard")}
     context = profiles["standard"].context_days
     horizon = profiles["standard"].horizon
     bodies = [r.body for r in build_requests(read_rows(REPO / "load_tests" / "holdout.csv"), origins=50,

@@ -61,7 +61,7 @@ def _connect(args: argparse.Namespace):
 
 
 def _record_path(args: argparse.Namespace, config) -> Path:
-    from mlops.release.pipeline import default_record_path
+    from mlops.release.current import default_record_path
 
     value = args.record or os.environ.get("MLOPS_RECORD")
     return Path(value) if value else default_record_path(config)
@@ -69,7 +69,7 @@ def _record_path(args: argparse.Namespace, config) -> Path:
 
 def _context(args: argparse.Namespace, *, create: bool):
     from mlops.release.context import ReleaseContext
-    from mlops.release.pipeline import open_record
+    from mlops.release.current import open_record
 
     config = _load(args)
     workspace = _connect(args)
@@ -127,28 +127,28 @@ def _run_step(args: argparse.Namespace, step: Callable[[Any], Any], *, create: b
 
 
 def _register(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_register
+    from mlops.release.steps.prepare import step_register
 
     return _run_step(args, step_register, create=True,
                      text=lambda ctx, r: f"{r.name}:{r.version}")
 
 
 def _environment(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_environment
+    from mlops.release.steps.prepare import step_environment
 
     return _run_step(args, step_environment, create=True,
                      text=lambda ctx, r: f"{r.name}:{r.version}")
 
 
 def _deploy(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_deploy
+    from mlops.release.steps.deploy import step_deploy
 
     return _run_step(args, step_deploy, create=True,
                      text=lambda ctx, r: r.candidate or "nothing to deploy: already live")
 
 
 def _loadtest(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_loadtest
+    from mlops.release.steps.loadtest import step_loadtest
 
     def text(ctx, result) -> str:
         rows = [f"{name}: {s.requests} requests, p50/p95/p99 {s.p50_ms}/{s.p95_ms}/{s.p99_ms} ms, "
@@ -159,14 +159,14 @@ def _loadtest(args: argparse.Namespace) -> int:
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_gate
+    from mlops.release.steps.gate import step_gate
 
     return _run_step(args, step_gate, create=False, summary=True,
                      text=lambda ctx, verdict: f"{verdict.phase}: " + "; ".join(verdict.reasons))
 
 
 def _promote(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_promote
+    from mlops.release.steps.promote import step_promote
 
     def text(ctx, result) -> str:
         after = ctx.record.traffic.after or {}
@@ -190,7 +190,7 @@ def _adopting(args: argparse.Namespace, step: Callable[[Any], Any]) -> Callable[
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_rollback
+    from mlops.release.steps.promote import step_rollback
 
     def text(ctx, result) -> str:
         after = result.get("traffic_after") or {}
@@ -201,7 +201,7 @@ def _rollback(args: argparse.Namespace) -> int:
 
 
 def _batch_prepare(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_batch_prepare
+    from mlops.release.steps.batch import step_batch_prepare
 
     def text(ctx, prep) -> str:
         if prep is None:
@@ -214,7 +214,7 @@ def _batch_prepare(args: argparse.Namespace) -> int:
 
 
 def _batch_refresh(args: argparse.Namespace) -> int:
-    from mlops.release.pipeline import step_batch
+    from mlops.release.steps.batch import step_batch
 
     return _run_step(args, _adopting(args, step_batch), create=True, summary=True,
                      text=lambda ctx, r: f"batch default: {r.default_after} ({r.model}, {r.environment})")
@@ -267,7 +267,7 @@ def _report(args: argparse.Namespace) -> int:
     if value:
         path = Path(value)
     else:
-        from mlops.release.pipeline import default_record_path
+        from mlops.release.current import default_record_path
 
         path = default_record_path(load_config(args.config))
     record = Record.load(path)

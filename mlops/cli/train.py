@@ -100,7 +100,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from mlops.workspace.automl import metric_name
     from mlops.workspace.local import LocalWorkspace
     from mlops.workspace.local.registry.automl_jobs import SweepSettings, check_job_name
-    from mlops.workspace.local.workspace import load_training_data
+    from mlops.workspace.local.workspace.assets import load_training_data
 
     metric = metric_name(args.primary_metric or DEFAULT_PRIMARY_METRIC)
     if metric not in PRIMARY_METRICS:

@@ -52,8 +52,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from functools import wraps
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlops.errors import MlopsError, NotFoundError, ReleaseFailed, UsageError
 from mlops.release.batch import prepare_batch
@@ -74,6 +76,7 @@ if TYPE_CHECKING:
     from mlops.release.context import ReleaseContext
 
 STEP = "batch_prepare"
+_Step = TypeVar("_Step", bound=Callable[..., Any])
 
 
 class _Cancelled(Exception):
@@ -317,6 +320,18 @@ def settle(ctx: ReleaseContext) -> None:
     record = ctx.record
     if record.finished and record.status not in (ReleaseStatus.SUCCEEDED, ReleaseStatus.NOTHING_TO_RELEASE):
         remove_prepared(ctx, reason=f"the release ended {record.status}")
+
+
+def settles_batch(step: _Step) -> _Step:
+    """The step, then: if it ended the release without success, the batch deployment prepared beside
+    the online release is removed (``settle``) - on every exit path, exceptions included."""
+    @wraps(step)
+    def wrapper(ctx: ReleaseContext, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return step(ctx, *args, **kwargs)
+        finally:
+            settle(ctx)
+    return wrapper  # type: ignore[return-value]
 
 
 def adopt_prepared(record: Record, other: Record | None, *, source: str) -> None:

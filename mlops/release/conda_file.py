@@ -34,7 +34,7 @@ the pip entries keep theirs, since pip options such as ``--extra-index-url`` are
 whitespace inside specs normalised, comments dropped. The same file in another key order gives the
 same bytes; a changed pin gives other bytes, hence the next environment version.
 
-Pure: text in, text and a report out. The release step (``pipeline.step_environment``) does the I/O.
+Pure: text in, text and a report out. The release step (``steps.prepare.step_environment``) does the I/O.
 """
 
 from __future__ import annotations

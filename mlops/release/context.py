@@ -11,6 +11,7 @@ from typing import Any
 from mlops.config import Config
 from mlops.errors import UsageError
 from mlops.release.record import Record
+from mlops.release.staging import code_hash
 from mlops.release.trust import trust_variables
 from mlops.workspace.port import AssetRef, Progress, Workspace, no_progress
 
@@ -67,3 +68,17 @@ class ReleaseContext:
             raise UsageError(f"the release record {self.record.path} has no candidate deployment: "
                              "run `mlops deploy` first")
         return self.record.slots.candidate, self.record.slots.live
+
+    def code_hash(self) -> str:
+        """The online scoring code's hash, computed once per release and kept in the record."""
+        if not self.record.code_hash:
+            self.record.code_hash = code_hash(self.config.online.code_dir)
+            self.record.save()
+        return self.record.code_hash
+
+    def batch_code_hash(self) -> str:
+        """The batch scoring code's hash (a batch-code-only change is a release), kept in the record."""
+        if not self.record.batch_code_hash:
+            self.record.batch_code_hash = code_hash(self.config.batch.code_dir)
+            self.record.save()
+        return self.record.batch_code_hash

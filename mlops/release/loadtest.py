@@ -21,11 +21,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mlops.config import LoadProfile
 from mlops.errors import ReleaseFailed
 from mlops.processes import stop_process_group
 from mlops.release.gates import LatencyStats
 from mlops.settings.durations import format_duration
+from mlops.settings.load_profile import LoadProfile
 from mlops.workspace.port import Progress, no_progress
 
 UNATTRIBUTED = "(unattributed)"

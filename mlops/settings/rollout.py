@@ -6,10 +6,13 @@ model), with the health and shadow checks' settings. The plans that interpret th
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
+from mlops.errors import ConfigError
 from mlops.settings.durations import parse_duration
-from mlops.settings.served import ServedCheck
+from mlops.settings.served import ServedCheck, read_served
+from mlops.yaml_fields import get_duration, get_float, get_int, profile_entry, read_yaml
 
 CHECKS = ("health",)
 MAX_MIRROR_PERCENT = 50
@@ -158,3 +161,39 @@ def _shadow_step(item: dict, where: str, last_percent: int) -> ShadowStep:
     if seconds <= 0:
         raise ValueError(f"{where}: a mirror step's bake must be longer than 0s")
     return ShadowStep(percent, seconds)
+
+
+def read_rollout(path: Path, profile: str) -> Rollout:
+    """``rollout.yml``: the named profile's steps, what happens to the old and the failed deployment,
+    and the health and shadow checks. Raises ``ConfigError`` naming the file and the key."""
+    data = read_yaml(path)
+    where = str(path)
+    try:
+        steps = parse_steps(profile_entry(data, profile, where))
+    except ValueError as error:
+        raise ConfigError(str(error), file=where, key=f"profiles.{profile}") from None
+    after = data.get("after_success") or {}
+    failure = data.get("on_failure") or {}
+    old = after.get("old_deployment", "delete")
+    failed = failure.get("candidate", "delete")
+    if old not in ("delete", "keep"):
+        raise ConfigError(f"expected delete or keep, got {old!r}", file=where, key="after_success.old_deployment")
+    if failed not in ("delete", "keep"):
+        raise ConfigError(f"expected delete or keep, got {failed!r}", file=where, key="on_failure.candidate")
+    health_raw = data.get("health") or {}
+    if not isinstance(health_raw, dict):
+        raise ConfigError("expected a mapping", file=where, key="health")
+    health = HealthCheck(
+        duration_s=get_duration(health_raw, "duration", where, default=5.0, prefix="health."),
+        users=get_int(health_raw, "users", where, default=4, minimum=1, prefix="health."),
+        max_error_rate=get_float(health_raw, "max_error_rate", where, default=0.0, prefix="health.") or 0.0,
+        max_p95_ms=get_float(health_raw, "max_p95_ms", where, default=None, prefix="health."),
+        min_requests=get_int(health_raw, "min_requests", where, default=20, minimum=1, prefix="health."),
+        metrics=read_served(health_raw.get("deployment_metrics"), where, "health.deployment_metrics.", too_few="report"),
+    )
+    shadow_raw = data.get("shadow") or {}
+    if not isinstance(shadow_raw, dict):
+        raise ConfigError("expected a mapping", file=where, key="shadow")
+    shadow = ShadowCheck(users=get_int(shadow_raw, "users", where, default=4, minimum=1, prefix="shadow."),
+                         served=read_served(shadow_raw, where, "shadow."))
+    return Rollout(steps=steps, old_deployment=old, failed_candidate=failed, health=health, shadow=shadow)

@@ -3,7 +3,7 @@
 Two adapters implement it: ``mlops.workspace.local`` (the embedded default, real processes on
 this machine) and ``mlops.workspace.azure`` (``MLClient``). ``mlops.release`` talks only to this
 protocol. Entities are plain frozen dataclasses; specs are the typed form of the Azure CLI v2
-YAML files under ``endpoints/`` and ``environments/`` (``mlops.config`` parses them).
+YAML files under ``endpoints/`` and ``environments/`` (``mlops.specs`` parses them).
 
 Rules every adapter honours (DESIGN.md section 3):
 

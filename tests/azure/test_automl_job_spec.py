@@ -11,8 +11,8 @@ from azure.ai.ml.automl import ForecastingModels, ForecastingPrimaryMetrics
 from azure.ai.ml.entities import Job
 
 from mlops.cli.jobs import follow
-from mlops.config import load_automl_job_spec
 from mlops.errors import ConfigError, UsageError, WorkspaceError
+from mlops.specs.automl_job import load_automl_job_spec
 from mlops.workspace.port import AutoMLJobRequest
 from tests.azure.fake_mlclient import Rig
 from tests.conftest import REPO

@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mlops.config import Overrides, load_config
 from mlops.release.context import ReleaseContext
-from mlops.release.pipeline import _new_record, step_environment, step_register
+from mlops.release.current import new_record
+from mlops.release.steps.prepare import step_environment, step_register
 from tests.azure.fake_mlclient import Rig
 from tests.release.helpers import AUTOML_CONDA_FILE, fake_model, write_config
 
@@ -27,7 +28,7 @@ def context(rig: Rig, tmp_path: Path) -> ReleaseContext:
     path = write_config(tmp_path / "cfg", model=fake_model(tmp_path / "m"),
                         from_model={"name": "tcn-automl-inference", "image": "mcr.microsoft.com/azureml/curated/x:1"})
     config = load_config(path, overrides=Overrides(model="job:sweep"), env={})
-    record = _new_record(config, rig.workspace, tmp_path / "record.json")
+    record = new_record(config, rig.workspace, tmp_path / "record.json")
     return ReleaseContext(config, rig.workspace, record)
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from mlops.config import Overrides, load_config
 from mlops.release.context import ReleaseContext
-from mlops.release.pipeline import _new_record, step_environment, step_register
+from mlops.release.current import new_record
+from mlops.release.steps.prepare import step_environment, step_register
 from mlops.workspace.azure import AzureWorkspace
 from tests.azure_emulator import RunningEmulator, automl_jobs
 from tests.release.helpers import AUTOML_CONDA_FILE, fake_model, write_config
@@ -31,7 +32,7 @@ def context(emu: RunningEmulator, tmp_path: Path) -> ReleaseContext:
     path = write_config(tmp_path / "cfg", model=fake_model(tmp_path / "m"),
                         from_model={"name": "tcn-automl-inference", "image": "mcr.microsoft.com/azureml/curated/x:1"})
     config = load_config(path, overrides=Overrides(model="job:automl-dau"), env={})
-    return ReleaseContext(config, ws, _new_record(config, ws, tmp_path / "record.json"))
+    return ReleaseContext(config, ws, new_record(config, ws, tmp_path / "record.json"))
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mlops.environment_spec import load_environment_spec
+from mlops.specs.environment import load_environment_spec
 from mlops.workspace.local.online.desired_state import DeploymentStatus, EndpointRuntime
 from mlops.workspace.port import EnvironmentSpec
 

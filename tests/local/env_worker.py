@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mlops.environment_spec import load_environment_spec
+from mlops.specs.environment import load_environment_spec
 from mlops.workspace.local import LocalWorkspace
 
 

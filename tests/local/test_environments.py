@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.environment_spec import CondaRequirements, load_environment_spec, parse_conda_file
 from mlops.errors import ConfigError, EnvironmentBuildError
+from mlops.specs.environment import CondaRequirements, load_environment_spec, parse_conda_file
 from mlops.workspace.local import LocalWorkspace
 from mlops.workspace.local.registry.environments import VenvCache, conda_to_pip, venv_requirements
 from tests.conftest import REPO

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.environment_spec import load_environment_spec
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, UsageError
+from mlops.specs.environment import load_environment_spec
 from mlops.workspace.local import LocalWorkspace
 from mlops.workspace.local.registry.environments import VenvCache, default_venv_cache
 from mlops.workspace.port import (

@@ -15,7 +15,8 @@ from mlops.config import load_config
 from mlops.errors import ReleaseFailed
 from mlops.release.batch import batch_refresh
 from mlops.release.context import ReleaseContext
-from mlops.release.pipeline import _new_record, step_environment, step_register
+from mlops.release.current import new_record
+from mlops.release.steps.prepare import step_environment, step_register
 from mlops.workspace.local import LocalWorkspace
 from tests.release.helpers import REPO, fake_model, write_config
 
@@ -35,7 +36,7 @@ def test_the_batch_step_fails_naming_the_packages_an_environment_without_azureml
     config = load_config(path, env={})
     workspace = LocalWorkspace(tmp_path / "ws", venv_cache=tmp_path / "venvs")
     lines: list[str] = []
-    ctx = ReleaseContext(config, workspace, _new_record(config, workspace, tmp_path / "record.json"), lines.append)
+    ctx = ReleaseContext(config, workspace, new_record(config, workspace, tmp_path / "record.json"), lines.append)
     model = step_register(ctx)
     environment = step_environment(ctx)
     with pytest.raises(ReleaseFailed) as caught:
@@ -48,7 +49,7 @@ def test_the_batch_step_fails_naming_the_packages_an_environment_without_azureml
 
 
 def test_the_shipped_environment_holds_what_azure_requires_of_a_batch_environment() -> None:
-    from mlops.environment_spec import load_environment_spec, parse_conda_file
+    from mlops.specs.environment import load_environment_spec, parse_conda_file
     from mlops.workspace.local.batch.plan import BATCH_REQUIRED_PACKAGES, missing_packages
 
     spec = load_environment_spec(REPO / "environments" / "tcn-inference" / "environment.yml")

@@ -12,8 +12,9 @@ import pytest
 from mlops.config import Overrides, load_config
 from mlops.errors import Inconclusive, ReleaseFailed
 from mlops.release.batch_overlap import overlap_refusal, removal_decision
-from mlops.release.pipeline import run_release, step_rollback
+from mlops.release.pipeline import run_release
 from mlops.release.record import Record
+from mlops.release.steps.promote import step_rollback
 from mlops.workspace.port import AssetRef, BatchDeployment
 from tests.release.fakes import Behaviour, FakeWorkspace
 from tests.release.helpers import fake_model, write_config
@@ -212,17 +213,17 @@ def test_on_this_machine_the_batch_smoke_job_finishes_before_the_load_test(setup
     """Locally the smoke job would take cores from the deployments being measured (the gate's A/A drift
     is contention, benchmarks/gate_power.py): the load test waits for the preparation. On Azure
     (the other tests: a workspace off this machine) the load test runs beside it."""
-    from mlops.release import pipeline
+    from mlops.release.steps import loadtest
 
     _root, workspace, models, config_path = setup
-    real_run_load = pipeline.run_load
+    real_run_load = loadtest.run_load
 
     def run_load(**kwargs):
         workspace.events.append(("load test", workspace._online()))
         return real_run_load(**kwargs)
 
-    monkeypatch.setattr(pipeline, "run_load", run_load)
-    monkeypatch.setattr(pipeline, "runs_on_this_machine", lambda uri: True)
+    monkeypatch.setattr(loadtest, "run_load", run_load)
+    monkeypatch.setattr(loadtest, "runs_on_this_machine", lambda uri: True)
     monkeypatch.setattr(workspace, "smoke_after_s", 3.0)
     workspace.events.clear()
     record = run_release(_config(config_path, models["v7"]), workspace)

@@ -163,7 +163,7 @@ Python that is not this one. Azure builds it as a conda environment; only the lo
 
 
 def test_an_azure_style_conda_file_with_conda_packages_loads_via_config(tmp_path: Path) -> None:
-    from mlops.environment_spec import parse_conda_file
+    from mlops.specs.environment import parse_conda_file
     from mlops.workspace.local import LocalWorkspace
 
     env_dir = tmp_path / "automl-env"
@@ -196,7 +196,7 @@ def test_an_azure_style_conda_file_with_conda_packages_loads_via_config(tmp_path
 
 
 def test_loading_the_config_imports_no_workspace_adapter_and_not_the_release() -> None:
-    """The environment spec is read config-side (``mlops.environment_spec``), not by an adapter; the
+    """The environment spec is read config-side (``mlops.specs.environment``), not by an adapter; the
     settings types are config-side too (``mlops.settings``): the release reads the config, never the
     other way round."""
     import subprocess

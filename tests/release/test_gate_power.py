@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
-from mlops.config import _gates
+from mlops.settings.gates import read_gates
 from tests.conftest import REPO
 
 
@@ -68,7 +68,7 @@ def test_drift_in_time_is_what_the_gate_faces_and_what_the_model_keeps(gate_powe
         return list(100 * factor * (1 + 0.05 * noise.standard_normal(20)))
 
     run = _run(gate_power, 70, latency)
-    gates = _gates(REPO / "load_tests" / "gates.yml", REPO)
+    gates = read_gates(REPO / "load_tests" / "gates.yml", REPO)
     failed = gate_power.release_power(gates, [run], 10, 60, 30, 100, rng, "gate")
     assert 10 < failed["A/A"] < 90  # 30 s blocks: two draws, each one phase or the other
     assert failed["+50%"] == 100

@@ -131,8 +131,8 @@ def test_the_rank_test_judges_a_short_run_by_a_larger_shift(seconds, shift_ms, e
 def test_the_reference_run_is_the_standard_profiles() -> None:
     from pathlib import Path
 
-    from mlops.config import _load_profile
     from mlops.release.gates import REFERENCE_RUN_S
+    from mlops.settings.load_profile import read_load_profile
 
     repo = Path(__file__).resolve().parents[2]
-    assert _load_profile(repo / "load_tests/profile.yml", "standard", repo).run_time_s == REFERENCE_RUN_S
+    assert read_load_profile(repo / "load_tests/profile.yml", "standard", repo).run_time_s == REFERENCE_RUN_S

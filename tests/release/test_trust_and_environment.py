@@ -142,14 +142,15 @@ def test_a_step_run_with_another_model_reads_the_registered_files(tmp_path: Path
     model.path): the environment comes from the model the record registered, not from mlops.yaml's."""
     from mlops.config import Overrides
     from mlops.release.context import ReleaseContext
-    from mlops.release.pipeline import _new_record, step_environment, step_register
+    from mlops.release.current import new_record
+    from mlops.release.steps.prepare import step_environment, step_register
     from tests.release.fakes import FakeWorkspace
 
     workspace = FakeWorkspace()
     path = write_config(tmp_path / "cfg", model=tmp_path / "no-such-folder", from_model=FROM_MODEL)
     trial = trial_model(tmp_path / "trial")
     register_config = load_config(path, overrides=Overrides(model=str(trial)), env={})
-    record = _new_record(register_config, workspace, tmp_path / "record.json")
+    record = new_record(register_config, workspace, tmp_path / "record.json")
     step_register(ReleaseContext(register_config, workspace, record))
     environment = step_environment(ReleaseContext(load_config(path, env={}), workspace, record))
     assert environment.name == FROM_MODEL["name"] and [u.name for u in environment.unpinned] == ["numpy", "pandas"]

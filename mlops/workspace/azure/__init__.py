@@ -9,7 +9,8 @@ with the fix in the message. Its modules, by operation group:
 
 * ``client``: the workspace target, ``MLClient``; ``AzureWorkspace`` composes the groups;
 * ``credential``: which credential signs in (GitHub OIDC in Actions, else ``DefaultAzureCredential``);
-* ``calls``: the boundary (``_call``, ``_lro``, retries, waits, error translation);
+* ``calls``: the boundary (``_call``, ``_lro``, retries, waits, error translation) and ``AzureOptions``
+  (how it waits and retries, its clocks and HTTP post: one typed object, set whole or by name);
 * ``assets``: models, AutoML jobs (import of the best trial), environments;
 * ``online``: online endpoints, deployments, traffic, keys, invoke, metrics, logs;
 * ``batch``: batch endpoints, deployments, jobs, outputs, logs;

@@ -141,7 +141,7 @@ class BatchOps(AzureCalls):
         ``provisioning_state`` every 30 s until ``Succeeded`` before they use a batch endpoint or
         deployment, and ``az ml batch-deployment show --query provisioning_state`` before updating
         one); an invoke before that fails. ``Failed``/``Canceled`` end the wait with the reason."""
-        deadline = self._clock() + self._lro_timeout
+        deadline = self.options.clock() + self.options.lro_timeout
         while True:
             result = self._batch_deployment(self._call(f"get batch deployment {name}", self._ml.batch_deployments.get,
                                                        name=name, endpoint_name=endpoint_name))
@@ -151,11 +151,11 @@ class BatchOps(AzureCalls):
                 raise DeploymentFailedError(f"{what}: provisioning state {result.state}; see the deployment in "
                                             f"Azure ML studio (az ml batch-deployment show --endpoint-name "
                                             f"{endpoint_name} --name {name})")
-            if self._clock() >= deadline:
-                raise WorkspaceError(f"{what}: still {result.state} after {self._lro_timeout:.0f}s; check it in "
+            if self.options.clock() >= deadline:
+                raise WorkspaceError(f"{what}: still {result.state} after {self.options.lro_timeout:.0f}s; check it in "
                                      "Azure ML studio and re-run (it is idempotent)")
             progress(f"{what}: provisioning state {result.state}; waiting for Succeeded")
-            self._sleep(self._poll_interval)
+            self.options.sleep(self.options.poll_interval)
 
     def delete_batch_deployment(self, endpoint_name: str, name: str, *, progress: Progress = no_progress) -> None:
         rules.check_batch_deployment_deletion(endpoint_name, name, _batch_default(self._get_batch_entity(endpoint_name)))

@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -61,45 +62,53 @@ def _tags(entity: Any) -> dict[str, str]:
 
 
 
+@dataclass(frozen=True)
+class AzureOptions:
+    """How the adapter waits and retries, and its contacts with the world besides the SDK: ``sleep``,
+    the clocks and ``http_post``. Tests pass fakes so retries and waits take no time and nothing
+    leaves the machine; ``AzureWorkspace(client, sleep=..., retry_base=...)`` sets any of them by name."""
+
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    """Monotonic seconds: deadlines of long-running operations and waits."""
+    wall_clock: Callable[[], float] = time.time
+    """Epoch seconds: the windows of Azure Monitor queries."""
+    http_post: HttpPost = _urllib_post
+    lro_timeout: float = 3600.0
+    settle_timeout: float = 600.0
+    """How long ``_wait_until`` waits for Azure to *report* a change (a traffic split, a batch default)."""
+    poll_interval: float = 5.0
+    retry_attempts: int = 8
+    retry_base: float = 5.0
+    invoke_timeout: float = 90.0
+    ingestion_delay_s: float = azure_monitor.INGESTION_DELAY_S
+    wait_for_ingestion: bool = True
+
+
 class AzureCalls:
     """The boundary every operation group goes through: one SDK call (``_call``), one long-running
     operation (``_lro``), a wait for Azure to *report* a change (``_wait_until``), and the
     translation of every SDK exception into ``mlops.errors`` (``_translate``).
 
-    ``sleep``, ``clock`` and ``http_post`` are the adapter's only other contacts with the world;
-    tests pass fakes so retries and waits take no time and nothing leaves the machine.
+    How it waits, retries and reaches a scoring URI is ``options`` (``AzureOptions``), set whole or
+    by name (``option_values``: ``sleep=``, ``clock=``, ``retry_base=`` ...).
     """
 
     def __init__(self, ml_client: MLClient, *, uri: str | None = None, credential: Any = None,
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
-                 http_post: HttpPost = _urllib_post, lro_timeout: float = 3600.0,
-                 settle_timeout: float = 600.0, poll_interval: float = 5.0, retry_attempts: int = 8,
-                 retry_base: float = 5.0, invoke_timeout: float = 90.0, logs_client: Any = None,
-                 log_workspace_id: str | None = None, wall_clock: Callable[[], float] = time.time,
-                 ingestion_delay_s: float = azure_monitor.INGESTION_DELAY_S, wait_for_ingestion: bool = True,
-                 lock_storage: Callable[[], Any] | None = None) -> None:
+                 logs_client: Any = None, log_workspace_id: str | None = None,
+                 lock_storage: Callable[[], Any] | None = None, options: AzureOptions | None = None,
+                 **option_values: Any) -> None:
         self._ml = ml_client
+        self.options = replace(options or AzureOptions(), **option_values)
         self._lock_storage = lock_storage
         """Where the release lock's blob lives (``lock.LeaseStorage``); ``None``: the workspace's default
         datastore (``lock.datastore_storage``). Tests give a fake or Azurite."""
         self._logs = logs_client
         """``azure.monitor.query.LogsQueryClient`` (or a fake with its ``query_workspace`` signature)."""
         self._log_workspace_id = log_workspace_id
-        self._wall = wall_clock
-        self._ingestion_delay_s = ingestion_delay_s
-        self._wait_for_ingestion = wait_for_ingestion
         self._credential = credential
         self.uri = uri or (f"azureml://subscriptions/{ml_client.subscription_id}/resourceGroups/"
                            f"{ml_client.resource_group_name}/workspaces/{ml_client.workspace_name}")
-        self._sleep = sleep
-        self._clock = clock
-        self._http_post = http_post
-        self._lro_timeout = lro_timeout
-        self._settle_timeout = settle_timeout
-        self._poll_interval = poll_interval
-        self._retry_attempts = retry_attempts
-        self._retry_base = retry_base
-        self._invoke_timeout = invoke_timeout
         self._batch_jobs: dict[str, tuple[str, str]] = {}
         self._invoke_targets: dict[str, tuple[str, str, str]] = {}
         """Endpoint -> (scoring URI, auth mode, key) for ``invoke``: read once, not three ARM calls a
@@ -137,7 +146,7 @@ class AzureCalls:
         """Run one SDK call; retry 409 "in progress" and the transient statuses with backoff
         (``azure_decisions.is_retryable_status``) unless ``retry`` is off: creating an asset version
         that exists is a lasting conflict, not a busy resource; translate every SDK error."""
-        delays = decide.backoff_delays(self._retry_attempts if retry else 1, base=self._retry_base)
+        delays = decide.backoff_delays(self.options.retry_attempts if retry else 1, base=self.options.retry_base)
         attempt = 0
         while True:
             attempt += 1
@@ -151,7 +160,7 @@ class AzureCalls:
                     raise self._translate(what, exc, attempts=attempt) from exc
                 reason = "operation in progress" if status == 409 else "throttled" if status == 429 else "transient"
                 progress(f"{what}: Azure reports HTTP {status} ({reason}); retrying in {delay:.0f}s")
-                self._sleep(delay)
+                self.options.sleep(delay)
             except (ClientAuthenticationError, ServiceRequestError, ServiceResponseError, MlException) as exc:
                 raise self._translate(what, exc, attempts=attempt) from exc
 
@@ -162,16 +171,16 @@ class AzureCalls:
         Azure accepted the request and the operation itself failed: ``failed(reason)`` builds the
         error then (e.g. ``DeploymentFailedError`` with the logs); else it is translated as usual."""
         poller = self._call(what, start, progress=progress)
-        started = self._clock()
+        started = self.options.clock()
         try:
             while not poller.done():
-                elapsed = self._clock() - started
-                if elapsed >= self._lro_timeout:
-                    raise WorkspaceError(f"{what}: still running after {self._lro_timeout:.0f}s; check it in Azure "
+                elapsed = self.options.clock() - started
+                if elapsed >= self.options.lro_timeout:
+                    raise WorkspaceError(f"{what}: still running after {self.options.lro_timeout:.0f}s; check it in Azure "
                                          "ML studio and re-run the command (it is idempotent)")
-                poller.wait(timeout=min(LRO_PROGRESS_EVERY, self._lro_timeout - elapsed))
+                poller.wait(timeout=min(LRO_PROGRESS_EVERY, self.options.lro_timeout - elapsed))
                 if not poller.done():
-                    progress(f"{what}: in progress ({self._clock() - started:.0f}s)")
+                    progress(f"{what}: in progress ({self.options.clock() - started:.0f}s)")
             return poller.result()
         except (HttpResponseError, ClientAuthenticationError, ServiceRequestError, ServiceResponseError,
                 MlException) as exc:
@@ -181,11 +190,11 @@ class AzureCalls:
             raise error from exc
 
     def _wait_until(self, what: str, check: Callable[[], bool]) -> None:
-        deadline = self._clock() + self._settle_timeout
+        deadline = self.options.clock() + self.options.settle_timeout
         while not check():
-            if self._clock() >= deadline:
-                raise WorkspaceError(f"{what}: Azure did not report the change within {self._settle_timeout:.0f}s")
-            self._sleep(self._poll_interval)
+            if self.options.clock() >= deadline:
+                raise WorkspaceError(f"{what}: Azure did not report the change within {self.options.settle_timeout:.0f}s")
+            self.options.sleep(self.options.poll_interval)
 
     def _list(self, what: str, fn: Callable[..., Iterable[T]], *args: Any, **kwargs: Any) -> list[T]:
         """List, treating "the parent does not exist" as empty."""

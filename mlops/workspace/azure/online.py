@@ -255,7 +255,7 @@ class OnlineOps(AzureCalls):
             if deployment_name:
                 headers["azureml-model-deployment"] = deployment_name
             try:
-                status, payload = self._http_post(scoring_uri, body, headers, self._invoke_timeout)
+                status, payload = self.options.http_post(scoring_uri, body, headers, self.options.invoke_timeout)
             except OSError as exc:
                 raise WorkspaceError(f"invoke online endpoint {endpoint_name}: cannot reach {scoring_uri}: {exc}") from exc
             if status == 401 and attempt == 1:  # the key may have been regenerated elsewhere: read it again
@@ -272,14 +272,14 @@ class OnlineOps(AzureCalls):
                            until: float | None = None) -> DeploymentMetrics:
         """The deployment's rows of ``AmlOnlineEndpointTrafficLog`` in [since, until) (see
         ``azure_monitor``): waits out the rest of the ingestion delay first (once), then two queries."""
-        now = self._wall()
+        now = self.options.wall_clock()
         until = now if until is None else min(until, now)
         if not self._log_workspace_id or self._logs is None:
             return azure_monitor.unconfigured(endpoint_name, deployment_name, since, until)
-        remaining = self._ingestion_delay_s - (now - until)
-        if self._wait_for_ingestion and remaining > 0:
-            self._sleep(remaining)
-            now = self._wall()
+        remaining = self.options.ingestion_delay_s - (now - until)
+        if self.options.wait_for_ingestion and remaining > 0:
+            self.options.sleep(remaining)
+            now = self.options.wall_clock()
         codes_query, latency_query = azure_monitor.traffic_log_queries(endpoint_name, deployment_name)
         timespan = (datetime.fromtimestamp(since, UTC), datetime.fromtimestamp(until, UTC))
         tables: list[tuple[list[str], list[Any]] | None] = []
@@ -294,7 +294,7 @@ class OnlineOps(AzureCalls):
             tables.append((list(data[0].columns), [list(row) for row in data[0].rows]) if data else ([], []))
         return azure_monitor.metrics_from_tables(endpoint_name, deployment_name, since, until, now,
                                                  codes=tables[0], latency=tables[1], partial=partial,
-                                                 ingestion_delay_s=self._ingestion_delay_s)
+                                                 ingestion_delay_s=self.options.ingestion_delay_s)
 
     def get_logs(self, endpoint_name: str, deployment_name: str, *, lines: int = 100) -> str:
         return self._call(f"get logs of deployment {deployment_name} on online endpoint {endpoint_name}",

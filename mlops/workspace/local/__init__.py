@@ -1,8 +1,9 @@
 """The embedded local workspace: Azure ML's models, environments, online and batch endpoints on this
 machine, with real processes and no Docker (DESIGN.md section 2, "The local workspace").
 
-``LocalWorkspace`` (``workspace.py``) is the adapter's face: it implements the ``Workspace`` port
-and is the only module that reaches into the three rooms behind it:
+``LocalWorkspace`` (``workspace/``) is the adapter's face: it implements the ``Workspace`` port, by
+operation group as the Azure adapter does (``base``, ``assets``, ``online``, ``batch``, ``lock``), and
+is the only package that reaches into the three rooms behind it:
 
 * ``registry/`` - the store (SQLite), content-addressed artifacts, models and environments;
 * ``online/`` - online endpoints: the long-lived host process, its client, the router and its pure

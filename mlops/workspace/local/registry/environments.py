@@ -1,6 +1,6 @@
 """Serving environments of the local workspace: real virtualenvs built from Azure ML environment specs.
 
-An environment spec is the Azure CLI v2 YAML, read config-side (``mlops.environment_spec``: the
+An environment spec is the Azure CLI v2 YAML, read config-side (``mlops.specs.environment``: the
 spec and its conda file as Azure reads them). Azure builds a Docker image from it; locally there
 is no Docker, so the conda file's ``python=X.Y`` and ``pip:`` entries become a virtualenv of *this*
 interpreter (``python -m venv`` + ``pip install``). Conda packages that have a PyPI equivalent
@@ -36,8 +36,8 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from mlops.environment_spec import CondaRequirements, parse_conda_file
 from mlops.errors import ConfigError, EnvironmentBuildError
+from mlops.specs.environment import CondaRequirements, parse_conda_file
 from mlops.workspace.local.registry.store import Store, dumps, file_lock, loads, now
 from mlops.workspace.port import Environment, EnvironmentSpec, Progress, no_progress
 from mlops.workspace.rules import check_asset_name
