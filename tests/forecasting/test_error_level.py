@@ -159,3 +159,44 @@ def test_a_context_too_short_for_the_level_takes_the_reference(tiny_forecaster: 
     expected = quantile_forecasts(values[20:], np.arange(1, horizon + 1), tiny_forecaster.calibration.residuals,
                                   [0.1, 0.9], scale=tiny_forecaster.calibration.reference_level)
     np.testing.assert_allclose(table[20:], expected, rtol=1e-9)
+
+
+def test_a_rolling_step_does_not_change_an_origins_quantiles(tiny_forecaster: TCNForecaster) -> None:
+    """Every day is scored for the levels whatever the step, so an origin's band is the same at step 3
+    as at step 1."""
+    days = 40
+    X = next_days(tiny_forecaster, days)
+    y = np.linspace(1000.0, 1400.0, days)
+    every = tiny_forecaster.rolling_forecast_with_quantiles(X, y, [0.1, 0.9], step=1)
+    third = tiny_forecaster.rolling_forecast_with_quantiles(X, y, [0.1, 0.9], step=3)
+    origin = tiny_forecaster.forecast_origin_column_name
+    keys = [tiny_forecaster.time_column_name, origin]
+    merged = third.rename(columns={0.1: "lo", 0.9: "hi"}).merge(
+        every.rename(columns={0.1: "lo_every", 0.9: "hi_every"})[[*keys, "lo_every", "hi_every"]], on=keys)
+    shared = third[third[origin] <= every[origin].max()]  # step 3's last origin may run past step 1's
+    assert len(merged) == len(shared) > 0
+    np.testing.assert_allclose(merged["lo"], merged["lo_every"], rtol=1e-9)
+    np.testing.assert_allclose(merged["hi"], merged["hi_every"], rtol=1e-9)
+
+
+def test_a_series_that_does_not_continue_the_history_takes_the_reference_until_it_has_42_days(
+        tiny_forecaster: TCNForecaster) -> None:
+    """Its first origins lack 28 earlier forecasts with 14 actuals each: the reference level; from
+    the 42nd day on, the level of the series' own forecasts."""
+    horizon = tiny_forecaster.max_horizon
+    days = 80
+    start = tiny_forecaster.history_end + pd.Timedelta(days=400)
+    X = pd.DataFrame({"date": pd.date_range(start, periods=days)})
+    y = 5000.0 * (1.0 + 0.4 * (np.arange(days) % 2))  # every other day 40% up: large misses
+    rolled = tiny_forecaster.rolling_forecast_with_quantiles(X, y, [0.1, 0.9])
+    origin = pd.DatetimeIndex(rolled[tiny_forecaster.forecast_origin_column_name])
+    position = (origin - start).days.to_numpy()
+    lead = (pd.DatetimeIndex(rolled[tiny_forecaster.time_column_name]) - origin).days.to_numpy()
+    reference = quantile_forecasts(rolled[tiny_forecaster.forecast_column_name].to_numpy(), lead,
+                                   tiny_forecaster.calibration.residuals, [0.1, 0.9],
+                                   scale=tiny_forecaster.calibration.reference_level)
+    band = rolled[[0.1, 0.9]].to_numpy()
+    early, late = position < LEVEL_ORIGINS + 13, position >= LEVEL_ORIGINS + 13
+    assert early.any() and late.any() and lead.max() == horizon
+    np.testing.assert_allclose(band[early], reference[early], rtol=1e-9)
+    assert (np.log(band[late, 1] / band[late, 0]) > 1.5 * np.log(reference[late, 1] / reference[late, 0])).all()
