@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import REPO, inference_server, load_data  # noqa: E402
 
-from mlops.forecasting.forecaster import load_forecaster, single_threaded_torch  # noqa: E402
+from mlops.forecasting.loading import load_forecaster, single_threaded_torch  # noqa: E402
 from mlops.forecasting.training import train_model  # noqa: E402
 
 

@@ -48,8 +48,8 @@ from _common import DAU_DIR  # noqa: E402
 from mlops.forecasting.calibration import METHODS, SCALED, calibrate  # noqa: E402
 from mlops.forecasting.data import load_series_csv, us_federal_holidays, validate_series  # noqa: E402
 from mlops.forecasting.error_level import LEVEL_ORIGINS  # noqa: E402
-from mlops.forecasting.forecaster import load_forecaster  # noqa: E402
 from mlops.forecasting.intervals import coverage  # noqa: E402
+from mlops.forecasting.loading import load_forecaster  # noqa: E402
 from mlops.forecasting.metrics import accuracy, seasonal_naive  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau  # noqa: E402
 from mlops.forecasting.training import MAX_IMPUTED_GAP, TrainConfig, residual_table, train_model  # noqa: E402

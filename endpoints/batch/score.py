@@ -29,7 +29,7 @@ import pandas as pd  # noqa: E402
 
 from mlops.forecasting.data import load_series_csv  # noqa: E402
 from mlops.forecasting.errors import ForecastInputError  # noqa: E402
-from mlops.forecasting.forecaster import load_forecaster, single_threaded_torch  # noqa: E402
+from mlops.forecasting.loading import load_forecaster, single_threaded_torch  # noqa: E402
 from mlops.forecasting.payload import parse_quantiles  # noqa: E402
 
 TRUST_ENV = "MLOPS_TRUST_PICKLED_MODEL"

@@ -34,7 +34,7 @@ except ImportError:  # ... older images have the azureml-contrib-services shim
     from azureml.contrib.services.aml_response import AMLResponse
 
 from mlops.forecasting.errors import ForecastInputError  # noqa: E402
-from mlops.forecasting.forecaster import load_forecaster, quantile_forecast, single_threaded_torch  # noqa: E402
+from mlops.forecasting.loading import load_forecaster, quantile_forecast, single_threaded_torch  # noqa: E402
 from mlops.forecasting.payload import MAX_BODY_BYTES, forecast_response, parse_forecast_request  # noqa: E402
 
 TRUST_ENV = "MLOPS_TRUST_PICKLED_MODEL"

@@ -15,7 +15,10 @@ Modules:
 * ``model``      - the temporal convolutional network (torch.nn.Module)
 * ``training``   - ``train_model``: fit, early stop, evaluate, write ``model.pt`` + ``metrics.json``
 * ``artifact``   - ``model.pt`` as a plain dict that ``torch.load(weights_only=True)`` loads
-* ``forecaster`` - ``TCNForecaster`` (``forecast``/``rolling_forecast``) and ``load_forecaster``
+* ``forecaster`` - ``TCNForecaster`` (``forecast``/``rolling_forecast``/quantiles)
+* ``loading``    - ``load_forecaster`` (``model.pt`` or a trusted AutoML pickle), ``quantile_forecast``
+* ``calibration``, ``error_level``, ``intervals`` - the quantiles' conformal calibration, scaled by the
+  model's recent error level
 * ``metrics``    - MAPE/RMSE/MAE and the weekly seasonal-naive baseline on the same pairs
 * ``payload``    - parsing/validating the online scoring payload (AutoML's format)
 * ``errors``     - ``ForecastInputError`` (bad input, with what and where) and ``UntrustedModelError``

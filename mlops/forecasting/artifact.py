@@ -17,7 +17,7 @@ Keys (``format`` = ``"mlops-tcn"``, ``format_version`` = 3; version 2 files are 
 * ``metadata`` - ``data_sha256``, ``metrics`` (holdout figures), ``created`` (UTC ISO time), the
   seed, epochs, training time, library versions
 
-Loading a pickled model (as Azure AutoML saves its TCNForecaster) is ``forecaster.load_forecaster``'s
+Loading a pickled model (as Azure AutoML saves its TCNForecaster) is ``loading.load_forecaster``'s
 job and happens only when the caller says the file is trusted.
 """
 

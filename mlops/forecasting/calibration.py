@@ -158,8 +158,7 @@ def holdout_coverage(table: ResidualTable, method: str, holdout_origins: int) ->
     calibration = calibrate(ResidualTable(table.residuals[:, :cut], table.out_of_sample[:cut]), method)
     scale = np.ones(holdout_origins)
     if calibration.level_origins:
-        levels = table.levels(calibration.level_origins)[start:]
-        scale = np.array([level_or_reference(v, calibration.reference_level) for v in levels])
+        scale = level_or_reference(table.levels(calibration.level_origins)[start:], calibration.reference_level)
     lower, upper = residual_quantiles(calibration.residuals, (0.1, 0.9))  # (H,) each
     tail = table.residuals[:, start:]
     inside = (tail >= lower[:, None] * scale) & (tail <= upper[:, None] * scale)

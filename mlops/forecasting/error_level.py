@@ -56,11 +56,12 @@ def recent_error_levels(residuals: np.ndarray, origins: int = LEVEL_ORIGINS) -> 
     return levels
 
 
-def level_or_reference(level: float, reference: float) -> float:
-    """The level to scale by: ``level`` when finite and positive, else ``reference`` (the median level
-    of the calibration origins, kept in ``model.pt``) - a request whose context is too short for
+def level_or_reference(level: np.ndarray | float, reference: float) -> np.ndarray:
+    """The level(s) to scale by: each ``level`` when finite and positive, else ``reference`` (the median
+    level of the calibration origins, kept in ``model.pt``) - a request whose context is too short for
     ``LEVEL_ORIGINS`` previous forecasts gets the typical width."""
-    return level if np.isfinite(level) and level > 0 else reference
+    level = np.asarray(level, dtype=np.float64)
+    return np.where(np.isfinite(level) & (level > 0), level, reference)
 
 
 def residual_matrix(log_actual: np.ndarray, origins: np.ndarray, forecast: np.ndarray) -> np.ndarray:

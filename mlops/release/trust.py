@@ -1,7 +1,7 @@
 """Trust follows the source: pickles are trusted only for a model that came from an AutoML job.
 
 An AutoML ``model.pt`` is a pickle (unpickling runs code from the file), so the scoring scripts
-load one only with ``MLOPS_TRUST_PICKLED_MODEL=1`` (``mlops.forecasting.forecaster.load_forecaster``).
+load one only with ``MLOPS_TRUST_PICKLED_MODEL=1`` (``mlops.forecasting.loading.load_forecaster``).
 The release sets it per deployment, from where the model came from - never from the template:
 
 * ``job:NAME`` - the best trial of an AutoML job the team ran: trusted (``"1"``);

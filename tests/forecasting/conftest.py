@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from mlops.forecasting.forecaster import TCNForecaster, load_forecaster
+from mlops.forecasting.forecaster import TCNForecaster
+from mlops.forecasting.loading import load_forecaster
 from mlops.forecasting.training import TrainResult
 from tests.forecasting.tiny import train_tiny
 

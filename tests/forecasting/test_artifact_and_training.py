@@ -14,8 +14,9 @@ import torch
 from mlops.forecasting.artifact import FORMAT
 from mlops.forecasting.data import series_sha256
 from mlops.forecasting.errors import ForecastInputError, UntrustedModelError
-from mlops.forecasting.forecaster import TCNForecaster, load_forecaster
+from mlops.forecasting.forecaster import TCNForecaster
 from mlops.forecasting.intervals import quantile_forecasts
+from mlops.forecasting.loading import load_forecaster
 from mlops.forecasting.synthetic import generate_dau
 from mlops.forecasting.training import TrainResult
 from tests.forecasting.tiny import TINY_DAYS, TINY_SEED, train_tiny

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from mlops.forecasting.errors import ForecastInputError
-from mlops.forecasting.forecaster import TCNForecaster, quantile_forecast
+from mlops.forecasting.forecaster import TCNForecaster
 from mlops.forecasting.intervals import (
     conformal_ranks,
     coverage,
@@ -16,6 +16,7 @@ from mlops.forecasting.intervals import (
     quantile_forecasts,
     residual_quantiles,
 )
+from mlops.forecasting.loading import quantile_forecast
 
 
 @pytest.mark.parametrize(("n", "levels", "ranks"), [

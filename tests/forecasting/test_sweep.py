@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mlops.forecasting.errors import UntrustedModelError
-from mlops.forecasting.forecaster import load_forecaster
+from mlops.forecasting.loading import load_forecaster
 from mlops.forecasting.sweep import automl_conda_file, automl_metrics, run_trial, trial_configs
 from mlops.forecasting.synthetic import generate_dau
 from mlops.release.conda_file import serving_conda_file

@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from mlops.forecasting.errors import UntrustedModelError
-from mlops.forecasting.forecaster import load_forecaster
+from mlops.forecasting.loading import load_forecaster
 from mlops.forecasting.payload import MAX_BODY_BYTES
 from mlops.forecasting.synthetic import generate_dau
 from tests.conftest import Processes, free_port
