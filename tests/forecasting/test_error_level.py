@@ -115,7 +115,8 @@ def test_the_default_model_is_scaled(tiny_forecaster: TCNForecaster) -> None:
 
 def test_online_and_batch_quantiles_agree_at_the_same_origin(tiny_forecaster: TCNForecaster) -> None:
     """The online path (one origin, its level from the 28 forecasts before it in the same pass) and
-    the batch path (every origin of a rolling forecast) scale the same origin alike."""
+    the batch path (every origin of a rolling forecast) scale the same origin alike - the batch's
+    first origin, where no outcome has fed back into its tracking yet (``test_adaptive``)."""
     horizon = tiny_forecaster.max_horizon
     future = next_days(tiny_forecaster, horizon)
     online = tiny_forecaster.forecast_quantiles(future, quantiles=[0.1, 0.9])
