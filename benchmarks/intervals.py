@@ -15,8 +15,11 @@ defaults) trains on the days before. Then, from that one model and the days it w
   level there);
 * the model's MAPE/RMSE on that year beside the weekly seasonal naive on the same pairs.
 
-The method with the smallest mean |coverage - 80%| over the series is printed as the choice
-(``TrainConfig.calibration`` holds it). ``--level-origins`` judges the scaled methods with error
+The choice is printed in two steps by one rule (``CHOICE_RULE``: smallest mean |coverage - 80%|
+over the series, then the smallest worst, then the narrowest band; 0.2 points count as a tie): the
+calibration among the untracked methods - ``model.pt`` stores it and online requests, one origin
+each, are served by it alone (``TrainConfig.calibration``) - then the tracking rate of the batch
+path on top of it (``adaptive.ADAPT_RATE``). ``--level-origins`` judges the scaled methods with error
 levels over each of those windows (``method/N``; default: ``error_level.LEVEL_ORIGINS`` only);
 ``--adapt-rates`` judges each with the batch path's coverage tracking at those rates (``+ACI g``;
 ``adaptive``; default: none and ``adaptive.ADAPT_RATE``). ``--variants`` also trains a one-member ensemble and a
@@ -114,6 +117,21 @@ def candidates(level_origins: list[int], rates: list[float]) -> list[tuple[str, 
     return out
 
 
+TIE = 0.002
+"""Coverage distances closer than this (0.2 points) count as equal: one pseudo-test year's coverage
+is itself uncertain by more."""
+CHOICE_RULE = "smallest mean |coverage - 80%|, then smallest worst, then narrowest; within 0.2 points is a tie"
+
+
+def choose(labels: list[str], mean: dict[str, float], worst: dict[str, float], width: dict[str, float]) -> str:
+    """``CHOICE_RULE`` among ``labels``."""
+    best = min(mean[m] for m in labels)
+    near = [m for m in labels if mean[m] <= best + TIE]
+    best = min(worst[m] for m in near)
+    near = [m for m in near if worst[m] <= best + TIE]
+    return min(near, key=lambda m: width[m])
+
+
 def judge(frame: pd.DataFrame, config: TrainConfig, work: Path, level_origins: list[int],
           rates: list[float]) -> dict:
     """Train on all but the last ``PSEUDO_TEST_DAYS`` of ``frame``; score that year (see the module doc)."""
@@ -186,9 +204,14 @@ def main() -> int:
     worst = {m: float(np.max([abs(r["coverage"][m] - 0.8) for _, r in defaults])) for m in labels}
     print(f"  {'mean |coverage - 80%|':<44}" + "".join(f"{scores[m]:>{col}.1%}" for m in labels))
     print(f"  {'worst |coverage - 80%|':<44}" + "".join(f"{worst[m]:>{col}.1%}" for m in labels))
-    chosen = min(labels, key=lambda m: (scores[m], worst[m]))
-    print(f"chosen (smallest mean |coverage - 80%|): {chosen}; TrainConfig.calibration is "
-          f"{TrainConfig().calibration}, adaptive.ADAPT_RATE {ADAPT_RATE:g}")
+    widths = {m: float(np.mean([r["width"][m] for _, r in defaults])) for m in labels}
+    untracked = [label for label, _, _, rate in candidates(level_origins, rates) if not rate]
+    calibration = choose(untracked, scores, worst, widths)
+    tracked = [label for label, _, _, rate in candidates(level_origins, rates)
+               if label == calibration or label.startswith(f"{calibration} +ACI ")]
+    print(f"chosen for online requests (no tracking; {CHOICE_RULE}): {calibration}; for the batch path, "
+          f"its tracking by the same rule: {choose(tracked, scores, worst, widths)}")
+    print(f"shipped: TrainConfig.calibration {TrainConfig().calibration}, adaptive.ADAPT_RATE {ADAPT_RATE:g}")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
