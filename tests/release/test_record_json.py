@@ -11,32 +11,24 @@ from pathlib import Path
 from typing import Any
 
 from mlops.release.gates import GateResult, Phase, Verdict
-from mlops.release.record import (
+from mlops.release.record import Record, ReleaseStatus, StepEntry, StepState
+from mlops.release.sections.batch import BatchPrepared, BatchPrepState, BatchResult
+from mlops.release.sections.endpoint import RollbackResult, Slots, TrafficSplit
+from mlops.release.sections.loadtest import (
     BaselineSlot,
     BaselineState,
-    BatchPrepared,
-    BatchPrepState,
-    BatchResult,
     DeploymentLoad,
-    EnvironmentPin,
-    HealthResult,
     LoadTestResult,
-    ModelPin,
+    QualityResult,
+)
+from mlops.release.sections.pins import EnvironmentPin, ModelPin, TrialPick, UnpinnedDependency
+from mlops.release.sections.promotion import (
+    HealthResult,
     Promotion,
     PromotionStep,
-    QualityResult,
-    Record,
-    ReleaseStatus,
-    RollbackResult,
     ServedView,
     ServedWindow,
     ShadowResult,
-    Slots,
-    StepEntry,
-    StepState,
-    TrafficSplit,
-    TrialPick,
-    UnpinnedDependency,
 )
 
 PINNED = Path(__file__).with_name("full_record.json")
