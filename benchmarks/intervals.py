@@ -1,6 +1,6 @@
 """Choose the quantile calibration on training data only, across several daily series.
 
-    .venv/bin/python benchmarks/intervals.py [--series dau,synthetic,births] [--variants] [--level-origins 28,56]
+    .venv/bin/python benchmarks/intervals.py [--series dau,synthetic,births] [--variants] [--level-origins 28,56] [--adapt-rates 0,0.01]
 
 For each series, its **training split** (GitHub DAU: train.csv only - test.csv is never read here;
 the others: everything but their last 454 days, DAU's test length, which are never read either)
@@ -17,7 +17,9 @@ defaults) trains on the days before. Then, from that one model and the days it w
 
 The method with the smallest mean |coverage - 80%| over the series is printed as the choice
 (``TrainConfig.calibration`` holds it). ``--level-origins`` judges the scaled methods with error
-levels over each of those windows (``method/N``; default: ``error_level.LEVEL_ORIGINS`` only). ``--variants`` also trains a one-member ensemble and a
+levels over each of those windows (``method/N``; default: ``error_level.LEVEL_ORIGINS`` only);
+``--adapt-rates`` judges each with the batch path's coverage tracking at those rates (``+ACI g``;
+``adaptive``; default: none and ``adaptive.ADAPT_RATE``). ``--variants`` also trains a one-member ensemble and a
 shorter context (dilations 1-8: a 74-day window) on the public series, to judge those choices.
 
 Series: ``dau`` (``../shared/data/github_dau/train.csv``, skipped when absent); ``synthetic``
@@ -45,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import DAU_DIR  # noqa: E402
 
+from mlops.forecasting.adaptive import ADAPT_RATE  # noqa: E402
 from mlops.forecasting.calibration import METHODS, SCALED, calibrate  # noqa: E402
 from mlops.forecasting.data import load_series_csv, us_federal_holidays, validate_series  # noqa: E402
 from mlops.forecasting.error_level import LEVEL_ORIGINS  # noqa: E402
@@ -99,17 +102,20 @@ def training_splits(names: set[str]) -> list[tuple[str, pd.DataFrame, bool]]:
     return out
 
 
-def candidates(level_origins: list[int]) -> list[tuple[str, str, int]]:
-    """``(label, method, level origins)`` for every method, the scaled ones once per window."""
+def candidates(level_origins: list[int], rates: list[float]) -> list[tuple[str, str, int, float]]:
+    """``(label, method, level origins, adapt rate)`` for every method, the scaled ones once per
+    window, each once per adapt rate (``+ACI g``: the batch path's tracking at rate g; 0: none)."""
     out = []
     for method in METHODS:
         for origins in (level_origins if method in SCALED else [LEVEL_ORIGINS]):
             label = method if method not in SCALED or level_origins == [LEVEL_ORIGINS] else f"{method}/{origins}"
-            out.append((label, method, origins))
+            for rate in rates:
+                out.append((label if not rate else f"{label} +ACI {rate:g}", method, origins, rate))
     return out
 
 
-def judge(frame: pd.DataFrame, config: TrainConfig, work: Path, level_origins: list[int]) -> dict:
+def judge(frame: pd.DataFrame, config: TrainConfig, work: Path, level_origins: list[int],
+          rates: list[float]) -> dict:
     """Train on all but the last ``PSEUDO_TEST_DAYS`` of ``frame``; score that year (see the module doc)."""
     series = validate_series(frame, fill_gaps=MAX_IMPUTED_GAP)
     inner, pseudo = series.iloc[:-PSEUDO_TEST_DAYS].reset_index(drop=True), series.iloc[-PSEUDO_TEST_DAYS:]
@@ -125,9 +131,9 @@ def judge(frame: pd.DataFrame, config: TrainConfig, work: Path, level_origins: l
     naive = seasonal_naive(series.set_index("date")["count"], origin, rolled[forecaster.time_column_name])
     table = residual_table(forecaster, inner, config)
     coverages, widths = {}, {}
-    for label, method, origins in candidates(level_origins):
+    for label, method, origins, rate in candidates(level_origins, rates):
         forecaster.calibration = calibrate(table, method, origins)
-        banded = forecaster.rolling_forecast_with_quantiles(X, y, (0.1, 0.9), step=1)
+        banded = forecaster.rolling_forecast_with_quantiles(X, y, (0.1, 0.9), step=1, adapt_rate=rate)
         lower, upper = banded[0.1].to_numpy(), banded[0.9].to_numpy()
         coverages[label] = coverage(actual, lower, upper)
         widths[label] = float(np.mean((upper - lower) / np.maximum(point, 1.0)))
@@ -144,9 +150,12 @@ def main() -> int:
                         help="also a 1-member ensemble and a 74-day context on the public series")
     parser.add_argument("--level-origins", default=str(LEVEL_ORIGINS),
                         help="comma-separated error-level windows for the scaled methods (e.g. 28,56)")
+    parser.add_argument("--adapt-rates", default=f"0,{ADAPT_RATE:g}",
+                        help="comma-separated adapt rates of the batch path's tracking (adaptive; 0: none)")
     args = parser.parse_args()
     level_origins = [int(v) for v in args.level_origins.split(",")]
-    labels = [label for label, _, _ in candidates(level_origins)]
+    rates = [float(v) for v in args.adapt_rates.split(",")]
+    labels = [label for label, _, _, _ in candidates(level_origins, rates)]
     splits = training_splits(set(args.series.split(",")))
     base = TrainConfig(epochs=args.epochs)
     variants = [("default (5 members, 138-day context)", base)]
@@ -160,7 +169,7 @@ def main() -> int:
                 if j and not public:
                     continue
                 print(f"{label}: {variant} ...", file=sys.stderr)
-                rows.append((label, variant, judge(frame, config, Path(tmp) / f"s{i}v{j}", level_origins)))
+                rows.append((label, variant, judge(frame, config, Path(tmp) / f"s{i}v{j}", level_origins, rates)))
     print(f"Pseudo-test: the last {PSEUDO_TEST_DAYS} days of each series' training split (trained on the days "
           "before; no test set read)")
     print(f"  {'series':<44}{'variant':<42}{'MAPE':>7}{'naive':>7}{'RMSE':>10}{'naive':>10}{'train s':>9}")
@@ -179,7 +188,7 @@ def main() -> int:
     print(f"  {'worst |coverage - 80%|':<44}" + "".join(f"{worst[m]:>{col}.1%}" for m in labels))
     chosen = min(labels, key=lambda m: (scores[m], worst[m]))
     print(f"chosen (smallest mean |coverage - 80%|): {chosen}; TrainConfig.calibration is "
-          f"{TrainConfig().calibration}")
+          f"{TrainConfig().calibration}, adaptive.ADAPT_RATE {ADAPT_RATE:g}")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 
