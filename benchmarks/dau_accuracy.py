@@ -46,7 +46,8 @@ from _common import DAU_DIR, REPO  # noqa: E402
 from mlops.forecasting.data import load_series_csv  # noqa: E402
 from mlops.forecasting.intervals import coverage  # noqa: E402
 from mlops.forecasting.metrics import accuracy, seasonal_naive  # noqa: E402
-from mlops.forecasting.training import MAX_IMPUTED_GAP, TrainConfig, train_model  # noqa: E402
+from mlops.forecasting.train_config import TrainConfig  # noqa: E402
+from mlops.forecasting.training import MAX_IMPUTED_GAP, train_model  # noqa: E402
 from mlops.packaging import stage_scoring_code  # noqa: E402
 
 HORIZON = 14

@@ -8,7 +8,7 @@ is cut once more: the last 365 days are a pseudo-test, and ``train_model`` (``ml
 defaults) trains on the days before. Then, from that one model and the days it was trained on:
 
 * every calibration method of ``mlops.forecasting.calibration`` is computed from the model's
-  residuals on its own training data (``training.residual_table``), and its 80% interval
+  residuals on its own training data (``evaluation.residual_table``), and its 80% interval
   (``q0.1..q0.9``) coverage is measured on the pseudo-test year's rolling forecast (every origin,
   horizons 1-14, the model's stored context first, through ``rolling_forecast_with_quantiles`` as
   the batch scoring script calls it - the scaled methods scale each origin by the model's error
@@ -54,11 +54,13 @@ from mlops.forecasting.adaptive import ADAPT_RATE  # noqa: E402
 from mlops.forecasting.calibration import METHODS, SCALED, calibrate  # noqa: E402
 from mlops.forecasting.data import load_series_csv, us_federal_holidays, validate_series  # noqa: E402
 from mlops.forecasting.error_level import LEVEL_ORIGINS  # noqa: E402
+from mlops.forecasting.evaluation import residual_table  # noqa: E402
 from mlops.forecasting.intervals import coverage  # noqa: E402
 from mlops.forecasting.loading import load_forecaster  # noqa: E402
 from mlops.forecasting.metrics import accuracy, seasonal_naive  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau  # noqa: E402
-from mlops.forecasting.training import MAX_IMPUTED_GAP, TrainConfig, residual_table, train_model  # noqa: E402
+from mlops.forecasting.train_config import TrainConfig  # noqa: E402
+from mlops.forecasting.training import MAX_IMPUTED_GAP, train_model  # noqa: E402
 
 TEST_DAYS = 454
 """The tail of every non-DAU series left unread, as DAU's test.csv is (its length)."""
