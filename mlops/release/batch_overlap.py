@@ -339,4 +339,3 @@ def adopt_prepared(record: Record, other: Record | None, *, source: str) -> None
     if STEP in other.steps:
         record.steps[STEP] = other.steps[STEP]
     record.save()
-

@@ -48,9 +48,6 @@ class Phase(StrEnum):
     FAILED = "Failed"
     INCONCLUSIVE = "Inconclusive"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @dataclass(frozen=True)
 class LatencyStats:

@@ -67,9 +67,6 @@ class ReleaseStatus(StrEnum):
     INCONCLUSIVE = "inconclusive"
     NOTHING_TO_RELEASE = "nothing_to_release"
 
-    def __str__(self) -> str:
-        return self.value
-
     @property
     def finished(self) -> bool:
         """A terminal status: a new release may start from here."""
@@ -91,9 +88,6 @@ class StepState(StrEnum):
     DONE = "done"
     FAILED = "failed"
     SKIPPED = "skipped"
-
-    def __str__(self) -> str:
-        return self.value
 
 
 def utc_now() -> str:

@@ -39,9 +39,6 @@ class BatchPrepState(StrEnum):
     REMOVED = "removed"
     """Removed (or left alone: not this release's) because the release did not succeed."""
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @dataclass
 class BatchPrepared:

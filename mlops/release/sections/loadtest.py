@@ -19,9 +19,6 @@ class BaselineState(StrEnum):
     DEPLOYED = "deployed"
     REMOVED = "removed"
 
-    def __str__(self) -> str:
-        return self.value
-
 
 @dataclass
 class BaselineSlot:
