@@ -59,8 +59,9 @@ sys.path.insert(0, str(REPO))
 from mlops.config import Overrides, load_config  # noqa: E402
 from mlops.release.batch import make_default, prepare_batch  # noqa: E402
 from mlops.release.context import ReleaseContext  # noqa: E402
-from mlops.release.record import EnvironmentPin, ModelPin, Record  # noqa: E402
+from mlops.release.record import Record  # noqa: E402
 from mlops.release.rollout import traffic_plan  # noqa: E402
+from mlops.release.sections.pins import EnvironmentPin, ModelPin  # noqa: E402
 from mlops.release.slots import RELEASE_TAG  # noqa: E402
 from mlops.release.staging import code_hash, stage_code  # noqa: E402
 from mlops.settings.rollout import BakeStep, ShadowStep, TrafficStep  # noqa: E402

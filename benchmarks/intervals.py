@@ -1,6 +1,6 @@
 """Choose the quantile calibration on training data only, across several daily series.
 
-    .venv/bin/python benchmarks/intervals.py [--series dau,synthetic,births] [--variants] [--level-origins 28,56]
+    .venv/bin/python benchmarks/intervals.py [--series dau,synthetic,births] [--variants] [--level-origins 28,56] [--adapt-rates 0,0.01]
 
 For each series, its **training split** (GitHub DAU: train.csv only - test.csv is never read here;
 the others: everything but their last 454 days, DAU's test length, which are never read either)
@@ -8,16 +8,21 @@ is cut once more: the last 365 days are a pseudo-test, and ``train_model`` (``ml
 defaults) trains on the days before. Then, from that one model and the days it was trained on:
 
 * every calibration method of ``mlops.forecasting.calibration`` is computed from the model's
-  residuals on its own training data (``training.residual_table``), and its 80% interval
+  residuals on its own training data (``evaluation.residual_table``), and its 80% interval
   (``q0.1..q0.9``) coverage is measured on the pseudo-test year's rolling forecast (every origin,
   horizons 1-14, the model's stored context first, through ``rolling_forecast_with_quantiles`` as
   the batch scoring script calls it - the scaled methods scale each origin by the model's error
   level there);
 * the model's MAPE/RMSE on that year beside the weekly seasonal naive on the same pairs.
 
-The method with the smallest mean |coverage - 80%| over the series is printed as the choice
-(``TrainConfig.calibration`` holds it). ``--level-origins`` judges the scaled methods with error
-levels over each of those windows (``method/N``; default: ``error_level.LEVEL_ORIGINS`` only). ``--variants`` also trains a one-member ensemble and a
+The choice is printed in two steps by one rule (``CHOICE_RULE``: smallest mean |coverage - 80%|
+over the series, then the smallest worst, then the narrowest band; 0.2 points count as a tie): the
+calibration among the untracked methods - ``model.pt`` stores it and online requests, one origin
+each, are served by it alone (``TrainConfig.calibration``) - then the tracking rate of the batch
+path on top of it (``adaptive.ADAPT_RATE``). ``--level-origins`` judges the scaled methods with error
+levels over each of those windows (``method/N``; default: ``error_level.LEVEL_ORIGINS`` only);
+``--adapt-rates`` judges each with the batch path's coverage tracking at those rates (``+ACI g``;
+``adaptive``; default: none and ``adaptive.ADAPT_RATE``). ``--variants`` also trains a one-member ensemble and a
 shorter context (dilations 1-8: a 74-day window) on the public series, to judge those choices.
 
 Series: ``dau`` (``../shared/data/github_dau/train.csv``, skipped when absent); ``synthetic``
@@ -45,14 +50,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import DAU_DIR  # noqa: E402
 
+from mlops.forecasting.adaptive import ADAPT_RATE  # noqa: E402
 from mlops.forecasting.calibration import METHODS, SCALED, calibrate  # noqa: E402
 from mlops.forecasting.data import load_series_csv, us_federal_holidays, validate_series  # noqa: E402
 from mlops.forecasting.error_level import LEVEL_ORIGINS  # noqa: E402
+from mlops.forecasting.evaluation import residual_table  # noqa: E402
 from mlops.forecasting.intervals import coverage  # noqa: E402
 from mlops.forecasting.loading import load_forecaster  # noqa: E402
 from mlops.forecasting.metrics import accuracy, seasonal_naive  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau  # noqa: E402
-from mlops.forecasting.training import MAX_IMPUTED_GAP, TrainConfig, residual_table, train_model  # noqa: E402
+from mlops.forecasting.train_config import TrainConfig  # noqa: E402
+from mlops.forecasting.training import MAX_IMPUTED_GAP, train_model  # noqa: E402
 
 TEST_DAYS = 454
 """The tail of every non-DAU series left unread, as DAU's test.csv is (its length)."""
@@ -99,17 +107,35 @@ def training_splits(names: set[str]) -> list[tuple[str, pd.DataFrame, bool]]:
     return out
 
 
-def candidates(level_origins: list[int]) -> list[tuple[str, str, int]]:
-    """``(label, method, level origins)`` for every method, the scaled ones once per window."""
+def candidates(level_origins: list[int], rates: list[float]) -> list[tuple[str, str, int, float]]:
+    """``(label, method, level origins, adapt rate)`` for every method, the scaled ones once per
+    window, each once per adapt rate (``+ACI g``: the batch path's tracking at rate g; 0: none)."""
     out = []
     for method in METHODS:
         for origins in (level_origins if method in SCALED else [LEVEL_ORIGINS]):
             label = method if method not in SCALED or level_origins == [LEVEL_ORIGINS] else f"{method}/{origins}"
-            out.append((label, method, origins))
+            for rate in rates:
+                out.append((label if not rate else f"{label} +ACI {rate:g}", method, origins, rate))
     return out
 
 
-def judge(frame: pd.DataFrame, config: TrainConfig, work: Path, level_origins: list[int]) -> dict:
+TIE = 0.002
+"""Coverage distances closer than this (0.2 points) count as equal: one pseudo-test year's coverage
+is itself uncertain by more."""
+CHOICE_RULE = "smallest mean |coverage - 80%|, then smallest worst, then narrowest; within 0.2 points is a tie"
+
+
+def choose(labels: list[str], mean: dict[str, float], worst: dict[str, float], width: dict[str, float]) -> str:
+    """``CHOICE_RULE`` among ``labels``."""
+    best = min(mean[m] for m in labels)
+    near = [m for m in labels if mean[m] <= best + TIE]
+    best = min(worst[m] for m in near)
+    near = [m for m in near if worst[m] <= best + TIE]
+    return min(near, key=lambda m: width[m])
+
+
+def judge(frame: pd.DataFrame, config: TrainConfig, work: Path, level_origins: list[int],
+          rates: list[float]) -> dict:
     """Train on all but the last ``PSEUDO_TEST_DAYS`` of ``frame``; score that year (see the module doc)."""
     series = validate_series(frame, fill_gaps=MAX_IMPUTED_GAP)
     inner, pseudo = series.iloc[:-PSEUDO_TEST_DAYS].reset_index(drop=True), series.iloc[-PSEUDO_TEST_DAYS:]
@@ -125,9 +151,9 @@ def judge(frame: pd.DataFrame, config: TrainConfig, work: Path, level_origins: l
     naive = seasonal_naive(series.set_index("date")["count"], origin, rolled[forecaster.time_column_name])
     table = residual_table(forecaster, inner, config)
     coverages, widths = {}, {}
-    for label, method, origins in candidates(level_origins):
+    for label, method, origins, rate in candidates(level_origins, rates):
         forecaster.calibration = calibrate(table, method, origins)
-        banded = forecaster.rolling_forecast_with_quantiles(X, y, (0.1, 0.9), step=1)
+        banded = forecaster.rolling_forecast_with_quantiles(X, y, (0.1, 0.9), step=1, adapt_rate=rate)
         lower, upper = banded[0.1].to_numpy(), banded[0.9].to_numpy()
         coverages[label] = coverage(actual, lower, upper)
         widths[label] = float(np.mean((upper - lower) / np.maximum(point, 1.0)))
@@ -144,9 +170,12 @@ def main() -> int:
                         help="also a 1-member ensemble and a 74-day context on the public series")
     parser.add_argument("--level-origins", default=str(LEVEL_ORIGINS),
                         help="comma-separated error-level windows for the scaled methods (e.g. 28,56)")
+    parser.add_argument("--adapt-rates", default=f"0,{ADAPT_RATE:g}",
+                        help="comma-separated adapt rates of the batch path's tracking (adaptive; 0: none)")
     args = parser.parse_args()
     level_origins = [int(v) for v in args.level_origins.split(",")]
-    labels = [label for label, _, _ in candidates(level_origins)]
+    rates = [float(v) for v in args.adapt_rates.split(",")]
+    labels = [label for label, _, _, _ in candidates(level_origins, rates)]
     splits = training_splits(set(args.series.split(",")))
     base = TrainConfig(epochs=args.epochs)
     variants = [("default (5 members, 138-day context)", base)]
@@ -160,7 +189,7 @@ def main() -> int:
                 if j and not public:
                     continue
                 print(f"{label}: {variant} ...", file=sys.stderr)
-                rows.append((label, variant, judge(frame, config, Path(tmp) / f"s{i}v{j}", level_origins)))
+                rows.append((label, variant, judge(frame, config, Path(tmp) / f"s{i}v{j}", level_origins, rates)))
     print(f"Pseudo-test: the last {PSEUDO_TEST_DAYS} days of each series' training split (trained on the days "
           "before; no test set read)")
     print(f"  {'series':<44}{'variant':<42}{'MAPE':>7}{'naive':>7}{'RMSE':>10}{'naive':>10}{'train s':>9}")
@@ -177,9 +206,14 @@ def main() -> int:
     worst = {m: float(np.max([abs(r["coverage"][m] - 0.8) for _, r in defaults])) for m in labels}
     print(f"  {'mean |coverage - 80%|':<44}" + "".join(f"{scores[m]:>{col}.1%}" for m in labels))
     print(f"  {'worst |coverage - 80%|':<44}" + "".join(f"{worst[m]:>{col}.1%}" for m in labels))
-    chosen = min(labels, key=lambda m: (scores[m], worst[m]))
-    print(f"chosen (smallest mean |coverage - 80%|): {chosen}; TrainConfig.calibration is "
-          f"{TrainConfig().calibration}")
+    widths = {m: float(np.mean([r["width"][m] for _, r in defaults])) for m in labels}
+    untracked = [label for label, _, _, rate in candidates(level_origins, rates) if not rate]
+    calibration = choose(untracked, scores, worst, widths)
+    tracked = [label for label, _, _, rate in candidates(level_origins, rates)
+               if label == calibration or label.startswith(f"{calibration} +ACI ")]
+    print(f"chosen for online requests (no tracking; {CHOICE_RULE}): {calibration}; for the batch path, "
+          f"its tracking by the same rule: {choose(tracked, scores, worst, widths)}")
+    print(f"shipped: TrainConfig.calibration {TrainConfig().calibration}, adaptive.ADAPT_RATE {ADAPT_RATE:g}")
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end")
     return 0
 

@@ -8,7 +8,8 @@ file`` (``output_action: append_row`` writes it). With ``MLOPS_BATCH_QUANTILES``
 deployment's ``environment_variables`` (e.g. ``"0.1,0.9"``) every row also gets one column per
 level after ``predicted`` - ``q0.1``, ``q0.9`` - the conformal quantile forecasts of
 ``mlops.forecasting.intervals``, each origin's scaled by the model's error level there
-(``mlops.forecasting.error_level``; unset: the five columns only). Entries that are not CSV files are skipped. A
+(``mlops.forecasting.error_level``) and each level tracking its own hits along the file as the
+targets of earlier origins become known (``mlops.forecasting.adaptive``; unset: the five columns only). Entries that are not CSV files are skipped. A
 malformed file raises an error that names the file and the problem, so the mini-batch fails
 visibly instead of writing partial results.
 

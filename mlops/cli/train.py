@@ -95,7 +95,7 @@ def run_train(args: argparse.Namespace) -> int:
 def _sweep(args: argparse.Namespace) -> int:
     from mlops.cli.jobs import job_document, job_text
     from mlops.forecasting.sweep import DEFAULT_PRIMARY_METRIC, PRIMARY_METRICS
-    from mlops.forecasting.training import TrainConfig
+    from mlops.forecasting.train_config import TrainConfig
     from mlops.workspace import connect
     from mlops.workspace.automl import metric_name
     from mlops.workspace.local import LocalWorkspace

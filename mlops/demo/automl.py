@@ -61,7 +61,7 @@ class AutoMLDemo:
 def run_automl_demo(config: Config, workspace: Workspace, *, progress: Progress) -> AutoMLDemo:
     from mlops.demo.sample_data import demo_split
     from mlops.errors import NotFoundError, UsageError
-    from mlops.forecasting.training import TrainConfig
+    from mlops.forecasting.train_config import TrainConfig
     from mlops.workspace.local import LocalWorkspace
     from mlops.workspace.local.registry.automl_jobs import SweepSettings
 

@@ -13,7 +13,11 @@ Modules:
 * ``data``       - loading/validating series, calendar features, the target scaling
 * ``windows``    - slicing a series into (context window, horizon) samples, batched
 * ``model``      - the temporal convolutional network (torch.nn.Module)
-* ``training``   - ``train_model``: fit, early stop, evaluate, write ``model.pt`` + ``metrics.json``
+* ``train_config`` - ``TrainConfig`` (what a training is asked to do; imports no torch)
+* ``splits``     - a training's cuts by time (fit/validation/holdout) and the fit part's samples
+* ``fit``        - the training loop: the ensemble, early-stopped on the validation tail
+* ``evaluation`` - the holdout against the seasonal-naive baseline, the residual table, ``metrics.json``
+* ``training``   - ``train_model``: validate, fit, evaluate, calibrate, write ``model.pt`` + ``metrics.json``
 * ``artifact``   - ``model.pt`` as a plain dict that ``torch.load(weights_only=True)`` loads
 * ``forecaster`` - ``TCNForecaster`` (``forecast``/``rolling_forecast``/quantiles)
 * ``loading``    - ``load_forecaster`` (``model.pt`` or a trusted AutoML pickle), ``quantile_forecast``

@@ -17,7 +17,12 @@ The scoring scripts talk to a forecaster through the surface that Azure AutoML's
   levels in the ``quantiles`` attribute (AutoML's scoring file sets ``model.quantiles`` and then
   calls it): the time column, then one column per level named by the float level, one row per row
   of ``X_pred`` (NaN for the context rows). The levels are conformal quantiles of the model's
-  stored calibration residuals (``intervals``); ``quantiles=`` passes the levels per call instead;
+  stored calibration residuals (``intervals``) scaled by the model's error level at the origin
+  (``error_level``); ``quantiles=`` passes the levels per call instead;
+* ``rolling_forecast_with_quantiles(X, y, levels, step=1, adapt_rate=ADAPT_RATE)`` (this
+  project's, for the batch script): ``rolling_forecast`` plus one column per level; along ``X``
+  each level also tracks its own hits (``adaptive``) - an online request is one origin and has no
+  outcomes of its own to learn from;
 * attributes ``time_column_name``, ``forecast_origin_column_name``, ``forecast_column_name``,
   ``actual_column_name``, ``max_horizon``, ``quantiles``.
 
@@ -34,6 +39,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .adaptive import ADAPT_RATE, check_rate, tracked_log_quantiles
 from .artifact import MODEL_FILE, check_artifact, stored_calibration
 from .data import (
     HOLIDAY_COLUMN,
@@ -354,16 +360,23 @@ class TCNForecaster:
         return self._rolling(X, y, step, ())
 
     def rolling_forecast_with_quantiles(self, X: pd.DataFrame, y: Any, levels: Sequence[float],
-                                        step: int = 1) -> pd.DataFrame:
+                                        step: int = 1, adapt_rate: float = ADAPT_RATE) -> pd.DataFrame:
         """``rolling_forecast`` plus one column per quantile level (named by the float level, as
         ``forecast_quantiles`` names them): each origin's quantiles scaled by the model's error level
-        at that origin, from the same pass (the batch scoring script's interval columns)."""
+        at that origin, from the same pass, and tracking their own hits along ``X`` (``adaptive``:
+        every day's forecast feeds back once its target is known, whatever ``step``; ``adapt_rate``
+        0 turns that off). The batch scoring script's interval columns."""
         levels = [float(q) for q in levels]
         if not levels:
             raise ForecastInputError("quantiles: at least one level is needed")
-        return self._rolling(X, y, step, levels)
+        try:
+            adapt_rate = check_rate(adapt_rate)
+        except ValueError as error:
+            raise ForecastInputError(str(error)) from None
+        return self._rolling(X, y, step, levels, adapt_rate)
 
-    def _rolling(self, X: pd.DataFrame, y: Any, step: int, levels: Sequence[float]) -> pd.DataFrame:
+    def _rolling(self, X: pd.DataFrame, y: Any, step: int, levels: Sequence[float],
+                 adapt_rate: float = 0.0) -> pd.DataFrame:
         if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
             raise ForecastInputError(f"step must be a positive integer, got {step!r}")
         dates = _parse_dates(X, self.time_column_name, "X")
@@ -401,17 +414,26 @@ class TCNForecaster:
         horizon = self.max_horizon
         last_k = max(0, -(-(end - horizon - first) // step))
         origins = first + step * np.arange(last_k + 1)
-        scored = np.arange(first - back, origins[-1] + 1) if back else origins  # every day: the levels
+        # with quantiles every day is scored: the levels and the tracked hits read each day's forecast
+        scored = np.arange(first - back, origins[-1] + 1) if levels else origins
         predicted = self._score(day_numbers(series.index), series["count"].to_numpy(),
                                 series[HOLIDAY_COLUMN].to_numpy(), scored)
-        error_level = np.ones(len(origins))
-        if back:
-            at = origins - scored[0]
-            error_level = recent_error_levels(residual_matrix(np.log1p(series["count"].to_numpy()), scored,
-                                                              predicted), back)[at]
-            error_level[origins < known_from + back + MIN_CONTEXT_DAYS - 1] = np.nan  # padded context
-            error_level = level_or_reference(error_level, self.calibration.reference_level)
-            predicted = predicted[at]
+        if levels:
+            log_series = np.log1p(series["count"].to_numpy())
+            error_level = np.ones(len(scored))
+            if back:
+                error_level = recent_error_levels(residual_matrix(log_series, scored, predicted), back)
+                error_level[scored < known_from + back + MIN_CONTEXT_DAYS - 1] = np.nan  # padded context
+                error_level = level_or_reference(error_level, self.calibration.reference_level)
+            days = slice(back, None)  # scored[back:]: every day from the first origin
+            try:
+                tracked = tracked_log_quantiles(np.log1p(np.clip(predicted[days], 0.0, None)), error_level[days],
+                                                self.calibration.residuals, levels, scored[days], log_series,
+                                                adapt_rate)
+            except (TypeError, ValueError) as error:
+                raise ForecastInputError(f"quantiles {list(levels)!r}: {error}") from None
+            at = origins - first
+            predicted, tracked = predicted[days][at], tracked[at]
         target = origins[:, None] + np.arange(1, horizon + 1)[None, :]
         keep = target <= end
         origin_pos = np.broadcast_to(origins[:, None], target.shape)[keep]
@@ -424,9 +446,7 @@ class TCNForecaster:
             self.actual_column_name: series["count"].to_numpy()[target_pos],
         })
         if levels:
-            lead = (target_pos - origin_pos).astype(np.int64)
-            row_level = np.broadcast_to(error_level[:, None], target.shape)[keep]
-            table = self.quantiles_of(predicted[keep], lead, levels, row_level)
+            table = np.clip(np.expm1(tracked[keep]), 0.0, None)  # (rows, levels)
             for j, level in enumerate(levels):
                 out[level] = table[:, j]
         return out

@@ -23,7 +23,6 @@ every quantile non-negative. ``k`` grows with ``tau``, so quantiles are ordered 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -32,18 +31,23 @@ MAX_QUANTILES = 9
 """The most quantile levels one request may ask for (AutoML's sample asks for two)."""
 
 
+def rank_positions(n: int, taus: np.ndarray) -> np.ndarray:
+    """0-based indices into ``n`` ascending residuals for an array of levels in ``(0, 1)`` (see the
+    module doc; unchecked - ``conformal_ranks`` checks)."""
+    taus = np.asarray(taus, dtype=np.float64)
+    position = (n + 1) * taus
+    k = np.where(taus >= 0.5, np.ceil(position - 1e-9), np.floor(position + 1e-9)).astype(np.int64)
+    return np.clip(k, 1, n) - 1
+
+
 def conformal_ranks(n: int, levels: Sequence[float]) -> np.ndarray:
     """0-based indices into ``n`` ascending residuals for each level (see the module doc)."""
     if n < 1:
         raise ValueError("conformal calibration needs at least one residual")
-    ranks = []
     for tau in levels:
         if not 0.0 < tau < 1.0:
             raise ValueError(f"quantile level {tau!r} is not strictly between 0 and 1")
-        position = (n + 1) * tau
-        k = math.ceil(position - 1e-9) if tau >= 0.5 else math.floor(position + 1e-9)
-        ranks.append(min(max(k, 1), n) - 1)
-    return np.asarray(ranks, dtype=np.int64)
+    return rank_positions(n, np.asarray(list(levels), dtype=np.float64)).reshape(-1)
 
 
 def residual_quantiles(residuals: np.ndarray, levels: Sequence[float]) -> np.ndarray:

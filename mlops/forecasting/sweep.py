@@ -36,7 +36,8 @@ import torch
 
 from .artifact import load_artifact
 from .forecaster import TCNForecaster
-from .training import TrainConfig, TrainResult, train_model
+from .train_config import TrainConfig
+from .training import TrainResult, train_model
 
 MODEL_FILE = "outputs/model.pt"
 CONDA_FILE = "outputs/conda_env_v_1_0_0.yml"

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mlops.errors import DeploymentFailedError, MlopsError
-from mlops.release.record import BaselineSlot, BaselineState
+from mlops.release.sections.loadtest import BaselineSlot, BaselineState
 from mlops.release.slots import RELEASE_TAG
 from mlops.workspace import runs_on_this_machine
 from mlops.workspace.port import OnlineDeployment

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from mlops.errors import ReleaseFailed
 from mlops.release.context import ReleaseContext
-from mlops.release.record import BatchResult
+from mlops.release.sections.batch import BatchResult
 from mlops.release.slots import CODE_HASH_TAG
 from mlops.release.staging import stage_code
 from mlops.workspace.port import AssetRef, BatchDeployment, JobStatus

@@ -59,16 +59,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from mlops.errors import MlopsError, NotFoundError, ReleaseFailed, UsageError
 from mlops.release.batch import prepare_batch
-from mlops.release.record import (
-    BatchPrepared,
-    BatchPrepState,
-    BatchResult,
-    Record,
-    ReleaseStatus,
-    StepEntry,
-    StepState,
-    utc_now,
-)
+from mlops.release.record import Record, ReleaseStatus, StepEntry, StepState, utc_now
+from mlops.release.sections.batch import BatchPrepared, BatchPrepState, BatchResult
 from mlops.release.slots import RELEASE_TAG
 from mlops.workspace.port import AssetRef, BatchDeployment
 

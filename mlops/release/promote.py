@@ -33,24 +33,23 @@ from mlops.release.context import ReleaseContext
 from mlops.release.gates import GateResult, LatencyStats, Phase, Verdict
 from mlops.release.loadtest import UNATTRIBUTED, LoadResult, run_load
 from mlops.release.lock import holding
-from mlops.release.record import (
-    HealthResult,
-    LoadTestResult,
-    Promotion,
-    PromotionStep,
-    ReleaseStatus,
-    RollbackResult,
-    ServedView,
-    ServedWindow,
-    ShadowResult,
-    utc_now,
-)
+from mlops.release.record import ReleaseStatus, utc_now
 from mlops.release.rollout import (
     first_release_steps,
     mirror_plan,
     rollback_plan,
     rollback_refusal,
     traffic_plan,
+)
+from mlops.release.sections.endpoint import RollbackResult
+from mlops.release.sections.loadtest import LoadTestResult
+from mlops.release.sections.promotion import (
+    HealthResult,
+    Promotion,
+    PromotionStep,
+    ServedView,
+    ServedWindow,
+    ShadowResult,
 )
 from mlops.release.served import combine, judge_served, metrics_summary
 from mlops.release.slots import RELEASE_TAG

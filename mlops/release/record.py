@@ -6,11 +6,14 @@ values and limits, verdicts, per-step wall time, who triggered it) and the resum
 release that was killed: each step's state is ``running`` / ``done`` / ``failed`` / ``skipped``,
 written atomically (temp file + rename) at every transition, so a re-run knows where to continue.
 
-In code the record is a ``Record`` dataclass whose sections are dataclasses too (``ModelPin``,
-``Slots``, ``LoadTestResult``, ``Verdict``, ``Promotion``, ...) and whose ``status`` is a
-``ReleaseStatus``; ``typed_json`` is the one place that maps them to JSON and back. The JSON keeps
-the shape of schema 1 (the same keys), so records written before still load, and keys this version
-does not know are kept (``extra``) and written back unchanged.
+In code the record is a ``Record`` dataclass whose ``status`` is a ``ReleaseStatus`` and whose
+sections are dataclasses too, in ``mlops.release.sections`` (``ModelPin``, ``Slots``,
+``LoadTestResult``, ``Promotion``, ``BatchPrepared``, ...); this module holds the record itself: its
+file (load, atomic save, the archive copy), who runs it (the pid and host a resume checks, the
+release-lock holder) and its steps' states and timings. ``typed_json`` is the one place that maps
+it to JSON and back. The JSON keeps the shape of schema 1 (the same keys), so records written
+before still load, and keys this version does not know are kept (``extra``) and written back
+unchanged.
 
 Default path: ``<records>/current.json`` (``records`` in mlops.yaml, default ``.mlops/releases``);
 finished releases are also copied to ``<records>/<release_id>.json``. Artifacts (locust HTML
@@ -22,7 +25,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import math
 import os
 import secrets
 import socket
@@ -36,9 +38,16 @@ from pathlib import Path
 from typing import Any
 
 from mlops.processes import process_alive
-from mlops.release.gates import LatencyStats, Verdict
+
+# Imported at run time, not under TYPE_CHECKING: typed_json resolves Record's field types (string
+# annotations) in this module's globals.
+from mlops.release.gates import Verdict
+from mlops.release.sections.batch import BatchPrepared, BatchResult
+from mlops.release.sections.endpoint import RollbackResult, Slots, TrafficSplit
+from mlops.release.sections.loadtest import BaselineSlot, LoadTestResult, QualityResult
+from mlops.release.sections.pins import EnvironmentPin, ModelPin
+from mlops.release.sections.promotion import Promotion
 from mlops.release.typed_json import fields_to_json, from_json
-from mlops.workspace.port import AssetRef
 
 SCHEMA = 2
 """1: the untyped record (same keys); 2: typed sections. Both load."""
@@ -109,334 +118,10 @@ def trigger(env: Mapping[str, str] | None = None) -> dict[str, str]:
     return {"by": "user", "user": user, "host": socket.gethostname()}
 
 
-# ---------------------------------------------------------------------------------------------
-# Sections
-
-
-@dataclass
-class TrialPick:
-    """The AutoML trial a job-sourced model came from (``job:NAME``)."""
-
-    job: str
-    trial: str
-    primary_metric: str = ""
-    score: str = ""
-    """The trial's primary-metric value as AutoML reported it ("" when only the tag was known)."""
-
-
-@dataclass
-class ModelPin:
-    name: str
-    version: str
-    content_hash: str = ""
-    source: str = ""
-    created: bool = False
-    trusted_pickles: bool = False
-    """Its deployments run with ``MLOPS_TRUST_PICKLED_MODEL=1`` (a job-sourced model only)."""
-    trial: TrialPick | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ref(self) -> AssetRef:
-        return AssetRef(self.name, str(self.version))
-
-
-@dataclass
-class UnpinnedDependency:
-    """A dependency of the model's conda file whose version pin the environment dropped."""
-
-    name: str
-    was: str
-    now: str
-    section: str = "conda"
-
-
-@dataclass
-class EnvironmentPin:
-    name: str
-    version: str
-    content_hash: str = ""
-    image: str = ""
-    source: str = ""
-    """``spec <file>`` or ``model <name:version> <conda file>`` (built from the model's conda file)."""
-    unpinned: list[UnpinnedDependency] = field(default_factory=list)
-    unpin_not_found: list[str] = field(default_factory=list)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def ref(self) -> AssetRef:
-        return AssetRef(self.name, str(self.version))
-
-
-@dataclass
-class Slots:
-    candidate: str | None = None
-    """``None``: nothing was deployed (the release's model already serves)."""
-    live: str | None = None
-    live_model: str | None = None
-    live_environment: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrafficSplit:
-    before: dict[str, int] | None = None
-    after: dict[str, int] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _nan(value: float | None) -> float:
-    return math.nan if value is None else float(value)
-
-
-@dataclass
-class DeploymentLoad:
-    """One deployment's side of a load, as ``LatencyStats.summary()`` writes it."""
-
-    requests: int = 0
-    failures: int = 0
-    error_rate: float = 0.0
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
-    rps: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, stats: LatencyStats) -> DeploymentLoad:
-        return from_json(cls, stats.summary())
-
-    def stats(self, samples_ms: tuple[float, ...] = ()) -> LatencyStats:
-        return LatencyStats(requests=self.requests, failures=self.failures, p50_ms=_nan(self.p50_ms),
-                            p95_ms=_nan(self.p95_ms), p99_ms=_nan(self.p99_ms), rps=self.rps, samples_ms=samples_ms)
-
-
-@dataclass
-class LoadTestResult:
-    """A locust run (``LoadResult.summary()``), with the latency samples the rank test needs."""
-
-    seconds: float = 0.0
-    requests: int = 0
-    failures: int = 0
-    deployments: dict[str, DeploymentLoad] = field(default_factory=dict)
-    html_report: str | None = None
-    errors_by_status: dict[str, int] = field(default_factory=dict)
-    targets: list[str] = field(default_factory=list)
-    samples_ms: dict[str, list[float]] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @classmethod
-    def of(cls, summary: Mapping[str, Any]) -> LoadTestResult:
-        return from_json(cls, dict(summary))
-
-    def stats(self, name: str | None) -> LatencyStats | None:
-        """``name``'s side of the load, or ``None`` when it was not loaded."""
-        if not name or name not in self.deployments:
-            return None
-        return self.deployments[name].stats(tuple(self.samples_ms.get(name) or ()))
-
-
-@dataclass
-class QualityResult:
-    candidate_mape: float | None = None
-    live_mape: float | None = None
-    points: int = 0
-    candidate_failures: int = 0
-    holdout: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ServedWindow:
-    """One deployment's per-deployment metrics over a window (``served.metrics_summary``): everything it
-    served - users' requests, mirrored copies, synthetic load - as the endpoint recorded it."""
-
-    deployment: str
-    requests: int = 0
-    failures: int = 0
-    error_rate: float = 0.0
-    status_classes: dict[str, int] = field(default_factory=dict)
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    p99_ms: float | None = None
-    kinds: dict[str, int] = field(default_factory=dict)
-    complete: bool = True
-    note: str = ""
-    source: str = ""
-    window_s: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ServedView:
-    """A judgement of what the candidate served (``served.judge_served``), with live beside it."""
-
-    verdict: Verdict
-    candidate: ServedWindow
-    live: ServedWindow | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class HealthResult:
-    verdict: Verdict
-    """The step's verdict: the synthetic load's and the deployment metrics' together."""
-    load: LoadTestResult | None = None
-    synthetic: Verdict | None = None
-    """The header-less load's own verdict (``promote.judge_health``)."""
-    deployment_metrics: ServedView | None = None
-    """What the endpoint recorded for the candidate over the bake window, users' requests included."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class ShadowResult:
-    """A shadow step: live's requests mirrored to the candidate, judged on the candidate's own answers."""
-
-    verdict: Verdict
-    mirror: dict[str, int] = field(default_factory=dict)
-    """The mirror map while it ran (removed before the next step)."""
-    candidate: ServedWindow | None = None
-    live: ServedWindow | None = None
-    load: LoadTestResult | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class BaselineState(StrEnum):
-    DEPLOYING = "deploying"
-    DEPLOYED = "deployed"
-    REMOVED = "removed"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass
-class BaselineSlot:
-    """What the gate compared the candidate with (``mlops.release.baseline``). ``fresh``: a new copy of
-    live in its own slot, deployed for the load test and removed in every outcome; ``live``: live itself."""
-
-    mode: str = "live"
-    deployment: str | None = None
-    copy_of: str | None = None
-    model: str | None = None
-    environment: str | None = None
-    instance_count: int | None = None
-    code: str = ""
-    reason: str = ""
-    state: BaselineState | None = None
-    removed_because: str | None = None
-    seconds: float = 0.0
-    """Wall time spent creating and removing it (the price of the fresh comparison)."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def may_exist(self) -> bool:
-        """This release created (or was creating) it and has not removed it yet."""
-        return self.state in (BaselineState.DEPLOYING, BaselineState.DEPLOYED)
-
-
-@dataclass
-class PromotionStep:
-    index: int
-    step: str
-    started_at: str = ""
-    seconds: float = 0.0
-    traffic: dict[str, int] | None = None
-    health: HealthResult | None = None
-    shadow: ShadowResult | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Promotion:
-    done: int = 0
-    """Rollout steps completed (the resume point)."""
-    steps: list[PromotionStep] = field(default_factory=list)
-    state: str | None = None
-    """``done`` once the candidate serves 100% and the old deployment is handled."""
-    old_deployment: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def finished(self) -> bool:
-        return self.state == "done"
-
-
-@dataclass
-class BatchResult:
-    endpoint: str
-    deployment: str
-    model: str = ""
-    environment: str = ""
-    default_before: str | None = None
-    default_after: str | None = None
-    changed: bool = False
-    removed: list[str] = field(default_factory=list)
-    smoke_job: str | None = None
-    smoke_rows: int | None = None
-    smoke_output: str | None = None
-    forecast_svg: str | None = None
-    smoke_seconds: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class BatchPrepState(StrEnum):
-    PREPARING = "preparing"
-    """Being created and smoke-scored beside the online release (it may exist, half-made)."""
-    READY = "ready"
-    """Created and smoke-scored; waits for the online promotion to be made the default."""
-    FAILED = "failed"
-    """Its creation or smoke job failed; the release fails before traffic moves."""
-    DEFAULT = "default"
-    """Made the batch endpoint's default (the ``batch`` step, after the online promotion)."""
-    REMOVED = "removed"
-    """Removed (or left alone: not this release's) because the release did not succeed."""
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass
-class BatchPrepared:
-    """The batch deployment this release prepares while the online candidate is judged and promoted
-    (``mlops.release.batch_overlap``): created and smoke-scored early, the default only after the
-    online promotion succeeded, removed when the release fails. ``PREPARING`` is written before the
-    first call that may create it, so a release killed meanwhile knows to finish or remove it."""
-
-    endpoint: str
-    deployment: str
-    state: BatchPrepState = BatchPrepState.PREPARING
-    default_before: str | None = None
-    """The endpoint's default when the preparation started: kept if the release fails."""
-    result: BatchResult | None = None
-    """The creation and smoke job's summary (``default_after`` still unset)."""
-    error: str | None = None
-    started_at: str = ""
-    seconds: float = 0.0
-    """Wall time of the preparation (creation + smoke), spent beside the online release."""
-    removed_because: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def may_exist(self) -> bool:
-        """This release may have created (or changed) it, and it is not the default yet."""
-        return self.state in (BatchPrepState.PREPARING, BatchPrepState.READY, BatchPrepState.FAILED)
-
-
-@dataclass
-class RollbackResult:
-    reason: str
-    at: str = ""
-    traffic_before: dict[str, int] = field(default_factory=dict)
-    traffic_after: dict[str, int] = field(default_factory=dict)
-    candidate: str = "absent"
-    """What became of the candidate: ``deleted``, ``kept at 0%``, ``absent``."""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
 @dataclass
 class StepEntry:
+    """One step's state and wall time (``Record.step``), keyed by the step's name in ``steps``."""
+
     state: StepState = StepState.RUNNING
     started_at: str | None = None
     finished_at: str | None = None

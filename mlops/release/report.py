@@ -12,7 +12,10 @@ from html import escape
 from typing import Any
 
 from mlops.release.baseline import BASELINE_SLOT, baseline_line
-from mlops.release.record import DeploymentLoad, EnvironmentPin, ModelPin, PromotionStep, Record, ServedWindow
+from mlops.release.record import Record
+from mlops.release.sections.loadtest import DeploymentLoad
+from mlops.release.sections.pins import EnvironmentPin, ModelPin
+from mlops.release.sections.promotion import PromotionStep, ServedWindow
 
 
 def _fmt(value: Any) -> str:

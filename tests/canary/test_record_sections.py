@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlops.release.gates import GateResult, Phase, Verdict
-from mlops.release.record import (
-    BaselineSlot,
-    BaselineState,
+from mlops.release.record import Record
+from mlops.release.report import console_report, markdown_summary
+from mlops.release.sections.loadtest import BaselineSlot, BaselineState
+from mlops.release.sections.promotion import (
     HealthResult,
     PromotionStep,
-    Record,
     ServedView,
     ServedWindow,
     ShadowResult,
 )
-from mlops.release.report import console_report, markdown_summary
 
 
 def _verdict(phase: Phase, reason: str) -> Verdict:

@@ -73,12 +73,13 @@ def test_an_unknown_method_or_an_empty_choice_is_refused() -> None:
 
 
 def test_a_trained_model_keeps_exactly_its_unseen_origins(tiny_model, tiny_forecaster) -> None:
-    """Training's ``residual_table``: the out-of-sample origins are the validation tail's and the
+    """The evaluation's ``residual_table``: the out-of-sample origins are the validation tail's and the
     holdout's (their targets all after the last training target), and ``model.pt`` stores what the
     default method makes of the table - the same numbers the saved model reproduces."""
     from mlops.forecasting.data import validate_series
+    from mlops.forecasting.evaluation import residual_table
     from mlops.forecasting.synthetic import generate_dau
-    from mlops.forecasting.training import TrainConfig, residual_table
+    from mlops.forecasting.train_config import TrainConfig
 
     from .tiny import TINY_DAYS, TINY_SEED, tiny_config
 

@@ -115,7 +115,8 @@ def test_the_default_model_is_scaled(tiny_forecaster: TCNForecaster) -> None:
 
 def test_online_and_batch_quantiles_agree_at_the_same_origin(tiny_forecaster: TCNForecaster) -> None:
     """The online path (one origin, its level from the 28 forecasts before it in the same pass) and
-    the batch path (every origin of a rolling forecast) scale the same origin alike."""
+    the batch path (every origin of a rolling forecast) scale the same origin alike - the batch's
+    first origin, where no outcome has fed back into its tracking yet (``test_adaptive``)."""
     horizon = tiny_forecaster.max_horizon
     future = next_days(tiny_forecaster, horizon)
     online = tiny_forecaster.forecast_quantiles(future, quantiles=[0.1, 0.9])
@@ -182,13 +183,14 @@ def test_a_rolling_step_does_not_change_an_origins_quantiles(tiny_forecaster: TC
 def test_a_series_that_does_not_continue_the_history_takes_the_reference_until_it_has_42_days(
         tiny_forecaster: TCNForecaster) -> None:
     """Its first origins lack 28 earlier forecasts with 14 actuals each: the reference level; from
-    the 42nd day on, the level of the series' own forecasts."""
+    the 42nd day on, the level of the series' own forecasts (the level alone: no tracking, which
+    ``test_adaptive`` checks)."""
     horizon = tiny_forecaster.max_horizon
     days = 80
     start = tiny_forecaster.history_end + pd.Timedelta(days=400)
     X = pd.DataFrame({"date": pd.date_range(start, periods=days)})
     y = 5000.0 * (1.0 + 0.4 * (np.arange(days) % 2))  # every other day 40% up: large misses
-    rolled = tiny_forecaster.rolling_forecast_with_quantiles(X, y, [0.1, 0.9])
+    rolled = tiny_forecaster.rolling_forecast_with_quantiles(X, y, [0.1, 0.9], adapt_rate=0.0)
     origin = pd.DatetimeIndex(rolled[tiny_forecaster.forecast_origin_column_name])
     position = (origin - start).days.to_numpy()
     lead = (pd.DatetimeIndex(rolled[tiny_forecaster.time_column_name]) - origin).days.to_numpy()

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from mlops.forecasting.synthetic import generate_dau
-from mlops.forecasting.training import TrainConfig, TrainResult, train_model
+from mlops.forecasting.train_config import TrainConfig
+from mlops.forecasting.training import TrainResult, train_model
 
 TINY_DAYS = 420
 TINY_SEED = 1

@@ -12,8 +12,9 @@ import pytest
 from mlops.config import load_config
 from mlops.errors import UsageError
 from mlops.release.context import ReleaseContext
-from mlops.release.record import Record, ReleaseStatus, Slots, TrafficSplit
+from mlops.release.record import Record, ReleaseStatus
 from mlops.release.rollout import rollback_refusal
+from mlops.release.sections.endpoint import Slots, TrafficSplit
 from mlops.release.slots import RELEASE_TAG
 from mlops.release.steps.promote import step_rollback
 from mlops.workspace.port import AssetRef, OnlineDeployment, OnlineEndpointSpec

@@ -34,6 +34,27 @@ def test_snapshot_imports_its_own_copy_without_the_installed_package(online_code
     assert "mlops.cli" not in modules and "mlops.errors" not in modules  # forecasting needs nothing else
 
 
+TRAINING_MODULES = ("mlops.forecasting.training", "mlops.forecasting.train_config", "mlops.forecasting.splits",
+                    "mlops.forecasting.fit", "mlops.forecasting.evaluation", "mlops.forecasting.sweep")
+
+
+@pytest.mark.parametrize("endpoint", ["online", "batch"])
+def test_the_scoring_scripts_import_no_training_code(tmp_path: Path, endpoint: str) -> None:
+    """The snapshot ships every forecasting module, but a scoring script loads only what serves: none
+    of the training modules (and so none of their torch training code) is imported by ``score.py``."""
+    code_dir = stage_scoring_code(REPO / "endpoints" / endpoint, tmp_path / endpoint)
+    code = ("import importlib.util, sys; spec = importlib.util.spec_from_file_location('score', sys.argv[1] + "
+            "'/score.py'); module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module); "
+            "import mlops; print(mlops.__file__); print(' '.join(sorted(k for k in sys.modules if k.startswith('mlops'))))")
+    result = subprocess.run([sys.executable, "-c", code, str(code_dir)], capture_output=True, text=True,  # noqa: S603 - our own interpreter
+                            timeout=120, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    path, modules = result.stdout.splitlines()
+    assert Path(path).is_relative_to(code_dir)
+    assert "mlops.forecasting.loading" in modules.split()
+    assert not set(modules.split()) & set(TRAINING_MODULES)
+
+
 def test_refuses_a_non_empty_destination_and_a_missing_source(tmp_path: Path) -> None:
     (tmp_path / "dest").mkdir()
     (tmp_path / "dest" / "x").write_text("x")

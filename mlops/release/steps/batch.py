@@ -9,7 +9,8 @@ from mlops.errors import ReleaseFailed
 from mlops.release import batch_overlap
 from mlops.release.batch import make_default, prepare_batch
 from mlops.release.context import ReleaseContext
-from mlops.release.record import BatchPrepared, BatchPrepState, BatchResult, ReleaseStatus
+from mlops.release.record import ReleaseStatus
+from mlops.release.sections.batch import BatchPrepared, BatchPrepState, BatchResult
 from mlops.release.slots import RELEASE_TAG
 from mlops.release.staging import CODE_HASH_TAG
 from mlops.release.steps.prepare import ensure_prepared

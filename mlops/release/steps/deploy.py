@@ -8,7 +8,8 @@ from mlops.release.batch_overlap import settles_batch
 from mlops.release.context import ReleaseContext
 from mlops.release.lock import holding
 from mlops.release.promote import rollback
-from mlops.release.record import ReleaseStatus, Slots, StepState
+from mlops.release.record import ReleaseStatus, StepState
+from mlops.release.sections.endpoint import Slots
 from mlops.release.slots import RELEASE_TAG, NoFreeSlot, already_live, choose_slots, serving_release
 from mlops.release.staging import CODE_HASH_TAG, stage_code
 from mlops.release.steps.prepare import ensure_prepared

@@ -12,7 +12,8 @@ from mlops.release.context import ReleaseContext
 from mlops.release.gates import LatencyStats, Measurements, Phase, QualityMeasurement, Verdict, evaluate
 from mlops.release.lock import holding
 from mlops.release.promote import rollback
-from mlops.release.record import LoadTestResult, Record, ReleaseStatus, StepState
+from mlops.release.record import Record, ReleaseStatus, StepState
+from mlops.release.sections.loadtest import LoadTestResult
 from mlops.release.steps.loadtest import step_loadtest
 
 

@@ -19,7 +19,8 @@ from mlops.release.context import ReleaseContext
 from mlops.release.loadtest import run_load
 from mlops.release.lock import holding
 from mlops.release.quality import build_requests, read_rows, score_deployment
-from mlops.release.record import BaselineSlot, LoadTestResult, QualityResult, ReleaseStatus
+from mlops.release.record import ReleaseStatus
+from mlops.release.sections.loadtest import BaselineSlot, LoadTestResult, QualityResult
 from mlops.release.staging import CODE_HASH_TAG, stage_code
 from mlops.workspace import runs_on_this_machine
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from mlops.config import require_model_folder
 from mlops.release.context import ReleaseContext
 from mlops.release.model_environment import choose_environment
-from mlops.release.record import EnvironmentPin, ModelPin, TrialPick, UnpinnedDependency
+from mlops.release.sections.pins import EnvironmentPin, ModelPin, TrialPick, UnpinnedDependency
 from mlops.release.trust import pickles_trusted
 from mlops.workspace.automl import AUTOML_CHILD_TAG, AUTOML_METRIC_TAG, AUTOML_PARENT_TAG, AUTOML_SCORE_TAG
 

@@ -9,7 +9,8 @@ from mlops.release.batch_overlap import settles_batch
 from mlops.release.context import ReleaseContext
 from mlops.release.lock import holding
 from mlops.release.promote import checked_rollback_plan, promote, rollback
-from mlops.release.record import Promotion, ReleaseStatus
+from mlops.release.record import ReleaseStatus
+from mlops.release.sections.promotion import Promotion
 from mlops.release.steps.batch import batch_args
 
 
