@@ -7,7 +7,9 @@ from dataclasses import asdict
 
 import pytest
 
-from mlops.workspace.port import BatchJob, JobStatus
+from mlops.workspace.local.workspace.batch import LOCAL_BATCH_POLL_S
+from mlops.workspace.local.workspace.batch import BatchOps as LocalBatchOps
+from mlops.workspace.port import BatchJob, JobStatus, Workspace
 from mlops.workspace.waiting import wait_for_batch_job
 
 
@@ -29,7 +31,10 @@ def test_statuses_read_as_the_strings_they_were() -> None:
 
 
 class ScriptedWorkspace:
-    """``get_batch_job`` answers the scripted states in turn (then the last one forever)."""
+    """``get_batch_job`` answers the scripted states in turn (then the last one forever); read at
+    the local workspace's pace (its own ``batch_job_poll``)."""
+
+    batch_job_poll = staticmethod(LocalBatchOps.batch_job_poll)
 
     def __init__(self, *states: tuple[str, int]) -> None:
         self.states = list(states)
@@ -104,6 +109,24 @@ def test_how_often_a_batch_job_is_read_is_the_workspaces_pace(workspace, poll, t
                              sleep=sleep, clock=clock)
     assert not job.finished and sleeps == slept and clock.now == timeout
     assert workspace.calls == len(slept), "one read after each sleep"
+
+
+def test_both_adapters_declare_their_pace_as_members_of_the_port() -> None:
+    """``batch_job_poll`` is part of ``Workspace``: an adapter without it is no ``Workspace`` and a
+    wait on it fails loudly instead of quietly reading at some default pace."""
+    from mlops.workspace.azure import AzureWorkspace
+    from mlops.workspace.local import LocalWorkspace
+
+    assert callable(vars(Workspace).get("batch_job_poll")), "declared on the port itself"
+    assert [LocalWorkspace.batch_job_poll(t) for t in (0.0, 60.0, 3600.0)] == [LOCAL_BATCH_POLL_S] * 3
+    assert AzureWorkspace.batch_job_poll(0.0) == 2.0 < AzureWorkspace.batch_job_poll(600.0)
+
+    class Paceless:
+        def get_batch_job(self, name: str) -> BatchJob:
+            return BatchJob(name, "ep", "dep", "Running")
+
+    with pytest.raises(AttributeError, match="batch_job_poll"):
+        wait_for_batch_job(Paceless(), BatchJob("j", "ep", "dep", "Running"), timeout=1.0)  # type: ignore[arg-type]
 
 
 def test_azure_batch_jobs_are_read_at_the_sdks_backoff_not_twice_a_second() -> None:

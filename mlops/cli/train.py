@@ -1,6 +1,7 @@
 """``mlops train``: train the TCN forecaster on a CSV (or the synthetic series) into a model folder.
 
-Thin: it parses flags, loads the data, and calls ``mlops.forecasting.training.train_model`` - the
+Thin: it parses flags, loads the data (``mlops.workspace.local.workspace.assets.load_training_data``: a
+CSV or ``synthetic``, told apart in that one place), and calls ``mlops.forecasting.training.train_model`` - the
 same function the release pipeline and the demo call. Bad input (a missing file, a CSV without
 ``date``/``count``, a gap) is a ``UsageError`` (exit 2) naming the file and the column.
 """
@@ -13,7 +14,6 @@ from pathlib import Path
 from mlops.cli import add_command, emit, progress
 from mlops.errors import MlopsError, UsageError
 
-SYNTHETIC = "synthetic"
 SYNTHETIC_DAYS = 1095
 
 
@@ -110,12 +110,7 @@ def _sweep(args: argparse.Namespace) -> int:
     if not isinstance(workspace, LocalWorkspace):
         raise UsageError("on Azure ML, AutoML trains the trials: mlops jobs submit jobs/automl-tcn-forecasting.yml "
                          "--wait (then mlops release --model job:NAME)")
-    if args.data == SYNTHETIC:
-        from mlops.forecasting.synthetic import generate_dau
-
-        frame, source = generate_dau(args.synthetic_days, seed=args.seed), SYNTHETIC
-    else:
-        frame, source = load_training_data(args.data)
+    frame, source = load_training_data(args.data, days=args.synthetic_days, seed=args.seed)
     trials = args.trials or 3
     settings = SweepSettings(trials=trials, primary_metric=metric, horizon=args.horizon, source=source)
     base = TrainConfig(horizon=args.horizon, seed=args.seed, epochs=args.epochs)
@@ -127,17 +122,12 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _train_one(args: argparse.Namespace) -> int:
-    from mlops.forecasting.data import load_series_csv
     from mlops.forecasting.errors import ForecastInputError
-    from mlops.forecasting.synthetic import generate_dau
-    from mlops.forecasting.training import MAX_IMPUTED_GAP, train_model
+    from mlops.forecasting.training import train_model
+    from mlops.workspace.local.workspace.assets import load_training_data
 
+    frame, source = load_training_data(args.data, days=args.synthetic_days, seed=args.seed)
     try:
-        if args.data == SYNTHETIC:
-            frame, source = generate_dau(args.synthetic_days, seed=args.seed), SYNTHETIC
-        else:
-            frame = load_series_csv(args.data, fill_gaps=MAX_IMPUTED_GAP)
-            source = str(args.data)
         progress(f"training on {source}: {len(frame)} days, horizon {args.horizon}, seed {args.seed}")
         result = train_model(frame, args.out, horizon=args.horizon, seed=args.seed, epochs=args.epochs,
                              progress=progress, shuffle_targets=args.shuffle_targets, source=source)

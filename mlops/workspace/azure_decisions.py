@@ -102,6 +102,24 @@ def deployment_state(provisioning_state: object) -> DeploymentState:
     return _DEPLOYMENT_STATES.get(_enum_text(provisioning_state).lower() or "creating", "Creating")
 
 
+IN_FLIGHT_STATES: frozenset[str] = frozenset({"Creating", "Updating", "Deleting"})
+"""Port states (``deployment_state``; ``Scaling`` is ``Updating``) of a resource with an operation running."""
+
+
+def operations_in_flight(states: Mapping[str, object]) -> list[str]:
+    """``{"endpoint x": provisioning_state, "deployment y": ...}`` -> ``["deployment y is Creating", ...]``:
+    the resources with an operation running. Azure ML runs one operation at a time on an endpoint
+    and its deployments and refuses another write meanwhile with 409 ("another operation on same
+    entity is already running", Azure/carnegie-mop's AmlEndpoint.md; "Cannot create a deployment in
+    endpoint x because it is in Updating provisioning state", Azure/azure-sdk-for-net#36961); those
+    operations take minutes (a deployment create 7 min 5 s in azure-sdk-assets' recording), longer
+    than the backoff of a refused call, so a writer waits for them first - as Microsoft's MLOps
+    templates do (``wait_for_endpoint_ready`` / ``wait_for_deployment_ready`` before deploying).
+    A resource that states nothing is taken as idle."""
+    found = ((what, deployment_state(state)) for what, state in states.items() if _enum_text(state))
+    return [f"{what} is {state}" for what, state in found if state in IN_FLIGHT_STATES]
+
+
 _JOB_STATES: dict[str, JobStatus] = {
     "notstarted": JobStatus.QUEUED,
     "queued": JobStatus.QUEUED,

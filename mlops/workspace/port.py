@@ -539,6 +539,15 @@ class Workspace(Protocol):
 
     def get_batch_job(self, job_name: str) -> BatchJob: ...
 
+    @staticmethod
+    def batch_job_poll(elapsed: float) -> float:
+        """Seconds to wait before the next read of a batch job that has been waited on for
+        ``elapsed`` seconds (``mlops.workspace.waiting.wait_for_batch_job``); a function of the time
+        waited alone. The adapter knows what a read costs: the local workspace reads SQLite
+        (``LOCAL_BATCH_POLL_S``), Azure ML counts every ARM GET against the subscription's read
+        limits (azure-ai-ml's own backoff)."""
+        ...
+
     def download_batch_output(self, job_name: str, dest: Path) -> Path:
         """Copy the job's output file into ``dest``; return its path."""
         ...

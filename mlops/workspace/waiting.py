@@ -7,11 +7,12 @@ They differ only in how often they look, how long they may wait and what they sa
 which are arguments here. Works the same on both adapters: the local workspace and Azure ML
 report through the same ``BatchJob`` / ``TrainingJob``.
 
-How often a *batch* job is read depends on the target, and the adapter says it (``batch_job_poll``,
-see ``batch_poll_schedule``): a local job runs on this machine in seconds and a read is a SQLite
-query, so every 0.5 s; on Azure ML a batch job takes minutes and every read is an ARM call
-counted against the subscription's read limits, so the Azure adapter backs off the way
-azure-ai-ml's own job wait does. A wait never sleeps past its timeout.
+How often a *batch* job is read depends on the target, and the adapter says it
+(``Workspace.batch_job_poll``, a member of the port): a local job runs on this machine in seconds
+and a read is a SQLite query, so every ``LOCAL_BATCH_POLL_S`` (``mlops.workspace.local.workspace.batch``);
+on Azure ML a batch job takes minutes and every read is an ARM call counted against the
+subscription's read limits, so the Azure adapter backs off the way azure-ai-ml's own job wait
+does. A wait never sleeps past its timeout.
 """
 
 from __future__ import annotations
@@ -27,19 +28,9 @@ J = TypeVar("J", BatchJob, TrainingJob)
 PollSchedule = Callable[[float], float]
 """Seconds since the wait began -> seconds to sleep before the next read."""
 
-LOCAL_BATCH_POLL_S = 0.5
-"""Between reads of a local batch job (a SQLite query; the job runs here in seconds)."""
-
-
 def every(seconds: float) -> PollSchedule:
     """The same interval all along."""
     return lambda elapsed: seconds
-
-
-def batch_poll_schedule(workspace: Workspace) -> PollSchedule:
-    """How often to read ``workspace``'s batch jobs: the adapter's own ``batch_job_poll`` when it
-    declares one (``AzureWorkspace``: backing off to a minute), else every ``LOCAL_BATCH_POLL_S``."""
-    return getattr(workspace, "batch_job_poll", None) or every(LOCAL_BATCH_POLL_S)
 
 
 def _follow(job: J, fetch: Callable[[str], J], seen: Callable[[J], Hashable], *, poll: PollSchedule,
@@ -67,7 +58,7 @@ def wait_for_batch_job(workspace: Workspace, job: BatchJob, *, poll: float | Pol
                        sleep: Callable[[float], None] = time.sleep,
                        clock: Callable[[], float] = time.monotonic) -> BatchJob:
     """Poll ``job`` until it has finished; return its last state. ``poll``: seconds between reads
-    or a ``PollSchedule``; by default the workspace's own (``batch_poll_schedule``).
+    or a ``PollSchedule``; by default the workspace's own (``Workspace.batch_job_poll``).
 
     ``on_change`` sees the job first and then whenever its status or mini-batch counts change.
     With ``timeout`` (seconds from the call) the job returned may not have finished: the caller
@@ -75,7 +66,7 @@ def wait_for_batch_job(workspace: Workspace, job: BatchJob, *, poll: float | Pol
     """
     return _follow(job, workspace.get_batch_job,
                    lambda j: (j.status, j.mini_batches_done, j.mini_batches_failed, j.mini_batches_total),
-                   poll=_schedule(poll) if poll is not None else batch_poll_schedule(workspace),
+                   poll=_schedule(poll) if poll is not None else workspace.batch_job_poll,
                    timeout=timeout, on_change=on_change, sleep=sleep, clock=clock)
 
 

@@ -27,6 +27,11 @@ What makes it a model of Azure ML rather than a mock:
   packages azureml-core and azureml-dataset-runtime[fuse], which are required by batch endpoints",
   how-to-use-batch-model-deployments); the ``score`` output lives on the batch job's child step,
   not on the pipeline parent (``JobOperations._get_batch_job_scoring_output_uri``).
+* Long-running operations take their recorded time on the fake clock and change the state when
+  they *end* (``fake_operations``): a new endpoint is ``Creating`` without a scoring URI until its
+  creation has succeeded; a second write to an endpoint or its deployments while an operation runs
+  there is refused with 409 (so is a deployment on an endpoint, online or batch, that is still
+  being created or updated); the ``begin_*`` pollers are done when that time has passed.
 * Injectable trouble: 409 "operation in progress" for the next N calls of a method, deployments
   whose container crashes (with logs), an endpoint that reports a traffic change only after N
   reads, a credential error on the next call.
@@ -77,7 +82,18 @@ from azure.core.exceptions import (
     ResourceNotFoundError,
 )
 
+from tests.azure.fake_operations import (
+    LRO_SECONDS,
+    FakeClock,
+    FakePoller,
+    Operation,
+    Operations,
+    conflict_message,
+    endpoint_busy_message,
+)
 from tests.azure_emulator import online_rules
+
+__all__ = ["FakeClock", "FakePoller"]  # the poller and the clock live in ``fake_operations``
 
 SUBSCRIPTION = "00000000-0000-0000-0000-000000000000"
 RESOURCE_GROUP = "rg-mlops"
@@ -133,36 +149,6 @@ class Call:
     """The REST body the SDK would send (``as_dict()`` of the serialized entity), for writes."""
 
 
-class FakePoller:
-    """``LROPoller`` stand-in: the change is applied when the operation starts; ``result`` raises
-    the operation's failure, as azure-core does when the LRO ends in ``Failed``."""
-
-    def __init__(self, result: Any = None, error: Exception | None = None, *, azure: FakeAzure | None = None) -> None:
-        self._result = result
-        self._error = error
-        self._pending = azure.lro_waits if azure is not None else 0
-        self._clock = azure.clock if azure is not None else None
-
-    def result(self, timeout: float | None = None) -> Any:  # noqa: ARG002
-        self._pending = 0
-        if self._error is not None:
-            raise self._error
-        return self._result
-
-    def done(self) -> bool:
-        return self._pending <= 0
-
-    def wait(self, timeout: float | None = None) -> None:
-        self._pending -= 1
-        if self._clock is not None and timeout:
-            self._clock.sleep(timeout)
-
-    def status(self) -> str:
-        if not self.done():
-            return "InProgress"
-        return "Failed" if self._error else "Succeeded"
-
-
 @dataclass
 class FakeAzure:
     """The service's state, shared by the operation groups, plus the call record and injections."""
@@ -211,23 +197,43 @@ class FakeAzure:
     """Raised, in order, by the next batch ``invoke`` calls (e.g. a transient 503)."""
     credential: Any = None
     """The credential the client was made with: what ``get_keys`` of an ``aad_token`` endpoint asks."""
-    lro_waits: int = 0
-    """Long-running operations stay unfinished for this many ``wait`` calls (each advances ``clock``)."""
-    clock: Any = None
+    lro_seconds: dict[str, float] = field(default_factory=lambda: dict(LRO_SECONDS))
+    """``"group.create" | "group.update" | "group.delete"`` -> virtual seconds that operation runs
+    (``fake_operations.LRO_SECONDS``: the recorded durations)."""
+    clock: Any = field(default_factory=FakeClock)
     _stale: dict[str, tuple[Any, int]] = field(default_factory=dict)
     _batch_pending: dict[tuple[str, str], int] = field(default_factory=dict)
     _job_counter: itertools.count = field(default_factory=lambda: itertools.count(1))
 
+    def __post_init__(self) -> None:
+        self.operations = Operations(lambda: self.clock)
+        """The long-running operations in flight (``fake_operations``)."""
+
+    def start(self, group: str, kind: str, resource: tuple[str, ...],
+              finish: Callable[[], Any] | None = None) -> FakePoller:
+        """Start a long-running operation of ``group`` (``create`` / ``update`` / ``delete``) on
+        ``resource``; ``finish`` applies its change when it ends."""
+        operation = self.operations.start(resource, kind, self.lro_seconds.get(f"{group}.{kind}", 0.0), finish)
+        return FakePoller(operation, self.operations)
+
+    def refuse_if_busy(self, resource: tuple[str, ...], name: str) -> None:
+        """409 while an operation runs on ``resource`` or one of its children (``fake_operations``)."""
+        if self.operations.busy(resource) is not None:
+            raise http_error(409, conflict_message(name, WORKSPACE))
+
+    def running(self, resource: tuple[str, ...]) -> Operation | None:
+        return self.operations.on(resource)
+
     # recording -------------------------------------------------------------------------------
     def record(self, group: str, method: str, args: tuple, kwargs: dict) -> None:
+        self.operations.settle()  # what has ended by now has ended, whoever polled it
         self.calls.append(Call(group, method, args, kwargs))
         key = f"{group}.{method}"
         if key in self.fail_next:
             raise self.fail_next.pop(key)
         if self.conflicts.get(key, 0) > 0:
             self.conflicts[key] -= 1
-            raise http_error(409, "Conflict: There is an operation in progress for this resource. "
-                                  "Please retry after it completes.")
+            raise http_error(409, conflict_message(key, WORKSPACE))  # another writer's operation
 
     def calls_to(self, group: str, method: str | None = None) -> list[Call]:
         return [c for c in self.calls if c.group == group and (method is None or c.method == method)]
@@ -348,27 +354,47 @@ class FakeOnlineEndpointOperations(_Group):
         _check_traffic_server_side(dict(rest.properties.traffic or {}), dict(rest.properties.mirror_traffic or {}),
                                    deployments)
         old = azure.online_endpoints.get(name)
+        if old is not None:  # one operation at a time on the endpoint and its deployments
+            azure.refuse_if_busy(("online", name), name)
         rest.name = name
         rest.id = f"{_ARM}/onlineEndpoints/{name}"
-        rest.properties.scoring_uri = (azure.scoring_uri(name) if azure.scoring_uri
-                                       else f"https://{name}.{LOCATION}.inference.ml.azure.com/score")
-        rest.properties.provisioning_state = "Succeeded"
-        if old is not None and azure.traffic_lag and (
-                dict(old.properties.traffic or {}) != dict(rest.properties.traffic or {})
-                or dict(old.properties.mirror_traffic or {}) != dict(rest.properties.mirror_traffic or {})):
-            azure._stale[name] = (old, azure.traffic_lag)
-        azure.online_endpoints[name] = rest
-        azure.keys.setdefault(name, [secrets.token_urlsafe(16), secrets.token_urlsafe(16)])
-        return FakePoller(OnlineEndpoint._from_rest_object(_fresh(rest)), azure=self._azure)
+        uri = azure.scoring_uri(name) if azure.scoring_uri else f"https://{name}.{LOCATION}.inference.ml.azure.com/score"
+        if old is None:
+            # recorded: the PUT answers ``Creating`` with ``scoringUri: null``; the URI comes with ``Succeeded``
+            rest.properties.provisioning_state = "Creating"
+            rest.properties.scoring_uri = None
+            azure.online_endpoints[name] = copy.deepcopy(rest)
+            azure.keys.setdefault(name, [secrets.token_urlsafe(16), secrets.token_urlsafe(16)])
+        else:  # GET shows the old state, ``Updating``, until the operation ends
+            old.properties.provisioning_state = "Updating"
+        rest.properties.scoring_uri = uri
+
+        def finish() -> OnlineEndpoint:
+            rest.properties.provisioning_state = "Succeeded"
+            if old is not None and azure.traffic_lag and (
+                    dict(old.properties.traffic or {}) != dict(rest.properties.traffic or {})
+                    or dict(old.properties.mirror_traffic or {}) != dict(rest.properties.mirror_traffic or {})):
+                stale = copy.deepcopy(old)
+                stale.properties.provisioning_state = "Succeeded"
+                azure._stale[name] = (stale, azure.traffic_lag)
+            azure.online_endpoints[name] = rest
+            return OnlineEndpoint._from_rest_object(_fresh(rest))
+
+        return azure.start(self.group, "create" if old is None else "update", ("online", name), finish)
 
     def begin_delete(self, name: str | None = None, *, local: bool = False) -> FakePoller:
         azure = self._azure
         if name not in azure.online_endpoints:
             raise http_error(404, f"ResourceNotFound: online endpoint {name} not found")
-        del azure.online_endpoints[name]
-        for key in [k for k in azure.online_deployments if k[0] == name]:
-            del azure.online_deployments[key]
-        return FakePoller(azure=self._azure)
+        azure.refuse_if_busy(("online", name), name)
+        azure.online_endpoints[name].properties.provisioning_state = "Deleting"
+
+        def finish() -> None:
+            del azure.online_endpoints[name]
+            for key in [k for k in azure.online_deployments if k[0] == name]:
+                del azure.online_deployments[key]
+
+        return azure.start(self.group, "delete", ("online", name), finish)
 
     def _auth_mode(self, name: str) -> str:
         if name not in self._azure.online_endpoints:
@@ -396,8 +422,12 @@ class FakeOnlineEndpointOperations(_Group):
     def begin_regenerate_keys(self, name: str, *, key_type: str = "primary") -> FakePoller:
         if self._auth_mode(name) != "key":  # the service's 400 (``tests/azure_emulator/routes/online.py``)
             raise http_error(400, f"Keys are not available for endpoint '{name}'.")
-        self._azure.keys[name][0 if key_type == "primary" else 1] = secrets.token_urlsafe(16)
-        return FakePoller(azure=self._azure)
+        self._azure.refuse_if_busy(("online", name), name)
+
+        def finish() -> None:
+            self._azure.keys[name][0 if key_type == "primary" else 1] = secrets.token_urlsafe(16)
+
+        return self._azure.start(self.group, "regenerate_keys", ("online", name), finish)
 
 
 class FakeOnlineDeploymentOperations(_Group):
@@ -433,19 +463,34 @@ class FakeOnlineDeploymentOperations(_Group):
             raise http_error(400, f"BadArgument: model {deployment.model} not found")
         if _ref(str(deployment.environment)) not in azure.environments:
             raise http_error(400, f"BadArgument: environment {deployment.environment} not found")
+        endpoint_op = azure.running(("online", endpoint))
+        if endpoint_op is not None:  # the endpoint itself is being written (azure-sdk-for-net#36961)
+            raise http_error(409, endpoint_busy_message(endpoint, endpoint_op.state))
+        azure.refuse_if_busy(("online", endpoint), f"{endpoint}/{deployment.name}")
         failed = deployment.name in azure.failing_deployments
+        key = (endpoint, deployment.name)
+        old = azure.online_deployments.get(key)
         rest.name = deployment.name
         rest.id = f"{_ARM}/onlineEndpoints/{endpoint}/deployments/{deployment.name}"
-        rest.properties.provisioning_state = "Failed" if failed else "Succeeded"
         rest.properties.scale_settings = rest_models.DefaultScaleSettings()
-        azure.online_deployments[(endpoint, deployment.name)] = rest
-        if failed:
-            azure.logs[(endpoint, deployment.name)] = azure.failing_deployments[deployment.name]
-            return FakePoller(error=http_error(
-                200, "ResourceNotReady: User container has crashed or terminated. Please see troubleshooting "
-                     "guide, available here: https://aka.ms/oe-tsg#error-resourcenotready"), azure=azure)
-        azure.logs[(endpoint, deployment.name)] = "azmlinfsrv: Listening at: http://0.0.0.0:31311\ninit() done\n"
-        return FakePoller(self._get(deployment.name, endpoint), azure=self._azure)
+        if old is None:  # listed at once, ``Creating`` (recorded: the PUT answers 201 ``Creating``)
+            rest.properties.provisioning_state = "Creating"
+            azure.online_deployments[key] = copy.deepcopy(rest)
+        else:  # a re-PUT is a new operation; the old definition shows ``Updating`` meanwhile
+            old.properties.provisioning_state = "Updating"
+
+        def finish() -> OnlineDeployment:
+            rest.properties.provisioning_state = "Failed" if failed else "Succeeded"
+            azure.online_deployments[key] = rest
+            if failed:
+                azure.logs[key] = azure.failing_deployments[deployment.name]
+                raise http_error(200, "ResourceNotReady: User container has crashed or terminated. Please see "
+                                      "troubleshooting guide, available here: https://aka.ms/oe-tsg#error-resourcenotready")
+            azure.logs[key] = "azmlinfsrv: Listening at: http://0.0.0.0:31311\ninit() done\n"
+            return self._get(deployment.name, endpoint)
+
+        return azure.start(self.group, "create" if old is None else "update", ("online", endpoint, deployment.name),
+                           finish)
 
     def begin_delete(self, name: str, endpoint_name: str, *, local: bool | None = False) -> FakePoller:
         azure = self._azure
@@ -453,8 +498,13 @@ class FakeOnlineDeploymentOperations(_Group):
             raise http_error(404, f"ResourceNotFound: deployment {name} not found")
         if azure.traffic(endpoint_name).get(name) or azure.mirror(endpoint_name).get(name):
             raise http_error(400, f"BadRequest: deployment {name} has traffic and cannot be deleted")
-        del azure.online_deployments[(endpoint_name, name)]
-        return FakePoller(azure=self._azure)
+        azure.refuse_if_busy(("online", endpoint_name), f"{endpoint_name}/{name}")
+        azure.online_deployments[(endpoint_name, name)].properties.provisioning_state = "Deleting"
+
+        def finish() -> None:
+            azure.online_deployments.pop((endpoint_name, name), None)
+
+        return azure.start(self.group, "delete", ("online", endpoint_name, name), finish)
 
     def get_logs(self, name: str, endpoint_name: str, lines: int, *, container_type: str | None = None,
                  local: bool = False) -> str:
@@ -482,16 +532,37 @@ class FakeBatchEndpointOperations(_Group):
         default = rest.properties.defaults.deployment_name if rest.properties.defaults else None
         if default and (endpoint.name, default) not in azure.batch_deployments:
             raise http_error(400, f"BadRequest: default deployment {default} does not exist")
-        rest.name = endpoint.name
-        rest.id = f"{_ARM}/batchEndpoints/{endpoint.name}"
-        rest.properties.scoring_uri = f"https://{endpoint.name}.{LOCATION}.inference.ml.azure.com/jobs"
-        rest.properties.provisioning_state = "Succeeded"
-        azure.batch_endpoints[endpoint.name] = rest
-        return FakePoller(BatchEndpoint._from_rest_object(_fresh(rest)), azure=self._azure)
+        name = endpoint.name
+        old = azure.batch_endpoints.get(name)
+        if old is not None:
+            azure.refuse_if_busy(("batch", name), name)
+        rest.name = name
+        rest.id = f"{_ARM}/batchEndpoints/{name}"
+        if old is None:  # recorded: 201 ``Creating``, ``scoringUri: null`` until the operation ``Succeeded``
+            rest.properties.provisioning_state = "Creating"
+            rest.properties.scoring_uri = None
+            azure.batch_endpoints[name] = copy.deepcopy(rest)
+        else:
+            old.properties.provisioning_state = "Updating"
+
+        def finish() -> BatchEndpoint:
+            rest.properties.scoring_uri = f"https://{name}.{LOCATION}.inference.ml.azure.com/jobs"
+            rest.properties.provisioning_state = "Succeeded"
+            azure.batch_endpoints[name] = rest
+            return BatchEndpoint._from_rest_object(_fresh(rest))
+
+        return azure.start(self.group, "create" if old is None else "update", ("batch", name), finish)
 
     def begin_delete(self, name: str) -> FakePoller:
-        self._azure.batch_endpoints.pop(name, None)
-        return FakePoller(azure=self._azure)
+        azure = self._azure
+        if name in azure.batch_endpoints:
+            azure.refuse_if_busy(("batch", name), name)
+            azure.batch_endpoints[name].properties.provisioning_state = "Deleting"
+
+        def finish() -> None:
+            azure.batch_endpoints.pop(name, None)
+
+        return azure.start(self.group, "delete", ("batch", name), finish)
 
     def invoke(self, endpoint_name: str, *, deployment_name: str | None = None,
                inputs: dict[str, Input] | None = None, **kwargs: Any) -> SimpleNamespace:
@@ -571,6 +642,14 @@ class FakeBatchDeploymentOperations(_Group):
         azure = self._azure
         if deployment.endpoint_name not in azure.batch_endpoints:
             raise http_error(404, f"ResourceNotFound: batch endpoint {deployment.endpoint_name} not found")
+        endpoint_op = azure.running(("batch", deployment.endpoint_name))
+        if endpoint_op is not None:
+            # a deployment on an endpoint that is still being created (or updated, deleted) is refused: the
+            # resource provider's message for online endpoints (azure-sdk-for-net#36961); the wire
+            # emulator refuses it too (``routes/batch.py``), and Microsoft's MLOps template waits for
+            # the batch endpoint's ``provisioning_state == "Succeeded"`` before it deploys
+            # (``wait_for_endpoint_ready`` in the dstoolkit-mlops-v2 forks' provision_batch_deployment.py)
+            raise http_error(409, endpoint_busy_message(deployment.endpoint_name, endpoint_op.state))
         for ref, registry in ((deployment.model, azure.models), (deployment.environment, azure.environments)):
             if _ref(str(ref)) not in registry:
                 raise http_error(400, f"BadArgument: {ref} not found")
@@ -579,15 +658,19 @@ class FakeBatchDeploymentOperations(_Group):
         rest.properties.provisioning_state = "Creating" if azure.batch_ready_after > 0 else "Succeeded"
         azure.batch_deployments[(deployment.endpoint_name, deployment.name)] = rest
         azure._batch_pending[(deployment.endpoint_name, deployment.name)] = azure.batch_ready_after
-        return FakePoller(self._get(deployment.name, deployment.endpoint_name, advance=False), azure=self._azure)
+        created = self._get(deployment.name, deployment.endpoint_name, advance=False)
+        # the operation is accepted and ends at once here; readiness is ``batch_ready_after`` reads of ``get``
+        return azure.start(self.group, "create", ("batch", deployment.endpoint_name, deployment.name),
+                           lambda: created)
 
     def begin_delete(self, name: str, endpoint_name: str) -> FakePoller:
         azure = self._azure
         default = azure.batch_endpoints[endpoint_name].properties.defaults
         if default and default.deployment_name == name:
             raise http_error(400, f"BadRequest: {name} is the default deployment")
-        azure.batch_deployments.pop((endpoint_name, name), None)
-        return FakePoller(azure=self._azure)
+        azure.refuse_if_busy(("batch", endpoint_name), f"{endpoint_name}/{name}")
+        return azure.start(self.group, "delete", ("batch", endpoint_name, name),
+                           lambda: azure.batch_deployments.pop((endpoint_name, name), None) and None)
 
 
 def _asset_versions(registry: dict[tuple[str, str], Any], name: str) -> list[str]:
@@ -830,22 +913,6 @@ class FakeScoringServer:
         if target is None or (endpoint, target) not in self._azure.online_deployments:
             return 404, b'{"message": "no deployment to serve the request"}'
         return 200, b'{"forecast": [1.0, 2.0], "deployment": "' + target.encode() + b'"}'
-
-
-class FakeClock:
-    """``clock``/``sleep`` pair: sleeping advances the clock at once, so waits and backoffs are
-    exercised in full (and recorded in ``slept``) without taking time."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
 
 
 @dataclass

@@ -265,3 +265,16 @@ def test_a_conflict_saying_asset_paths_cannot_be_updated_is_a_taken_version(deta
     assert d.asset_version_taken(detail) is taken
     assert ("already exists with other content" in str(error)) is taken
     assert ("another operation is in progress" in str(error)) is not taken
+
+
+@pytest.mark.parametrize(("states", "busy"), [
+    ({"endpoint e": "Succeeded", "deployment blue": "Succeeded"}, []),
+    ({"endpoint e": "Updating", "deployment blue": "Succeeded"}, ["endpoint e is Updating"]),
+    ({"endpoint e": "Succeeded", "deployment green": "Creating"}, ["deployment green is Creating"]),
+    ({"endpoint e": "Succeeded", "deployment blue": "Scaling"}, ["deployment blue is Updating"]),  # autoscale
+    ({"endpoint e": "Deleting"}, ["endpoint e is Deleting"]),
+    ({"endpoint e": "Succeeded", "deployment red": "Failed", "deployment x": "Canceled"}, []),  # ended, not running
+    ({"endpoint e": None, "deployment blue": ""}, []),  # states nothing: not waited for forever
+])
+def test_which_resources_have_an_operation_in_flight(states, busy) -> None:
+    assert d.operations_in_flight(states) == busy

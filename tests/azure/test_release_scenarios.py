@@ -335,14 +335,14 @@ def test_failed_batch_job_reports_failure_and_logs(rig: Rig, specs, tmp_path) ->
 def test_long_deployment_reports_progress_and_times_out(rig: Rig, specs) -> None:
     ws, azure = rig.workspace, rig.azure
     model, env = first_release(rig.workspace, specs)
-    azure.lro_waits = 3
+    azure.lro_seconds["online_deployments.create"] = 90.0  # three of the adapter's 30 s waits
     messages: list[str] = []
     ws.create_online_deployment(specs.deployment("green", model, env), progress=messages.append)
     assert [m for m in messages if "in progress" in m] == [
         "create deployment green on online endpoint tcn-forecast: in progress (30s)",
         "create deployment green on online endpoint tcn-forecast: in progress (60s)"]
     slow = type(ws)(ws._ml, sleep=rig.clock.sleep, clock=rig.clock, lro_timeout=100.0)
-    azure.lro_waits = 1000
+    azure.lro_seconds["online_deployments.update"] = 30_000.0
     with pytest.raises(WorkspaceError, match="still running after 100s"):
         slow.create_online_deployment(specs.deployment("green", model, env))
 

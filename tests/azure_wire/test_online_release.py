@@ -151,10 +151,11 @@ def test_a_candidate_that_never_starts_fails_with_its_log_and_takes_no_traffic(w
     assert actions.requests_to("/deployments/green/getLogs", "POST"), "the logs came from Azure's getLogs"
 
 
-def test_a_write_while_an_operation_runs_gets_409_and_the_adapter_waits_it_out(workspace, specs,
-                                                                                actions: RunningEmulator) -> None:
-    """Azure refuses a second write to an endpoint while an operation runs on it (409); the adapter's
-    backoff (on the virtual clock) carries the traffic change through once the first has finished."""
+def test_a_write_while_an_operation_runs_would_get_409_so_the_adapter_waits_it_out(workspace, specs,
+                                                                                    actions: RunningEmulator) -> None:
+    """Azure refuses a second write to an endpoint while an operation runs on it (409, for as long as
+    it runs); the adapter reads the endpoint ``Updating`` and waits (on the virtual clock) until the
+    first has finished, then writes once - refused never (``AzureCalls._wait_idle``)."""
     ws = workspace
     model, env = first_release(ws, specs)
     # another client's update (a raw PUT that nobody polls: an SDK poller in a background thread would
@@ -163,10 +164,11 @@ def test_a_write_while_an_operation_runs_gets_409_and_the_adapter_waits_it_out(w
     body = {"location": "eastus", "tags": {**current["tags"], "owner": "someone-else"},
             "properties": {"authMode": "Key", "traffic": current["traffic"], "mirrorTraffic": {}}}
     assert _raw(actions, "PUT", f"{actions.workspace.arm_id}/onlineEndpoints/tcn-forecast", body) == 201
-    ws.create_online_deployment(specs.deployment("green", model, env))  # 409 first, then created
+    lines: list[str] = []
+    ws.create_online_deployment(specs.deployment("green", model, env), progress=lines.append)  # waits, then creates
     ws.set_traffic("tcn-forecast", {"blue": 50, "green": 50})
-    refused = [e for e in actions.exchanges if e.status == 409]
-    assert refused and all("/onlineEndpoints/tcn-forecast" in e.path for e in refused)
+    assert any("(endpoint tcn-forecast is Updating)" in line for line in lines)
+    assert [e for e in actions.exchanges if e.status == 409] == [], "it waited instead of being refused"
     endpoint = ws.get_online_endpoint("tcn-forecast")
     assert endpoint.traffic == {"blue": 50, "green": 50} and endpoint.tags["owner"] == "someone-else"
 

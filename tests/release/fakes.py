@@ -25,6 +25,7 @@ from pathlib import Path
 
 from mlops.errors import ConflictError, DeploymentFailedError, NotFoundError, RuleViolation, WorkspaceError
 from mlops.workspace.hashing import content_hash
+from mlops.workspace.local.workspace.batch import LOCAL_BATCH_POLL_S
 from mlops.workspace.port import (
     BatchDeployment,
     BatchDeploymentSpec,
@@ -307,6 +308,10 @@ class FakeWorkspace:
 
     def get_batch_job(self, job_name):
         return self.jobs[job_name][0]
+
+    @staticmethod
+    def batch_job_poll(elapsed):
+        return LOCAL_BATCH_POLL_S  # in memory, like the local workspace: a read costs nothing
 
     def download_batch_output(self, job_name, dest):
         dest.mkdir(parents=True, exist_ok=True)

@@ -34,7 +34,9 @@ How it maps the port onto Azure ML, and the traps it avoids:
   empty ``traffic`` zeroes the live traffic, so every update starts from ``get``. Traffic and mirror
   updates wait until the endpoint *reports* the new split. Deployment creation waits on the LRO;
   a failure fetches the container logs (inference server, then storage initializer) into
-  ``DeploymentFailedError``. HTTP 409 "operation in progress" and 429 are retried with backoff.
+  ``DeploymentFailedError``. HTTP 409 "operation in progress" and 429 are retried with backoff;
+  before writing to an endpoint (or a deployment on it) the adapter waits until no operation is in
+  flight there (``calls._wait_idle``): Azure runs one at a time and refuses the rest for minutes.
 * **Invoking** posts the raw body ourselves with the endpoint key. The SDK's ``invoke`` re-parses
   the body as JSON and, in azure-ai-ml 1.35, mutates the class-level ``DEFAULT_HEADER`` dict, so an
   ``azureml-model-deployment`` header (and the key) leaks into every later call in the process.

@@ -85,6 +85,20 @@ class BatchOps(AzureCalls):
     def _get_batch_entity(self, name: str) -> Any:
         return self._call(f"get batch endpoint {name}", self._ml.batch_endpoints.get, name=name)
 
+    def _idle_batch_endpoint(self, name: str, what: str, progress: Progress) -> Any:
+        """The batch endpoint, read once no operation runs on it (``AzureCalls._wait_idle``): a
+        deployment on an endpoint that is still ``Creating`` is refused (the fake's and the wire
+        emulator's rule; Microsoft's MLOps template waits for ``provisioning_state == "Succeeded"``
+        before it deploys to a batch endpoint)."""
+        read: list[Any] = []
+
+        def states() -> dict[str, object]:
+            read[:] = [self._get_batch_entity(name)]
+            return {f"batch endpoint {name}": getattr(read[0], "provisioning_state", None)}
+
+        self._wait_idle(what, states, progress)
+        return read[0]
+
     def list_batch_endpoints(self) -> list[BatchEndpoint]:
         return [self._batch_endpoint(e) for e in self._list("list batch endpoints", self._ml.batch_endpoints.list)]
 
@@ -95,8 +109,9 @@ class BatchOps(AzureCalls):
     def ensure_batch_endpoint(self, spec: BatchEndpointSpec, *, progress: Progress = no_progress) -> BatchEndpoint:
         rules.check_endpoint_name(spec.name)
         entity = self._get_or_none(f"get batch endpoint {spec.name}", self._ml.batch_endpoints.get, name=spec.name)
-        if entity is not None:
-            return self._batch_endpoint(entity)
+        if entity is not None:  # perhaps still being created by another writer: ready once it has succeeded
+            return self._batch_endpoint(self._idle_batch_endpoint(spec.name, f"use batch endpoint {spec.name}",
+                                                                  progress))
         progress(f"creating batch endpoint {spec.name}")
         new = AzBatchEndpoint(name=spec.name, description=spec.description or None)
         self._lro(f"create batch endpoint {spec.name}", lambda: self._ml.batch_endpoints.begin_create_or_update(new),
@@ -112,7 +127,8 @@ class BatchOps(AzureCalls):
                                 progress: Progress = no_progress) -> BatchDeployment:
         rules.check_endpoint_name(spec.endpoint_name)
         rules.check_deployment_name(spec.endpoint_name, spec.name)
-        self._get_batch_entity(spec.endpoint_name)
+        what = f"create deployment {spec.name} on batch endpoint {spec.endpoint_name}"
+        self._idle_batch_endpoint(spec.endpoint_name, what, progress)
         entity = ModelBatchDeployment(
             name=spec.name, endpoint_name=spec.endpoint_name,
             model=decide.asset_reference(spec.model), environment=decide.asset_reference(spec.environment),
@@ -128,7 +144,6 @@ class BatchOps(AzureCalls):
                 error_threshold=spec.error_threshold,
                 environment_variables=dict(spec.environment_variables) or None),
         )
-        what = f"create deployment {spec.name} on batch endpoint {spec.endpoint_name}"
         progress(f"{what} (model {spec.model}, environment {spec.environment}, compute {spec.compute})")
         self._lro(what, lambda: self._ml.batch_deployments.begin_create_or_update(entity), progress=progress,
                   failed=lambda reason: DeploymentFailedError(f"{what} failed: {reason}"))

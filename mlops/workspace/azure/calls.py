@@ -189,6 +189,21 @@ class AzureCalls:
                 raise failed(str(exc)) from exc
             raise error from exc
 
+    def _wait_idle(self, what: str, states: Callable[[], Mapping[str, object]], progress: Progress) -> None:
+        """Before a write: until no operation runs on the resources ``states()`` reads (their
+        ``provisioning_state`` by name; ``azure_decisions.operations_in_flight`` says why), at most
+        ``lro_timeout``. Another writer's operation (a release that timed out, the portal, autoscale)
+        would make Azure refuse ours with 409 for as long as it runs - minutes, more than a refused
+        call's backoff. A write that races one started after this check is still retried (``_call``)."""
+        deadline = self.options.clock() + self.options.lro_timeout
+        while busy := decide.operations_in_flight(states()):
+            if self.options.clock() >= deadline:
+                raise WorkspaceError(f"{what}: {', '.join(busy)} still after {self.options.lro_timeout:.0f}s; Azure "
+                                     "refuses another write until that operation ends - check it in Azure ML studio "
+                                     "and re-run (it is idempotent)")
+            progress(f"{what}: waiting for an operation already running in Azure to end ({', '.join(busy)})")
+            self.options.sleep(self.options.poll_interval)
+
     def _wait_until(self, what: str, check: Callable[[], bool]) -> None:
         deadline = self.options.clock() + self.options.settle_timeout
         while not check():

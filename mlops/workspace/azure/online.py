@@ -59,6 +59,19 @@ class OnlineOps(AzureCalls):
     def _get_endpoint_entity(self, name: str) -> Any:
         return self._call(f"get online endpoint {name}", self._ml.online_endpoints.get, name=name)
 
+    def _idle_endpoint(self, name: str, what: str, progress: Progress) -> tuple[Any, list[Any]]:
+        """The endpoint and its deployments, read once no operation runs on any of them: Azure runs
+        one at a time there and refuses a write meanwhile (``AzureCalls._wait_idle``)."""
+        read: list[Any] = []
+
+        def states() -> dict[str, object]:
+            read[:] = [self._get_endpoint_entity(name), self._deployment_entities(name)]
+            return {f"endpoint {name}": getattr(read[0], "provisioning_state", None),
+                    **{f"deployment {d.name}": getattr(d, "provisioning_state", None) for d in read[1]}}
+
+        self._wait_idle(what, states, progress)
+        return read[0], read[1]
+
     def list_online_endpoints(self) -> list[OnlineEndpoint]:
         return [self._online_endpoint(e) for e in self._list("list online endpoints", self._ml.online_endpoints.list)]
 
@@ -78,8 +91,9 @@ class OnlineOps(AzureCalls):
             except AuthError as error:  # the release identity: no onlineEndpoints/write, by design
                 raise AuthError(decide.endpoint_setup_hint(spec.name, str(error))) from error
             return self._online_endpoint(self._get_endpoint_entity(spec.name))
+        entity, held = self._idle_endpoint(spec.name, f"update online endpoint {spec.name}", progress)
         auth_change = bool(spec.auth_mode) and str(entity.auth_mode).lower() != spec.auth_mode.lower()
-        if auth_change and self._deployment_entities(spec.name):
+        if auth_change and held:
             progress(f"note: endpoint {spec.name} uses auth mode {entity.auth_mode}, the spec says {spec.auth_mode}; "
                      "left unchanged (it serves deployments: its clients use the current mode)")
             auth_change = False
@@ -147,8 +161,9 @@ class OnlineOps(AzureCalls):
                                  progress: Progress = no_progress) -> OnlineDeployment:
         rules.check_endpoint_name(spec.endpoint_name)
         rules.check_deployment_name(spec.endpoint_name, spec.name)
-        self._get_endpoint_entity(spec.endpoint_name)  # NotFoundError names the missing endpoint
-        existing = [d.name for d in self._deployment_entities(spec.endpoint_name)]
+        what = f"create deployment {spec.name} on online endpoint {spec.endpoint_name}"
+        _, held = self._idle_endpoint(spec.endpoint_name, what, progress)  # NotFoundError names a missing endpoint
+        existing = [d.name for d in held]
         rules.check_deployment_count(spec.endpoint_name, existing, spec.name)
         rs = spec.request_settings
         entity = ManagedOnlineDeployment(
@@ -164,7 +179,6 @@ class OnlineOps(AzureCalls):
             liveness_probe=_probe(spec.liveness_probe), readiness_probe=_probe(spec.readiness_probe),
             tags=dict(spec.tags) or None,
         )
-        what = f"create deployment {spec.name} on online endpoint {spec.endpoint_name}"
         progress(f"{what} (model {spec.model}, environment {spec.environment}, {spec.instance_count} x "
                  f"{spec.instance_type}); waiting for it to become ready")
         self._lro(what, lambda: self._ml.online_deployments.begin_create_or_update(entity), progress=progress,
@@ -178,7 +192,8 @@ class OnlineOps(AzureCalls):
         return result
 
     def delete_online_deployment(self, endpoint_name: str, name: str, *, progress: Progress = no_progress) -> None:
-        endpoint = self._get_endpoint_entity(endpoint_name)
+        endpoint, _ = self._idle_endpoint(endpoint_name, f"delete deployment {name} of online endpoint {endpoint_name}",
+                                          progress)
         rules.check_deployment_deletion(endpoint_name, name, decide.nonzero(endpoint.traffic),
                                         decide.nonzero(endpoint.mirror_traffic))
         progress(f"deleting deployment {name} of online endpoint {endpoint_name}")
@@ -189,8 +204,8 @@ class OnlineOps(AzureCalls):
     def set_traffic(self, endpoint_name: str, traffic: Mapping[str, int],
                     mirror_traffic: Mapping[str, int] | None = None, *,
                     progress: Progress = no_progress) -> OnlineEndpoint:
-        entity = self._get_endpoint_entity(endpoint_name)
-        deployments = [self._online_deployment(d) for d in self._deployment_entities(endpoint_name)]
+        entity, held = self._idle_endpoint(endpoint_name, f"update traffic of online endpoint {endpoint_name}", progress)
+        deployments = [self._online_deployment(d) for d in held]
         mirror = dict(mirror_traffic) if mirror_traffic is not None else decide.nonzero(entity.mirror_traffic)
         rules.check_traffic(endpoint_name, dict(traffic), mirror, [d.name for d in deployments],
                             failed=[d.name for d in deployments if d.state == "Failed"])
@@ -223,6 +238,7 @@ class OnlineOps(AzureCalls):
         if which not in ("primary", "secondary"):
             raise UsageError(f"key must be 'primary' or 'secondary', got {which!r}")
         self._invoke_targets.pop(endpoint_name, None)
+        self._idle_endpoint(endpoint_name, f"regenerate the {which} key of online endpoint {endpoint_name}", no_progress)
         self._lro(f"regenerate the {which} key of online endpoint {endpoint_name}",
                   lambda: self._ml.online_endpoints.begin_regenerate_keys(name=endpoint_name, key_type=which))
         return self.get_keys(endpoint_name)
@@ -238,10 +254,16 @@ class OnlineOps(AzureCalls):
 
     def _invoke_target(self, endpoint_name: str) -> tuple[str, str, str]:
         """(scoring URI, auth mode, key or "") of ``endpoint_name``, cached (``_invoke_targets``).
-        aad_token endpoints cache no key: the credential caches and refreshes its own token."""
+        aad_token endpoints cache no key: the credential caches and refreshes its own token. An
+        endpoint still being created has no scoring URI yet (recorded: ``scoringUri: null`` until
+        its operation ``Succeeded``): that is an error naming its state, and nothing is cached."""
         cached = self._invoke_targets.get(endpoint_name)
         if cached is None:
             entity = self._get_endpoint_entity(endpoint_name)
+            if not getattr(entity, "scoring_uri", None):
+                state = decide.deployment_state(getattr(entity, "provisioning_state", None))
+                raise WorkspaceError(f"invoke online endpoint {endpoint_name}: it has no scoring URI yet (provisioning "
+                                     f"state {state}); Azure gives it one when the endpoint's creation has succeeded")
             auth_mode = str(entity.auth_mode or "key")
             key = "" if auth_mode.lower() == "aad_token" else self._bearer(endpoint_name, auth_mode)
             cached = self._invoke_targets[endpoint_name] = (str(entity.scoring_uri), auth_mode, key)

@@ -23,18 +23,23 @@ from mlops.workspace.port import (
 )
 
 SYNTHETIC = "synthetic"
+"""The training data named ``synthetic`` (``mlops train --data``, ``mlops jobs submit --data``,
+``AutoMLJobRequest.data``): the built-in seeded DAU-like series instead of a CSV. Only
+``load_training_data`` tells it from a path."""
 
 
-def load_training_data(data: str, *, fast: bool = False) -> tuple[Any, str]:
-    """``(frame, source)`` from a CSV (date,count[,holiday]) or ``synthetic`` (the seeded series;
-    ``fast``: a shorter one). Bad input is a ``UsageError`` naming the file and the column."""
+def load_training_data(data: str, *, fast: bool = False, days: int | None = None,
+                       seed: int = 0) -> tuple[Any, str]:
+    """``(frame, source)`` from a CSV (date,count[,holiday]) or ``SYNTHETIC`` (the seeded series of
+    ``days`` days and ``seed``; by default 1095 days, ``fast``: 420). Bad input is a ``UsageError``
+    naming the file and the column."""
     from mlops.forecasting.data import load_series_csv
     from mlops.forecasting.errors import ForecastInputError
     from mlops.forecasting.synthetic import generate_dau
     from mlops.forecasting.training import MAX_IMPUTED_GAP
 
     if data == SYNTHETIC:
-        return generate_dau(420 if fast else 1095, seed=0), SYNTHETIC
+        return generate_dau(days or (420 if fast else 1095), seed=seed), SYNTHETIC
     try:
         return load_series_csv(data, fill_gaps=MAX_IMPUTED_GAP), str(data)
     except ForecastInputError as error:

@@ -27,9 +27,18 @@ from mlops.workspace.port import (
     no_progress,
 )
 
+LOCAL_BATCH_POLL_S = 0.5
+"""Between reads of a local batch job (a SQLite query; the job runs here in seconds)."""
+
 
 class BatchOps(LocalBase):
     """Batch endpoints (the first deployment is the default), deployments, jobs, outputs and logs."""
+
+    @staticmethod
+    def batch_job_poll(elapsed: float) -> float:  # noqa: ARG004 - the port's signature
+        """Seconds before the next read of a batch job (``Workspace.batch_job_poll``): the same
+        ``LOCAL_BATCH_POLL_S`` all along - a read is a SQLite query, not a call counted by a service."""
+        return LOCAL_BATCH_POLL_S
 
     def _batch_endpoint(self, row: Any) -> BatchEndpoint:
         return BatchEndpoint(row["name"], row["default_deployment"], f"{self.uri}#batch/{row['name']}")
