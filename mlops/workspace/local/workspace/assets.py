@@ -85,7 +85,7 @@ class AssetOps(LocalBase):
         ``request.trials``) on ``request.data`` (a data asset exists only on Azure)."""
         from dataclasses import replace as _replace
 
-        from mlops.forecasting.training import TrainConfig
+        from mlops.forecasting.train_config import TrainConfig
         from mlops.specs.automl_job import load_automl_job_spec
 
         spec = load_automl_job_spec(request.spec_file)
