@@ -21,7 +21,7 @@ sys.path.insert(0, str(REPO))
 
 from mlops.forecasting.data import load_series_csv  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau, train_holdout_split  # noqa: E402
-from mlops.forecasting.training import MAX_IMPUTED_GAP  # noqa: E402
+from mlops.forecasting.train_config import MAX_IMPUTED_GAP  # noqa: E402
 from mlops.packaging import stage_scoring_code  # noqa: E402
 from mlops.processes import stop_process_group  # noqa: E402
 

@@ -47,8 +47,8 @@ from mlops.forecasting.adaptive import ADAPT_RATE  # noqa: E402
 from mlops.forecasting.data import load_series_csv  # noqa: E402
 from mlops.forecasting.intervals import coverage  # noqa: E402
 from mlops.forecasting.metrics import accuracy, seasonal_naive  # noqa: E402
-from mlops.forecasting.train_config import TrainConfig  # noqa: E402
-from mlops.forecasting.training import MAX_IMPUTED_GAP, train_model  # noqa: E402
+from mlops.forecasting.train_config import MAX_IMPUTED_GAP, TrainConfig  # noqa: E402
+from mlops.forecasting.training import train_model  # noqa: E402
 from mlops.packaging import stage_scoring_code  # noqa: E402
 
 HORIZON = 14

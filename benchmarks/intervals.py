@@ -59,8 +59,8 @@ from mlops.forecasting.intervals import coverage  # noqa: E402
 from mlops.forecasting.loading import load_forecaster  # noqa: E402
 from mlops.forecasting.metrics import accuracy, seasonal_naive  # noqa: E402
 from mlops.forecasting.synthetic import generate_dau  # noqa: E402
-from mlops.forecasting.train_config import TrainConfig  # noqa: E402
-from mlops.forecasting.training import MAX_IMPUTED_GAP, train_model  # noqa: E402
+from mlops.forecasting.train_config import MAX_IMPUTED_GAP, TrainConfig  # noqa: E402
+from mlops.forecasting.training import train_model  # noqa: E402
 
 TEST_DAYS = 454
 """The tail of every non-DAU series left unread, as DAU's test.csv is (its length)."""

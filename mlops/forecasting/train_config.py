@@ -16,6 +16,9 @@ from .windows import context_days
 KERNEL_SIZE = 3
 """The convolutions' kernel (``TCNConfig.kernel_size``'s default)."""
 
+MAX_IMPUTED_GAP = 3
+"""Training interpolates gaps of up to this many missing days (GitHub's DAU file lacks two days)."""
+
 
 @dataclass(frozen=True)
 class TrainConfig:

@@ -51,11 +51,9 @@ from .errors import ForecastInputError
 from .evaluation import evaluator, holdout_pairs, metrics_document, residual_table
 from .fit import Deterministic, fit
 from .splits import Split, context
-from .train_config import TrainConfig
+from .train_config import MAX_IMPUTED_GAP, TrainConfig
 
 METRICS_FILE = "metrics.json"
-MAX_IMPUTED_GAP = 3
-"""Training interpolates gaps of up to this many missing days (GitHub's DAU file lacks two days)."""
 
 
 @dataclass(frozen=True)

@@ -131,7 +131,7 @@ def test_the_holiday_block_marks_holidays_their_neighbours_and_the_year_end(day:
 
 
 def test_the_real_dau_files_load_and_test_continues_train(dau_data: Path) -> None:
-    from mlops.forecasting.training import MAX_IMPUTED_GAP
+    from mlops.forecasting.train_config import MAX_IMPUTED_GAP
 
     train = load_series_csv(dau_data / "train.csv", fill_gaps=MAX_IMPUTED_GAP)
     test = load_series_csv(dau_data / "test.csv")

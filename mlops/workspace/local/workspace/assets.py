@@ -36,7 +36,7 @@ def load_training_data(data: str, *, fast: bool = False, days: int | None = None
     from mlops.forecasting.data import load_series_csv
     from mlops.forecasting.errors import ForecastInputError
     from mlops.forecasting.synthetic import generate_dau
-    from mlops.forecasting.training import MAX_IMPUTED_GAP
+    from mlops.forecasting.train_config import MAX_IMPUTED_GAP
 
     if data == SYNTHETIC:
         return generate_dau(days or (420 if fast else 1095), seed=seed), SYNTHETIC
