@@ -14,9 +14,10 @@ applied when the target of an earlier origin's horizon-``h`` forecast is known (
 before the current origin's: the feedback of horizon ``h`` arrives ``h`` days late, so nothing not
 yet known at an origin is read). A level whose quantile was hit too often moves down, one hit too
 rarely moves up; over a long series each quantile's hit rate tends to ``tau`` whatever the drift
-(Gibbs & Candes, Prop. 4.1). The working level is clipped to the calibration's range (its rank to
-``1..n``: the widest band calibration can give, where ACI would allow an infinite one), and the
-quantiles of one forecast are kept ordered across levels.
+(their long-run coverage bound, sec. 4: the gap shrinks as ``1 / (rate * origins)``). The working
+level is clipped to the calibration's range (its rank to ``1..n``: the widest band calibration can
+give, where ACI would allow an infinite one - so the bound holds only while the drift stays inside
+that range), and the quantiles of one forecast are kept ordered across levels.
 
 ``ADAPT_RATE`` (``gamma``) was chosen on training data only: seven series' pseudo-test years
 (``benchmarks/intervals.py``), smallest mean |coverage - 80%| then smallest worst, then narrower.

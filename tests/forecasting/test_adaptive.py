@@ -47,7 +47,7 @@ def test_rate_zero_is_plain_conformal() -> None:
 def test_the_band_covers_80_percent_whatever_the_drift(series_sd: float, untracked_low: float,
                                                       untracked_high: float) -> None:
     """A calmer series over-covers and a wilder one under-covers with the calibration's fixed ranks;
-    tracked, both come to 80% (Gibbs & Candes 2021, Prop. 4.1)."""
+    tracked, both come to 80% (Gibbs & Candes 2021, sec. 4)."""
     residuals, log_actual, origins = drifted(3000, 1.0, series_sd)
     zeros, ones = np.zeros((len(origins), H)), np.ones(len(origins))
     fixed = hits(tracked_log_quantiles(zeros, ones, residuals, [0.1, 0.9], origins, log_actual, rate=0.0),
