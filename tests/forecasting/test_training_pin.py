@@ -5,7 +5,7 @@ A refactor of the training code (where its parts live, how they hand results to 
 leave both unchanged. The fingerprint is the metrics without the run's clock (``created``,
 ``training.seconds``), and of everything ``model.pt`` holds but its metadata's clock and torch
 version - the weights, the calibration residuals and level, the scaling, the context, the network
-config - each tensor's shape, sum and sum of absolute values. Numbers are compared to a relative
+config - each tensor's shape, sum of absolute values and sum of squares. Numbers are compared to a relative
 1e-4: a CPU whose SIMD kernels round differently in the last bits (a few epochs amplify that to
 ~1e-6) does not fail it, while any change of behaviour does (a seed, a split, an epoch: percents).
 A deliberate change of behaviour rewrites the file: ``.venv/bin/python -m tests.forecasting.test_training_pin``.
@@ -35,12 +35,13 @@ RTOL = 1e-4
 
 
 def _summary(value: Any) -> Any:
-    """JSON-able: dicts without the clock, tensors as ``[shape, sum, sum of |x|]``."""
+    """JSON-able: dicts without the clock, tensors as ``[shape, sum of |x|, sum of x^2]`` - sums that
+    cannot cancel, so a relative tolerance means the same for every tensor."""
     if isinstance(value, dict):
         return {k: _summary(v) for k, v in sorted(value.items()) if k not in CLOCK}
     if isinstance(value, torch.Tensor):
         values = value.detach().to(torch.float64)
-        return [list(value.shape), float(values.sum()), float(values.abs().sum())]
+        return [list(value.shape), float(values.abs().sum()), float(values.square().sum())]
     if isinstance(value, list | tuple):
         return [_summary(v) for v in value]
     return value
